@@ -1,0 +1,307 @@
+"""Event payloads of the job lifecycle (DESIGN.md §4).
+
+Every change to a job is one of these events. They are plain pydantic models so the same class
+validates an HTTP body, travels through Temporal (pydantic data converter) and is stored in the
+timeline. Shape checks live here; rules that depend on the job's state live in `lifecycle`.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+OptionalText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]
+Email = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, max_length=254, pattern=r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$"
+    ),
+]
+Phone = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=3, max_length=32, pattern=r"^[0-9+()\-. #*x]+$")
+]
+Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
+PositiveMoney = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=2)]
+Quantity = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=3)]
+
+Source = Literal["incoming_call", "incoming_email", "outgoing_call", "outgoing_email"]
+Priority = Literal["standard", "emergency"]
+PaymentMethod = Literal["cash", "check", "card", "ach", "other"]
+
+
+class _Event(BaseModel):
+    # Unknown fields are a client's mistake worth telling them about, not something to drop.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class QuoteLine(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: ShortText
+    quantity: Quantity
+    unit_price: Money
+    sku: ShortText | None = None
+
+    @property
+    def amount(self) -> Decimal:
+        return (self.quantity * self.unit_price).quantize(Decimal("0.01"))
+
+
+class PartLine(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sku: ShortText
+    description: ShortText
+    quantity: Annotated[int, Field(gt=0, le=100_000)]
+    supplier: ShortText
+    po_number: ShortText
+    expected_delivery: date
+
+
+class PartUsed(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sku: ShortText
+    quantity: Quantity
+
+
+class JobCreated(_Event):
+    type: Literal["job_created"] = "job_created"
+    client_id: Annotated[int, Field(gt=0)]
+    title: ShortText
+    description: OptionalText = ""
+    source: Source
+    priority: Priority = "standard"
+    site_address: OptionalText = ""
+
+
+class OwnerAssigned(_Event):
+    type: Literal["owner_assigned"] = "owner_assigned"
+    owner: ShortText
+
+
+class LeadQualified(_Event):
+    type: Literal["lead_qualified"] = "lead_qualified"
+
+
+class QuoteDrafted(_Event):
+    type: Literal["quote_drafted"] = "quote_drafted"
+    lines: Annotated[list[QuoteLine], Field(min_length=1, max_length=200)]
+    valid_until: date | None = None
+    notes: OptionalText = ""
+
+
+class QuoteSent(_Event):
+    type: Literal["quote_sent"] = "quote_sent"
+    to_email: Email | None = None
+    sms: bool = False
+    approval_expected_at: AwareDatetime | None = None
+
+
+class QuoteApproved(_Event):
+    type: Literal["quote_approved"] = "quote_approved"
+
+
+class ApprovalRequested(_Event):
+    type: Literal["approval_requested"] = "approval_requested"
+    notes: OptionalText = ""
+
+
+class ApprovalGranted(_Event):
+    type: Literal["approval_granted"] = "approval_granted"
+
+
+class ApprovalDenied(_Event):
+    type: Literal["approval_denied"] = "approval_denied"
+    reason: Text
+
+
+class QuoteDeclined(_Event):
+    type: Literal["quote_declined"] = "quote_declined"
+    reason: Text
+
+
+class EmergencyDispatch(_Event):
+    type: Literal["emergency_dispatch"] = "emergency_dispatch"
+    notes: OptionalText = ""
+
+
+class PartsOrdered(_Event):
+    type: Literal["parts_ordered"] = "parts_ordered"
+    parts: Annotated[list[PartLine], Field(min_length=1, max_length=200)]
+
+    @model_validator(mode="after")
+    def _unique_skus(self) -> PartsOrdered:
+        skus = [p.sku for p in self.parts]
+        if len(skus) != len(set(skus)):
+            raise ValueError("each part line needs its own sku")
+        return self
+
+
+class PartsDelivered(_Event):
+    type: Literal["parts_delivered"] = "parts_delivered"
+    skus: Annotated[list[ShortText], Field(min_length=1, max_length=200)]
+
+
+class JobScheduled(_Event):
+    type: Literal["job_scheduled"] = "job_scheduled"
+    technician: ShortText
+    window_start: AwareDatetime
+    window_end: AwareDatetime
+
+    @model_validator(mode="after")
+    def _window_order(self) -> JobScheduled:
+        if self.window_end <= self.window_start:
+            raise ValueError("window_end must be after window_start")
+        return self
+
+
+class ChecklistCompleted(_Event):
+    type: Literal["checklist_completed"] = "checklist_completed"
+    parts_verified: bool
+    check_in_phone: Phone
+    pricing_discussion: Literal["allowed", "not_allowed"]
+    platinum_protocol_acknowledged: bool = False
+
+
+class TechDispatched(_Event):
+    type: Literal["tech_dispatched"] = "tech_dispatched"
+    notify_customer: bool = False
+
+
+class TechCheckedIn(_Event):
+    type: Literal["tech_checked_in"] = "tech_checked_in"
+
+
+class JobCompleted(_Event):
+    type: Literal["job_completed"] = "job_completed"
+    work_performed: Text
+    notes: OptionalText = ""
+    parts_used: Annotated[list[PartUsed], Field(max_length=200)] = []
+    fields: dict[str, Any] = {}
+
+
+class JobIncomplete(_Event):
+    type: Literal["job_incomplete"] = "job_incomplete"
+    reason: Literal["wrong_parts", "insufficient_time"]
+    notes: OptionalText = ""
+
+
+class InvoiceSent(_Event):
+    type: Literal["invoice_sent"] = "invoice_sent"
+    lines: Annotated[list[QuoteLine], Field(min_length=1, max_length=200)] | None = None
+    override_reason: Text | None = None
+    billing_email: Email | None = None
+    po_number: ShortText | None = None
+    submitted_to_client_portal: bool = False
+
+
+class EvidenceVerified(_Event):
+    type: Literal["evidence_verified"] = "evidence_verified"
+    documents: bool
+    notes: bool
+    parts_usage: bool
+    photos: bool
+    customer_communication: bool
+
+
+class PaymentRecorded(_Event):
+    type: Literal["payment_recorded"] = "payment_recorded"
+    amount: PositiveMoney
+    method: PaymentMethod
+    paid_on_site: bool = False
+
+
+class JobCanceled(_Event):
+    type: Literal["job_canceled"] = "job_canceled"
+    reason: Text
+
+
+class NoteAdded(_Event):
+    type: Literal["note_added"] = "note_added"
+    text: Text
+
+
+class ContactUpdated(_Event):
+    type: Literal["contact_updated"] = "contact_updated"
+    email: Email | None = None
+    phone: Phone | None = None
+    notes: OptionalText = ""
+
+    @model_validator(mode="after")
+    def _something_changed(self) -> ContactUpdated:
+        if self.email is None and self.phone is None and not self.notes:
+            raise ValueError("give at least one of email, phone or notes")
+        return self
+
+
+class CommunicationLogged(_Event):
+    type: Literal["communication_logged"] = "communication_logged"
+    channel: Literal["call", "email", "sms", "in_person"]
+    direction: Literal["incoming", "outgoing"]
+    summary: Text
+
+
+Event = Annotated[
+    JobCreated
+    | OwnerAssigned
+    | LeadQualified
+    | QuoteDrafted
+    | QuoteSent
+    | QuoteApproved
+    | ApprovalRequested
+    | ApprovalGranted
+    | ApprovalDenied
+    | QuoteDeclined
+    | EmergencyDispatch
+    | PartsOrdered
+    | PartsDelivered
+    | JobScheduled
+    | ChecklistCompleted
+    | TechDispatched
+    | TechCheckedIn
+    | JobCompleted
+    | JobIncomplete
+    | InvoiceSent
+    | EvidenceVerified
+    | PaymentRecorded
+    | JobCanceled
+    | NoteAdded
+    | ContactUpdated
+    | CommunicationLogged,
+    Field(discriminator="type"),
+]
+
+EVENT_TYPES: tuple[str, ...] = (
+    "job_created",
+    "owner_assigned",
+    "lead_qualified",
+    "quote_drafted",
+    "quote_sent",
+    "quote_approved",
+    "approval_requested",
+    "approval_granted",
+    "approval_denied",
+    "quote_declined",
+    "emergency_dispatch",
+    "parts_ordered",
+    "parts_delivered",
+    "job_scheduled",
+    "checklist_completed",
+    "tech_dispatched",
+    "tech_checked_in",
+    "job_completed",
+    "job_incomplete",
+    "invoice_sent",
+    "evidence_verified",
+    "payment_recorded",
+    "job_canceled",
+    "note_added",
+    "contact_updated",
+    "communication_logged",
+)
