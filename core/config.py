@@ -1,0 +1,41 @@
+"""Settings from `JOBLINE_*` environment variables or `.env` (DESIGN.md §9)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET = "change-me-outside-development"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JOBLINE_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production", "test"] = "development"
+    data_dir: Path = Path(".data")
+    # Empty means the embedded SQLite file under data_dir.
+    database_url: str = ""
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "jobline"
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: str = DEFAULT_SECRET
+    email_backend: Literal["outbox", "smtp", "sendgrid"] = "outbox"
+    sms_backend: Literal["outbox", "twilio"] = "outbox"
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _no_default_secret_in_production(self) -> Settings:
+        if self.environment == "production" and self.secret_key == DEFAULT_SECRET:
+            raise ValueError("set JOBLINE_SECRET_KEY: the default secret is for development only")
+        return self
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'jobline.db').resolve()}"

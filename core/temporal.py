@@ -1,0 +1,20 @@
+"""Connecting to Temporal the same way everywhere (pydantic data converter)."""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from core.config import Settings
+
+
+def workflow_id(slug: str) -> str:
+    return f"job-{slug}"
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+    )

@@ -1,0 +1,116 @@
+"""Database tables: users and tokens, clients, and the projection of each job.
+
+The job rows are a *projection*: the job workflow owns the truth and writes here through the
+projection activity after every accepted event, guarded by the event sequence number.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Numeric, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(**kwargs: Any) -> Any:
+    return Field(sa_column=Column(DateTime(timezone=True), **kwargs))
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True, index=True)
+    email: str = Field(max_length=254)
+    role: str = Field(max_length=16)
+    created_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+class ApiToken(SQLModel, table=True):
+    """Bearer tokens are stored as SHA-256 hashes: a leaked table grants nothing."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    label: str = Field(default="", max_length=64)
+    created_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+class Client(SQLModel, table=True):
+    __tablename__ = "clients"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, index=True)
+    email: str | None = Field(default=None, max_length=254)
+    phone: str | None = Field(default=None, max_length=32)
+    tier: str = Field(default="standard", max_length=16)
+    billing_email: str | None = Field(default=None, max_length=254)
+    address: str = Field(default="", max_length=500)
+    notes: str = Field(default="", max_length=4000)
+    created_at: datetime = _ts(nullable=False, default=utcnow)
+    updated_at: datetime = _ts(nullable=False, default=utcnow)
+
+    @property
+    def client_number(self) -> str:
+        return f"C-{self.id:05d}"
+
+
+class Job(SQLModel, table=True):
+    """One row per job: the columns lists and reports filter on, plus the whole state as JSON."""
+
+    __tablename__ = "jobs"
+
+    slug: str = Field(primary_key=True, max_length=32)
+    seq: int = Field(default=0)
+    number: int | None = Field(default=None, index=True)
+    title: str = Field(default="", max_length=200)
+    client_id: int = Field(foreign_key="clients.id", index=True)
+    client_name: str = Field(default="", max_length=200)
+    stage: str = Field(max_length=32, index=True)
+    milestone: str = Field(max_length=16, index=True)
+    owner: str | None = Field(default=None, max_length=64)
+    assigned_tech: str | None = Field(default=None, max_length=64)
+    priority: str = Field(default="standard", max_length=16)
+    waiting_on: str = Field(default="", max_length=32)
+    stuck: bool = Field(default=False, index=True)
+    contract_amount: Decimal | None = Field(default=None, sa_column=Column(Numeric(14, 2)))
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+    stage_entered_at: datetime = _ts(nullable=False)
+    next_reminder_at: datetime | None = _ts(nullable=True)
+    state: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class JobEvent(SQLModel, table=True):
+    """The job's timeline: one row per accepted event, written with the projection."""
+
+    __tablename__ = "job_events"
+    __table_args__ = (UniqueConstraint("job_slug", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_slug: str = Field(foreign_key="jobs.slug", index=True, max_length=32)
+    seq: int
+    type: str = Field(max_length=32)
+    actor: str = Field(max_length=64)
+    actor_role: str = Field(max_length=16)
+    at: datetime = _ts(nullable=False)
+    summary: str = Field(default="", max_length=500)
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class JobNumber(SQLModel, table=True):
+    """Job numbers are handed out in order, once per job: the row's id is the number."""
+
+    __tablename__ = "job_numbers"
+
+    number: int | None = Field(default=None, primary_key=True)
+    job_slug: str = Field(max_length=32, unique=True)
+    assigned_at: datetime = _ts(nullable=False, default=utcnow)
