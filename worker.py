@@ -50,5 +50,7 @@ async def run_worker(settings: Settings) -> None:
 
 if __name__ == "__main__":
     settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     asyncio.run(run_worker(settings))

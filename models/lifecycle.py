@@ -505,9 +505,7 @@ def _invoice_sent(s: JobState, e: ev._Event, a: Actor, at: datetime) -> JobState
         raise _Invalid("lines: this job has no approved quote to invoice from; give the lines")
     lines = list(e.lines) if e.lines is not None else list(approved or [])
     if approved is not None and lines != approved and not e.override_reason:
-        raise _Invalid(
-            "override_reason: the invoice lines differ from the approved quote; say why"
-        )
+        raise _Invalid("override_reason: the invoice lines differ from the approved quote; say why")
     billing_email = e.billing_email or s.client.billing_email or s.client.email
     if s.client.tier == "platinum":
         missing = [
@@ -610,7 +608,9 @@ def _needs_checklist(s: JobState) -> str | None:
 
 def _owner_or_staff(s: JobState, a: Actor) -> str | None:
     if a.role == Role.sales and s.owner != a.username:
-        return f"only the lead's owner ({s.owner or 'nobody yet'}), office or a manager may qualify it"
+        return (
+            f"only the lead's owner ({s.owner or 'nobody yet'}), office or a manager may qualify it"
+        )
     return None
 
 
@@ -757,7 +757,7 @@ def allowed_events(state: JobState, actor: Actor) -> list[str]:
 
 
 def apply(state: JobState, event: ev._Event, actor: Actor, at: datetime) -> Accepted | Refusal:
-    event_type: str = getattr(event, "type")
+    event_type: str = event.type
     problem = _check(state, event_type, actor)
     if problem is None:
         try:

@@ -37,7 +37,9 @@ with workflow.unsafe.imports_passed_through():
 LOCAL_WRITE = {
     "start_to_close_timeout": timedelta(seconds=10),
     "schedule_to_close_timeout": timedelta(seconds=30),
-    "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=50), maximum_interval=timedelta(seconds=2)),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(milliseconds=50), maximum_interval=timedelta(seconds=2)
+    ),
 }
 # When the database was down, the run loop catches up with a regular activity retried forever.
 CATCH_UP_WRITE = {
@@ -67,15 +69,19 @@ class JobWorkflow:
     @workflow.run
     async def run(self, input: JobInput) -> JobSummary:
         try:
-            await workflow.wait_condition(lambda: self.state.stage is not None, timeout=CREATION_GRACE)
+            await workflow.wait_condition(
+                lambda: self.state.stage is not None, timeout=CREATION_GRACE
+            )
         except TimeoutError:
             raise ApplicationError("job_created never arrived", non_retryable=True) from None
 
         while True:
             await workflow.wait_condition(
-                lambda: self._finished
-                or self._projection_behind
-                or workflow.info().is_continue_as_new_suggested()
+                lambda: (
+                    self._finished
+                    or self._projection_behind
+                    or workflow.info().is_continue_as_new_suggested()
+                )
             )
             if self._projection_behind:
                 await self._catch_up_projection()
@@ -122,7 +128,11 @@ class JobWorkflow:
                 # A signal has no caller to answer; the refusal is kept in the worker's log.
                 workflow.logger.warning(
                     "signal refused",
-                    extra={"job_slug": self.state.slug, "event": request.event.type, "reason": refused.message},
+                    extra={
+                        "job_slug": self.state.slug,
+                        "event": request.event.type,
+                        "reason": refused.message,
+                    },
                 )
 
     @workflow.query

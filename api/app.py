@@ -1,0 +1,69 @@
+"""The FastAPI application: HTTP in, events to the job workflows, projections out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from temporalio.client import Client as TemporalClient
+
+from api import errors, health
+from api.clients.routes import router as clients_router
+from api.jobs.routes import router as jobs_router
+from api.users.routes import router as users_router
+from core.config import Settings
+from core.db import Database
+from core.temporal import connect
+
+log = logging.getLogger("jobline.api")
+
+
+async def _connect_with_retry(settings: Settings, attempts: int = 30) -> TemporalClient:
+    for attempt in range(1, attempts + 1):
+        try:
+            return await connect(settings)
+        except Exception:  # the server may still be starting next to us
+            if attempt == attempts:
+                raise
+            log.info("waiting for Temporal at %s", settings.temporal_address)
+            await asyncio.sleep(1)
+    raise AssertionError("unreachable")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    db: Database | None = None,
+    temporal: TemporalClient | None = None,
+) -> FastAPI:
+    """Tests pass their own database and Temporal client; production builds both from settings."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_db = db is None
+        app.state.settings = settings
+        app.state.db = db or Database(settings.resolved_database_url)
+        app.state.temporal = temporal or await _connect_with_retry(settings)
+        try:
+            yield
+        finally:
+            if own_db:
+                await app.state.db.dispose()
+
+    app = FastAPI(
+        title="Jobline",
+        version="0.1.0",
+        description="Every field-service job, first call to final payment, as one workflow.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    health.install_metrics(app)
+    app.include_router(health.router)
+    app.include_router(users_router)
+    app.include_router(clients_router)
+    app.include_router(jobs_router)
+    return app

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+
+from api.clients import service
+from api.clients.schemas import ClientCreate, ClientPage, ClientPublic, ClientUpdate
+from api.deps import ClientReader, ClientWriter, SessionDep
+from api.errors import ERROR_RESPONSES
+
+router = APIRouter(prefix="/api/v1/clients", tags=["clients"], responses=ERROR_RESPONSES)
+ClientId = Annotated[int, Path(gt=0, le=2**31 - 1)]
+
+
+@router.post("", status_code=201, response_model=ClientPublic)
+async def create_client(body: ClientCreate, session: SessionDep, _: ClientWriter) -> ClientPublic:
+    return service.public(await service.create(session, body))
+
+
+@router.get("", response_model=ClientPage)
+async def list_clients(
+    session: SessionDep,
+    _: ClientReader,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    tier: Literal["standard", "platinum", "gov"] | None = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ClientPage:
+    rows, total = await service.search(session, q, tier, page, page_size)
+    return ClientPage(
+        items=[service.public(c) for c in rows], total=total, page=page, page_size=page_size
+    )
+
+
+@router.get("/{client_id}", response_model=ClientPublic)
+async def get_client(client_id: ClientId, session: SessionDep, _: ClientReader) -> ClientPublic:
+    return service.public(await service.get(session, client_id))
+
+
+@router.patch("/{client_id}", response_model=ClientPublic)
+async def update_client(
+    client_id: ClientId, body: ClientUpdate, session: SessionDep, _: ClientWriter
+) -> ClientPublic:
+    return service.public(await service.update(session, client_id, body))

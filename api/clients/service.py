@@ -1,0 +1,93 @@
+"""Clients: reference data owned by the API (not by a workflow)."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, or_
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.clients.schemas import ClientCreate, ClientPublic, ClientUpdate
+from api.errors import NotFound
+from models.lifecycle import ClientSnapshot
+from models.tables import Client, utcnow
+
+
+def public(client: Client) -> ClientPublic:
+    assert client.id is not None
+    return ClientPublic(
+        id=client.id,
+        client_number=client.client_number,
+        name=client.name,
+        email=client.email,
+        phone=client.phone,
+        tier=client.tier,  # type: ignore[arg-type]
+        billing_email=client.billing_email,
+        address=client.address,
+        notes=client.notes,
+        created_at=client.created_at,
+        updated_at=client.updated_at,
+    )
+
+
+def snapshot(client: Client) -> ClientSnapshot:
+    assert client.id is not None
+    return ClientSnapshot(
+        id=client.id,
+        name=client.name,
+        tier=client.tier,  # type: ignore[arg-type]
+        email=client.email,
+        phone=client.phone,
+        billing_email=client.billing_email,
+    )
+
+
+async def get(session: AsyncSession, client_id: int) -> Client:
+    client = await session.get(Client, client_id)
+    if client is None:
+        raise NotFound(f"no client with id {client_id}")
+    return client
+
+
+async def create(session: AsyncSession, data: ClientCreate) -> Client:
+    client = Client(**data.model_dump())
+    session.add(client)
+    await session.flush()
+    await session.refresh(client)
+    return client
+
+
+async def update(session: AsyncSession, client_id: int, data: ClientUpdate) -> Client:
+    client = await get(session, client_id)
+    for field, value in data.model_dump(exclude_unset=True).items():
+        if value is None and field in {"name", "tier", "address", "notes"}:
+            continue  # these cannot be cleared, only changed
+        setattr(client, field, value)
+    client.updated_at = utcnow()
+    session.add(client)
+    await session.flush()
+    await session.refresh(client)
+    return client
+
+
+async def search(
+    session: AsyncSession, q: str | None, tier: str | None, page: int, page_size: int
+) -> tuple[list[Client], int]:
+    query = select(Client)
+    if q:
+        like = f"%{q.lower()}%"
+        query = query.where(
+            or_(
+                func.lower(Client.name).like(like),
+                func.lower(func.coalesce(Client.email, "")).like(like),
+                func.coalesce(Client.phone, "").like(like),
+            )
+        )
+    if tier:
+        query = query.where(Client.tier == tier)
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = await session.exec(
+        query.order_by(col(Client.name), col(Client.id))
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    )
+    return list(rows.all()), total

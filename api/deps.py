@@ -1,0 +1,80 @@
+"""Request dependencies: the session, the current user, and one permission check per capability."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client as TemporalClient
+
+from api.errors import NotAuthenticated, NotPermitted
+from api.users.service import authenticate
+from core.config import Settings
+from core.db import Database
+from models.lifecycle import Role
+from models.tables import User
+
+_bearer = HTTPBearer(
+    auto_error=False, description="A token from `jobline user add` or `jobline dev`"
+)
+
+
+def get_db(request: Request) -> Database:
+    return request.app.state.db
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_temporal(request: Request) -> TemporalClient:
+    return request.app.state.temporal
+
+
+async def get_session(db: Annotated[Database, Depends(get_db)]) -> AsyncIterator[AsyncSession]:
+    async with db.session() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+TemporalDep = Annotated[TemporalClient, Depends(get_temporal)]
+
+
+async def current_user(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise NotAuthenticated("send a bearer token: Authorization: Bearer <token>")
+    user = await authenticate(session, credentials.credentials)
+    if user is None:
+        raise NotAuthenticated("the bearer token is not valid")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def require(*roles: Role, what: str) -> Callable[[User], User]:
+    """A dependency that lets only these roles through, with a 403 that says who may."""
+    allowed = {r.value for r in roles}
+
+    def _check(user: CurrentUser) -> User:
+        if user.role not in allowed:
+            raise NotPermitted(f"{what} is for: {', '.join(sorted(allowed))}; you are {user.role}")
+        return user
+
+    return _check
+
+
+ALL_STAFF = (Role.admin, Role.manager, Role.office, Role.sales, Role.technician)
+ClientReader = Annotated[User, Depends(require(*ALL_STAFF, what="reading clients"))]
+ClientWriter = Annotated[
+    User,
+    Depends(require(Role.admin, Role.manager, Role.office, Role.sales, what="changing clients")),
+]
+JobReader = Annotated[User, Depends(require(*ALL_STAFF, what="reading jobs"))]

@@ -1,0 +1,55 @@
+"""Liveness of the API, the database and Temporal; Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from sqlalchemy import text
+
+router = APIRouter(tags=["operations"])
+
+REQUESTS = Counter("jobline_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram("jobline_http_request_seconds", "HTTP request latency", ["method", "route"])
+
+
+@router.get("/healthz")
+async def healthz(request: Request) -> JSONResponse:
+    checks: dict[str, str] = {"api": "ok"}
+    try:
+        async with request.app.state.db.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # a health check reports failures, it does not raise them
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        await asyncio.wait_for(request.app.state.temporal.service_client.check_health(), timeout=3)
+        checks["temporal"] = "ok"
+    except Exception as exc:
+        checks["temporal"] = f"error: {type(exc).__name__}"
+    healthy = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ok" if healthy else "degraded", "checks": checks},
+        status_code=200 if healthy else 503,
+    )
+
+
+@router.get("/metrics")
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def install_metrics(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def _measure(request: Request, call_next):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        # The route template, not the path: one series per endpoint, not one per job.
+        name = getattr(route, "path", "unmatched")
+        LATENCY.labels(request.method, name).observe(time.perf_counter() - started)
+        REQUESTS.labels(request.method, name, str(response.status_code)).inc()
+        return response

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path, Query
+
+from api.deps import CurrentUser, JobReader, SessionDep, SettingsDep, TemporalDep
+from api.errors import ERROR_RESPONSES, Invalid
+from api.jobs import service
+from api.jobs.schemas import JobPage, JobView
+from api.jobs.views import job_view, list_item
+from api.users.service import actor_of
+from models import events as ev
+from models.lifecycle import Milestone, Stage
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
+Slug = Annotated[str, Path(min_length=4, max_length=32, pattern=r"^[a-z0-9-]+$")]
+_REFUSED = {
+    409: {"description": "The job's stage refuses the event; `allowed_events` says what it takes"}
+}
+
+
+async def _view(session: SessionDep, user: CurrentUser, slug: str) -> JobView:
+    row = await service.get_row(session, user, slug)
+    return job_view(row, await service.timeline(session, slug), actor_of(user))
+
+
+@router.post("", status_code=201, response_model=JobView, responses=_REFUSED)
+async def create_job(
+    body: ev.JobCreated,
+    session: SessionDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    user: JobReader,
+) -> JobView:
+    slug = await service.create_job(session, temporal, settings.task_queue, user, body)
+    return await _view(session, user, slug)
+
+
+@router.get("", response_model=JobPage)
+async def list_jobs(
+    session: SessionDep,
+    user: JobReader,
+    stage: Stage | None = None,
+    milestone: Milestone | None = None,
+    client_id: Annotated[int | None, Query(gt=0, le=2**31 - 1)] = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    stuck: bool | None = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> JobPage:
+    rows, total = await service.search(
+        session,
+        user,
+        stage=stage.value if stage else None,
+        milestone=milestone.value if milestone else None,
+        client_id=client_id,
+        q=q,
+        stuck=stuck,
+        page=page,
+        page_size=page_size,
+    )
+    return JobPage(items=[list_item(r) for r in rows], total=total, page=page, page_size=page_size)
+
+
+@router.get("/{slug}", response_model=JobView)
+async def get_job(slug: Slug, session: SessionDep, user: JobReader) -> JobView:
+    return await _view(session, user, slug)
+
+
+@router.post("/{slug}/events", response_model=JobView, responses=_REFUSED)
+async def post_event(
+    slug: Slug,
+    event: Annotated[ev.Event, Body()],
+    session: SessionDep,
+    temporal: TemporalDep,
+    user: JobReader,
+) -> JobView:
+    if isinstance(event, ev.JobCreated):
+        raise Invalid("job_created starts a new job: POST /api/v1/jobs")
+    await service.send_event(session, temporal, user, slug, event)
+    return await _view(session, user, slug)

@@ -1,0 +1,97 @@
+"""The job as the API shows it (DESIGN.md §4 "The job as the API returns it")."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel
+
+from models.lifecycle import (
+    Checklist,
+    ClientSnapshot,
+    Completion,
+    Invoice,
+    Milestone,
+    PartOrder,
+    Payment,
+    Quote,
+    Schedule,
+    Stage,
+)
+
+
+class TimelineEntry(BaseModel):
+    seq: int
+    type: str
+    actor: str
+    actor_role: str
+    at: datetime
+    summary: str
+    payload: dict[str, Any]
+
+
+class JobView(BaseModel):
+    slug: str
+    number: int | None
+    title: str
+    description: str
+    source: str
+    priority: str
+    site_address: str
+    stage: Stage
+    milestone: Milestone
+    waiting_on: str
+    client: ClientSnapshot
+    owner: str | None
+    allowed_events: list[str]
+    quote: Quote | None
+    approval_pending: bool
+    contract_amount: Decimal | None
+    parts: list[PartOrder]
+    schedule: Schedule | None
+    checklist: Checklist | None
+    completion: Completion | None
+    # Job resulting (sale / no sale); see the resulting capability.
+    result: dict[str, Any] | None
+    invoice: Invoice | None
+    payments: list[Payment]
+    paid_total: Decimal
+    evidence_verified_at: datetime | None
+    cancel_reason: str | None
+    timeline: list[TimelineEntry]
+    communications: list[dict[str, Any]]
+    next_reminder_at: datetime | None
+    stuck: bool
+    portal_url: str | None
+    seq: int
+    created_at: datetime
+    updated_at: datetime
+    stage_entered_at: datetime
+
+
+class JobListItem(BaseModel):
+    slug: str
+    number: int | None
+    title: str
+    client_id: int
+    client_name: str
+    stage: Stage
+    milestone: Milestone
+    owner: str | None
+    assigned_tech: str | None
+    priority: str
+    waiting_on: str
+    stuck: bool
+    contract_amount: Decimal | None
+    next_reminder_at: datetime | None
+    stage_entered_at: datetime
+    updated_at: datetime
+
+
+class JobPage(BaseModel):
+    items: list[JobListItem]
+    total: int
+    page: int
+    page_size: int

@@ -1,0 +1,195 @@
+"""Jobs: start each job's workflow, pass events to it, and read the projection back.
+
+The workflow decides; this module only finds the job, checks that named people exist, and turns
+the workflow's refusals into API errors.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+from sqlalchemy import func, or_
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client as TemporalClient
+from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.clients import service as clients
+from api.errors import EventRefused, Invalid, NotFound, Unavailable
+from api.users.service import actor_of, find_user
+from core.temporal import workflow_id
+from models import events as ev
+from models import lifecycle
+from models.lifecycle import Refusal, Role
+from models.messages import EventRequest, JobInput
+from models.tables import Job, JobEvent, User
+from workflows.job import JobWorkflow
+
+_SLUG_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: slugs get read out on phones
+
+
+def new_slug() -> str:
+    return "".join(secrets.choice(_SLUG_ALPHABET) for _ in range(8))
+
+
+def _visible(query, user: User):  # type: ignore[no-untyped-def]
+    # Technicians see the jobs they are assigned to; what they may not see is simply not found.
+    if user.role == Role.technician:
+        return query.where(Job.assigned_tech == user.username)
+    return query
+
+
+async def get_row(session: AsyncSession, user: User, slug: str) -> Job:
+    row = (await session.exec(_visible(select(Job).where(Job.slug == slug), user))).first()
+    if row is None:
+        raise NotFound(f"no job {slug!r}")
+    return row
+
+
+async def timeline(session: AsyncSession, slug: str) -> list[JobEvent]:
+    rows = await session.exec(
+        select(JobEvent).where(JobEvent.job_slug == slug).order_by(col(JobEvent.seq))
+    )
+    return list(rows.all())
+
+
+async def _check_people(session: AsyncSession, event: ev._Event) -> None:
+    """Events that name a person must name one who exists and can do that job."""
+    named: list[tuple[str, str, set[str]]] = []
+    if isinstance(event, ev.OwnerAssigned):
+        named.append(("owner", event.owner, {"sales", "office", "manager"}))
+    if isinstance(event, ev.JobScheduled):
+        named.append(("technician", event.technician, {"technician"}))
+    for field, username, roles in named:
+        user = await find_user(session, username)
+        if user is None:
+            raise Invalid(f"{field}: no user {username!r}")
+        if user.role not in roles:
+            raise Invalid(
+                f"{field}: {username} is {user.role}; needs one of {', '.join(sorted(roles))}"
+            )
+
+
+def _refusal_from(error: WorkflowUpdateFailedError) -> Refusal | None:
+    cause = error.cause
+    if isinstance(cause, ApplicationError) and cause.type in {
+        "role_not_allowed",
+        "event_not_allowed",
+        "invalid_event",
+    }:
+        return Refusal.model_validate(cause.details[0])
+    return None
+
+
+async def create_job(
+    session: AsyncSession,
+    temporal: TemporalClient,
+    task_queue: str,
+    user: User,
+    body: ev.JobCreated,
+) -> str:
+    client = await session.get(clients.Client, body.client_id)
+    if client is None:
+        raise Invalid(f"client_id: no client with id {body.client_id}")
+    actor = actor_of(user)
+    snapshot = clients.snapshot(client)
+    slug = new_slug()
+    # Refuse a role that may not create jobs before any workflow exists for it.
+    decision = lifecycle.apply(lifecycle.new_job(slug, snapshot), body, actor, datetime.now(UTC))
+    if isinstance(decision, Refusal):
+        raise EventRefused(decision)
+    await session.commit()  # hold no database transaction while the workflow writes
+    start = WithStartWorkflowOperation(
+        JobWorkflow.run,
+        JobInput(slug=slug, client=snapshot),
+        id=workflow_id(slug),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        static_summary=f"Job {slug}: {body.title}"[:200],
+    )
+    try:
+        await temporal.execute_update_with_start_workflow(
+            JobWorkflow.apply_event,
+            EventRequest(event=body, actor=actor),
+            start_workflow_operation=start,
+        )
+    except WorkflowUpdateFailedError as failed:
+        refusal = _refusal_from(failed)
+        if refusal is None:
+            raise
+        raise EventRefused(refusal) from None
+    except RPCError as rpc:
+        raise Unavailable(f"the workflow service did not take the job: {rpc.message}") from None
+    return slug
+
+
+async def send_event(
+    session: AsyncSession, temporal: TemporalClient, user: User, slug: str, event: ev._Event
+) -> None:
+    row = await get_row(session, user, slug)
+    actor = actor_of(user)
+    state = lifecycle.JobState.model_validate(row.state)
+    if state.stage in lifecycle.FINAL_STAGES:
+        # The workflow has completed; the rules still explain the refusal.
+        decision = lifecycle.apply(state, event, actor, datetime.now(UTC))
+        assert isinstance(decision, Refusal)
+        raise EventRefused(decision)
+    await _check_people(session, event)
+    await session.commit()  # hold no database transaction while the workflow writes
+    handle = temporal.get_workflow_handle(workflow_id(slug))
+    try:
+        await handle.execute_update(JobWorkflow.apply_event, EventRequest(event=event, actor=actor))
+    except WorkflowUpdateFailedError as failed:
+        refusal = _refusal_from(failed)
+        if refusal is None:
+            raise
+        raise EventRefused(refusal) from None
+    except RPCError as rpc:
+        if rpc.status == RPCStatusCode.NOT_FOUND:
+            raise NotFound(f"job {slug!r} has no running workflow") from None
+        raise Unavailable(f"the workflow service is not reachable: {rpc.message}") from None
+
+
+async def search(
+    session: AsyncSession,
+    user: User,
+    *,
+    stage: str | None,
+    milestone: str | None,
+    client_id: int | None,
+    q: str | None,
+    stuck: bool | None,
+    page: int,
+    page_size: int,
+) -> tuple[list[Job], int]:
+    query = _visible(select(Job), user)
+    if stage:
+        query = query.where(Job.stage == stage)
+    if milestone:
+        query = query.where(Job.milestone == milestone)
+    if client_id is not None:
+        query = query.where(Job.client_id == client_id)
+    if stuck is not None:
+        query = query.where(Job.stuck == stuck)
+    if q:
+        like = f"%{q.lower()}%"
+        conditions = [
+            func.lower(Job.title).like(like),
+            func.lower(Job.client_name).like(like),
+            Job.slug == q.lower(),
+        ]
+        if q.isdigit():
+            conditions.append(Job.number == int(q))
+        query = query.where(or_(*conditions))
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = await session.exec(
+        query.order_by(col(Job.updated_at).desc(), col(Job.slug))
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    )
+    return list(rows.all()), total

@@ -1,0 +1,87 @@
+"""Turning projection rows into what the API returns, with the events this user may send now."""
+
+from __future__ import annotations
+
+from models import lifecycle
+from models.lifecycle import Actor, JobState
+from models.tables import Job, JobEvent
+
+from .schemas import JobListItem, JobView, TimelineEntry
+
+
+def state_of(row: Job) -> JobState:
+    return JobState.model_validate(row.state)
+
+
+def job_view(row: Job, timeline: list[JobEvent], actor: Actor) -> JobView:
+    s = state_of(row)
+    assert s.stage is not None and s.milestone is not None
+    return JobView(
+        slug=s.slug,
+        number=s.number,
+        title=s.title,
+        description=s.description,
+        source=s.source,
+        priority=s.priority,
+        site_address=s.site_address,
+        stage=s.stage,
+        milestone=s.milestone,
+        waiting_on=s.waiting_on,
+        client=s.client,
+        owner=s.owner,
+        allowed_events=lifecycle.allowed_events(s, actor),
+        quote=s.quote,
+        approval_pending=s.approval_pending,
+        contract_amount=s.contract_amount,
+        parts=s.parts,
+        schedule=s.schedule,
+        checklist=s.checklist,
+        completion=s.completion,
+        result=None,
+        invoice=s.invoice,
+        payments=s.payments,
+        paid_total=s.paid_total,
+        evidence_verified_at=s.evidence_verified_at,
+        cancel_reason=s.cancel_reason,
+        timeline=[
+            TimelineEntry(
+                seq=e.seq,
+                type=e.type,
+                actor=e.actor,
+                actor_role=e.actor_role,
+                at=e.at,
+                summary=e.summary,
+                payload=e.payload,
+            )
+            for e in timeline
+        ],
+        communications=[],
+        next_reminder_at=row.next_reminder_at,
+        stuck=row.stuck,
+        portal_url=None,
+        seq=row.seq,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        stage_entered_at=row.stage_entered_at,
+    )
+
+
+def list_item(row: Job) -> JobListItem:
+    return JobListItem(
+        slug=row.slug,
+        number=row.number,
+        title=row.title,
+        client_id=row.client_id,
+        client_name=row.client_name,
+        stage=lifecycle.Stage(row.stage),
+        milestone=lifecycle.Milestone(row.milestone),
+        owner=row.owner,
+        assigned_tech=row.assigned_tech,
+        priority=row.priority,
+        waiting_on=row.waiting_on,
+        stuck=row.stuck,
+        contract_amount=row.contract_amount,
+        next_reminder_at=row.next_reminder_at,
+        stage_entered_at=row.stage_entered_at,
+        updated_at=row.updated_at,
+    )
