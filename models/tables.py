@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, Numeric, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 
@@ -18,8 +19,29 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored in UTC and always read back with their offset.
+
+    PostgreSQL keeps the zone itself; SQLite keeps none, so values are normalised to UTC on the
+    way in and marked UTC on the way out. The API then always says when, with an offset.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
 def _ts(**kwargs: Any) -> Any:
-    return Field(sa_column=Column(DateTime(timezone=True), **kwargs))
+    return Field(sa_column=Column(UTCDateTime(), **kwargs))
 
 
 class User(SQLModel, table=True):
