@@ -107,9 +107,8 @@ class DevStack:
     def _check_children(self) -> None:
         for name, child in self.children.items():
             if child.poll() is not None:
-                raise ChildExited(
-                    f"{name} exited with code {child.returncode}; see {self.data_dir / (name + '.log')}"
-                )
+                log = self.data_dir / f"{name}.log"
+                raise ChildExited(f"{name} exited with code {child.returncode}; see {log}")
 
     async def _wait_for_temporal(self, settings: Settings, seconds: float = 60) -> None:
         deadline = time.monotonic() + seconds
@@ -184,8 +183,8 @@ class DevStack:
                 "",
                 "Try:",
                 f'  curl -s -H "Authorization: Bearer {office}" {base}/api/v1/jobs',
-                f"  {venv_binary('temporal')} workflow list --address 127.0.0.1:{self.temporal_port}"
-                " --query \"JobStage='closed'\"",
+                f"  {venv_binary('temporal')} workflow list"
+                f" --address 127.0.0.1:{self.temporal_port} --query \"JobStage='closed'\"",
             ]
         lines += ["", "Ctrl-C stops everything.", ""]
         return "\n".join(lines)

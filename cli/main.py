@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -61,10 +62,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = _settings()
     _logging(settings)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a worker is stopped
         asyncio.run(run_worker(settings))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
