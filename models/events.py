@@ -41,6 +41,8 @@ class _Event(BaseModel):
     # Unknown fields are a client's mistake worth telling them about, not something to drop.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    type: str
+
 
 class QuoteLine(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -766,6 +766,7 @@ def apply(state: JobState, event: ev._Event, actor: Actor, at: datetime) -> Acce
             problem = ("invalid_event", str(invalid))
         else:
             return Accepted(state=new_state, assign_number=event_type in _NUMBERED)
+    assert problem is not None
     code, message = problem
     return Refusal(
         code=code,

@@ -34,18 +34,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
 
 # Quick DB writes: retried inside the workflow task, never long enough to stall the job.
-LOCAL_WRITE = {
-    "start_to_close_timeout": timedelta(seconds=10),
-    "schedule_to_close_timeout": timedelta(seconds=30),
-    "retry_policy": RetryPolicy(
-        initial_interval=timedelta(milliseconds=50), maximum_interval=timedelta(seconds=2)
-    ),
-}
+LOCAL_WRITE_TIMEOUT = timedelta(seconds=10)
+LOCAL_WRITE_DEADLINE = timedelta(seconds=30)
+LOCAL_WRITE_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=50), maximum_interval=timedelta(seconds=2)
+)
 # When the database was down, the run loop catches up with a regular activity retried forever.
-CATCH_UP_WRITE = {
-    "start_to_close_timeout": timedelta(seconds=30),
-    "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=1)),
-}
+CATCH_UP_TIMEOUT = timedelta(seconds=30)
+CATCH_UP_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 # A workflow started for a job whose `job_created` was refused closes instead of waiting forever.
 CREATION_GRACE = timedelta(minutes=10)
 
@@ -150,7 +146,12 @@ class JobWorkflow:
         state = decision.state
         if decision.assign_number and state.number is None:
             number = await workflow.execute_local_activity(
-                ALLOCATE_JOB_NUMBER, state.slug, result_type=int, **LOCAL_WRITE
+                ALLOCATE_JOB_NUMBER,
+                state.slug,
+                result_type=int,
+                start_to_close_timeout=LOCAL_WRITE_TIMEOUT,
+                schedule_to_close_timeout=LOCAL_WRITE_DEADLINE,
+                retry_policy=LOCAL_WRITE_RETRY,
             )
             state = state.model_copy(update={"number": number})
         state = state.model_copy(update={"seq": self.state.seq + 1})
@@ -174,7 +175,11 @@ class JobWorkflow:
         records = list(self._unprojected)
         try:
             await workflow.execute_local_activity(
-                PROJECT_JOB, ProjectionInput(state=self.state, records=records), **LOCAL_WRITE
+                PROJECT_JOB,
+                ProjectionInput(state=self.state, records=records),
+                start_to_close_timeout=LOCAL_WRITE_TIMEOUT,
+                schedule_to_close_timeout=LOCAL_WRITE_DEADLINE,
+                retry_policy=LOCAL_WRITE_RETRY,
             )
         except ActivityError:
             workflow.logger.warning("projection write failed; the run loop will catch up")
@@ -186,7 +191,10 @@ class JobWorkflow:
         async with self._lock:
             records = list(self._unprojected)
             await workflow.execute_activity(
-                PROJECT_JOB, ProjectionInput(state=self.state, records=records), **CATCH_UP_WRITE
+                PROJECT_JOB,
+                ProjectionInput(state=self.state, records=records),
+                start_to_close_timeout=CATCH_UP_TIMEOUT,
+                retry_policy=CATCH_UP_RETRY,
             )
             self._unprojected = self._unprojected[len(records) :]
             self._projection_behind = False
