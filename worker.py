@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Sequence
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.projection import ProjectionActivities
@@ -37,15 +39,27 @@ def build_worker(client: Client, db: Database, task_queue: str) -> Worker:
     )
 
 
+def _runtime(settings: Settings) -> Runtime | None:
+    if not settings.worker_metrics_address:
+        return None
+    metrics = PrometheusConfig(bind_address=settings.worker_metrics_address)
+    return Runtime(telemetry=TelemetryConfig(metrics=metrics))
+
+
 async def run_worker(settings: Settings) -> None:
     db = Database(settings.resolved_database_url)
-    client = await connect(settings)
+    client = await connect(settings, runtime=_runtime(settings))
     worker = build_worker(client, db, settings.task_queue)
+    # SIGTERM (Kubernetes, compose) and Ctrl-C both drain: running tasks finish, then exit.
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, lambda: asyncio.ensure_future(worker.shutdown()))
     log.info("worker polling task queue %s at %s", settings.task_queue, settings.temporal_address)
     try:
         await worker.run()
     finally:
         await db.dispose()
+    log.info("worker stopped")
 
 
 if __name__ == "__main__":

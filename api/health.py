@@ -16,6 +16,12 @@ REQUESTS = Counter("jobline_http_requests_total", "HTTP requests", ["method", "r
 LATENCY = Histogram("jobline_http_request_seconds", "HTTP request latency", ["method", "route"])
 
 
+@router.get("/livez")
+async def livez() -> dict[str, str]:
+    """The process answers: for a liveness probe, which must not fail when a dependency is down."""
+    return {"status": "ok"}
+
+
 @router.get("/healthz")
 async def healthz(request: Request) -> JSONResponse:
     checks: dict[str, str] = {"api": "ok"}

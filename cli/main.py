@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -109,7 +110,8 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True)
 
     dev = commands.add_parser("dev", help="Temporal dev server + worker + API, with demo data")
-    dev.add_argument("--data-dir", default=str(Settings().data_dir))
+    # Read the variable directly: building Settings here would make `--help` need a secret.
+    dev.add_argument("--data-dir", default=os.environ.get("JOBLINE_DATA_DIR", ".data"))
     dev.add_argument("--port", type=int, default=8000)
     dev.add_argument("--temporal-port", type=int, default=7233)
     dev.add_argument("--ui-port", type=int, default=8233)

@@ -21,12 +21,17 @@ class Settings(BaseSettings):
     database_url: str = ""
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
+    # Temporal Cloud (or any TLS cluster): an API key implies TLS.
+    temporal_tls: bool = False
+    temporal_api_key: str = ""
     task_queue: str = "jobline"
     public_url: str = "http://127.0.0.1:8000"
     secret_key: str = DEFAULT_SECRET
     email_backend: Literal["outbox", "smtp", "sendgrid"] = "outbox"
     sms_backend: Literal["outbox", "twilio"] = "outbox"
     log_level: str = "INFO"
+    # host:port for the worker's Prometheus endpoint (Temporal SDK metrics); empty: none.
+    worker_metrics_address: str = ""
 
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> Settings:

@@ -6,10 +6,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from core.db import Database
 
+_LOCK_KEY = 0x6A6F626C696E65  # "jobline"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -27,4 +29,7 @@ async def upgrade(db: Database, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
     async with db.engine.begin() as connection:
+        if db.dialect == "postgresql":
+            # Several API replicas may start at once: one migrates, the others wait for it.
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
         await connection.run_sync(_upgrade)
