@@ -1,8 +1,13 @@
 """Writes each job's projection and timeline, and hands out job numbers.
 
-Both activities are idempotent: the projection only ever moves a job forward (its row is updated
-only by a higher event sequence number), timeline rows are keyed by (job, seq), and a job keeps
-the number it was first given.
+Both activities are idempotent: the projection only ever moves a job forward, timeline rows are
+keyed by (job, seq), and a job keeps the number it was first given.
+
+"Forward" is ordered by (position, seq): position is where in the workflow's history the write was
+made. The projection runs as a local activity, so its write can outlive a workflow task that the
+server discards (a signal racing continue-as-new, too many updates at once); the replayed task
+writes again from a later position and replaces it, and timeline rows past the job's seq are
+removed as leftovers of such a task.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from temporalio import activity
 
@@ -20,7 +25,7 @@ from models.messages import ALLOCATE_JOB_NUMBER, PROJECT_JOB, ProjectionInput
 from models.tables import Job, JobEvent, JobNumber
 
 
-def job_row(state: JobState) -> dict[str, Any]:
+def job_row(state: JobState, position: int, at: datetime) -> dict[str, Any]:
     assert state.stage is not None and state.created_at is not None
     return {
         "slug": state.slug,
@@ -38,10 +43,11 @@ def job_row(state: JobState) -> dict[str, Any]:
         "stuck": False,
         "contract_amount": state.contract_amount,
         "created_at": state.created_at,
-        "updated_at": datetime.now(UTC),
+        "updated_at": at,
         "stage_entered_at": state.stage_entered_at or state.created_at,
         "next_reminder_at": None,
         "state": state.model_dump(mode="json"),
+        "position": position,
     }
 
 
@@ -54,28 +60,41 @@ class ProjectionActivities:
 
     @activity.defn(name=PROJECT_JOB)
     async def project_job(self, input: ProjectionInput) -> None:
-        row = job_row(input.state)
+        state = input.state
+        at = input.at or (input.records[-1].at if input.records else datetime.now(UTC))
+        row = job_row(state, input.position, at)
         upsert = self._insert(Job).values(**row)
+        excluded = upsert.excluded
         upsert = upsert.on_conflict_do_update(
             index_elements=["slug"],
-            set_={k: upsert.excluded[k] for k in row if k != "slug"},
-            # A retried or late write carries an older seq and must never move the job back.
-            where=Job.seq < upsert.excluded.seq,
-        )
+            set_={k: excluded[k] for k in row if k != "slug"},
+            # A retried or late write is older and must never move the job back.
+            where=or_(
+                Job.position < excluded.position,
+                and_(Job.position == excluded.position, Job.seq <= excluded.seq),
+            ),
+        ).returning(Job.slug)
         async with self.db.session() as session:
-            await session.execute(upsert)
+            if (await session.execute(upsert)).first() is None:
+                return  # a newer write is already there, with every record of this one
             for record in input.records:
+                values = {
+                    "type": record.type,
+                    "actor": record.actor.username,
+                    "actor_role": record.actor.role.value,
+                    "at": record.at,
+                    "summary": record.summary[:500],
+                    "payload": record.payload,
+                }
                 timeline = self._insert(JobEvent).values(
-                    job_slug=input.state.slug,
-                    seq=record.seq,
-                    type=record.type,
-                    actor=record.actor.username,
-                    actor_role=record.actor.role.value,
-                    at=record.at,
-                    summary=record.summary[:500],
-                    payload=record.payload,
+                    job_slug=state.slug, seq=record.seq, **values
                 )
-                await session.execute(timeline.on_conflict_do_nothing())
+                await session.execute(
+                    timeline.on_conflict_do_update(index_elements=["job_slug", "seq"], set_=values)
+                )
+            await session.execute(
+                delete(JobEvent).where(JobEvent.job_slug == state.slug, JobEvent.seq > state.seq)
+            )
 
     @activity.defn(name=ALLOCATE_JOB_NUMBER)
     async def allocate_job_number(self, job_slug: str) -> int:

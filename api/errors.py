@@ -82,7 +82,14 @@ def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
 def _describe(errors: list[Any]) -> str:
     parts = []
     for err in errors[:5]:
-        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+        if err.get("type") == "json_invalid":  # FastAPI puts the character position in loc
+            reason = (err.get("ctx") or {}).get("error", "it cannot be parsed")
+            at = (err.get("loc") or ("?",))[-1]
+            parts.append(f"the body is not valid JSON: {reason} (at character {at})")
+            continue
+        loc = list(err.get("loc", ()))
+        where = ".".join(str(p) for p in loc if p not in ("body", "query", "path"))
+        where = where or ("body" if loc == ["body"] else "")
         parts.append(
             f"{where}: {err.get('msg', 'invalid')}" if where else err.get("msg", "invalid")
         )
@@ -105,6 +112,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's "error parsing the body" (not UTF-8, nested too deeply): the same mistake
+            # as malformed JSON, so the same answer.
+            return _error(
+                422, "validation_error", "the body could not be parsed: send UTF-8 encoded JSON"
+            )
         code = {404: "not_found", 405: "method_not_allowed", 401: "not_authenticated"}.get(
             exc.status_code, "http_error"
         )

@@ -7,26 +7,45 @@ timeline. Shape checks live here; rules that depend on the job's state live in `
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 OptionalText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]
+_EMAIL = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
+_PHONE = re.compile(r"^[0-9+()\-. #*x]{3,32}$")
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError("not an email address (like name@example.com)")
+    return value
+
+
+def _phone(value: str) -> str:
+    if not _PHONE.match(value) or sum(c.isdigit() for c in value) < 3:
+        raise ValueError("not a phone number (digits, spaces, + ( ) - . # * x)")
+    return value
+
+
 Email = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True, max_length=254, pattern=r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$"
-    ),
+    str, StringConstraints(strip_whitespace=True, max_length=254), AfterValidator(_email)
 ]
 Phone = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True, min_length=3, max_length=32, pattern=r"^[0-9+()\-. #*x]+$"
-    ),
+    str, StringConstraints(strip_whitespace=True, max_length=32), AfterValidator(_phone)
 ]
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
 PositiveMoney = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=2)]

@@ -20,9 +20,13 @@ class JobInput(BaseModel):
 
     slug: str
     client: ClientSnapshot
-    # Carried across continue-as-new; None on the first run.
+    # Carried across continue-as-new; None / empty on the first run.
     state: JobState | None = None
     unprojected: list[TimelineRecord] = []
+    # History events of earlier runs, so projection positions keep growing across runs.
+    history_base: int = 0
+    # Outcomes of the latest updates by update id: a retried update is answered, not re-applied.
+    recent_updates: dict[str, EventOutcome] = {}
 
 
 class EventRequest(BaseModel):
@@ -50,6 +54,11 @@ class TimelineRecord(BaseModel):
 class ProjectionInput(BaseModel):
     state: JobState
     records: list[TimelineRecord]
+    # Where in the workflow's history (over all runs) this write was made. A write from a later
+    # workflow task always wins, even at the same seq: that is how a write made in a workflow task
+    # that the server then discarded gets replaced.
+    position: int = 0
+    at: datetime | None = None
 
 
 class JobSummary(BaseModel):

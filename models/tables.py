@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Numeric, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Numeric, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -109,6 +109,10 @@ class Job(SQLModel, table=True):
     stage_entered_at: datetime = _ts(nullable=False)
     next_reminder_at: datetime | None = _ts(nullable=True)
     state: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # Where in the workflow's history this row was written (see activities/projection.py).
+    position: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
 
 
 class JobEvent(SQLModel, table=True):

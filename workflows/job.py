@@ -59,6 +59,8 @@ class JobWorkflow:
         self.state: JobState = input.state or lifecycle.new_job(input.slug, input.client)
         self._unprojected: list[TimelineRecord] = list(input.unprojected)
         self._projection_behind = bool(self._unprojected)
+        self._history_base = input.history_base
+        self._recent_updates: dict[str, EventOutcome] = dict(input.recent_updates)
         # Handlers await activities; one event at a time keeps seq and state consistent.
         self._lock = asyncio.Lock()
 
@@ -91,6 +93,8 @@ class JobWorkflow:
                         client=self.state.client,
                         state=self.state,
                         unprojected=self._unprojected,
+                        history_base=self._position(),
+                        recent_updates=self._recent_updates,
                     )
                 )
 
@@ -107,10 +111,16 @@ class JobWorkflow:
     @workflow.update
     async def apply_event(self, request: EventRequest) -> EventOutcome:
         async with self._lock:
-            return await self._accept(request)
+            if (earlier := self._earlier_outcome()) is not None:
+                return earlier
+            outcome = await self._accept(request)
+            self._remember(outcome)
+            return outcome
 
     @apply_event.validator
     def _validate_event(self, request: EventRequest) -> None:
+        if self._earlier_outcome() is not None:
+            return  # already applied: the handler answers with the earlier outcome
         decision = lifecycle.apply(self.state, request.event, request.actor, workflow.now())
         if isinstance(decision, Refusal):
             raise refusal_error(decision)
@@ -131,9 +141,35 @@ class JobWorkflow:
                     },
                 )
 
+    @workflow.signal(name="refresh_projection")
+    def refresh_projection(self) -> None:
+        """Rewrite the projection from a new workflow task (the API sends this after an update
+        failed for a reason other than the rules, in case that task's write was discarded)."""
+        self._projection_behind = True
+
     @workflow.query
     def job(self) -> JobState:
         return self.state
+
+    # An update completed in the same task as continue-as-new can be delivered again to the new
+    # run (temporalio/temporal#6375); the ids of recent updates travel with the state so a
+    # payment, say, is never recorded twice.
+    RECENT_UPDATES_KEPT = 100
+
+    def _earlier_outcome(self) -> EventOutcome | None:
+        info = workflow.current_update_info()
+        return self._recent_updates.get(info.id) if info else None
+
+    def _remember(self, outcome: EventOutcome) -> None:
+        info = workflow.current_update_info()
+        if info is None:
+            return
+        self._recent_updates[info.id] = outcome
+        while len(self._recent_updates) > self.RECENT_UPDATES_KEPT:
+            del self._recent_updates[next(iter(self._recent_updates))]
+
+    def _position(self) -> int:
+        return self._history_base + workflow.info().get_current_history_length()
 
     # --- accepting an event -----------------------------------------------------------------
 
@@ -171,12 +207,17 @@ class JobWorkflow:
         assert state.stage is not None
         return EventOutcome(seq=state.seq, stage=state.stage, number=state.number)
 
+    def _projection_input(self, records: list[TimelineRecord]) -> ProjectionInput:
+        return ProjectionInput(
+            state=self.state, records=records, position=self._position(), at=workflow.now()
+        )
+
     async def _project(self) -> None:
         records = list(self._unprojected)
         try:
             await workflow.execute_local_activity(
                 PROJECT_JOB,
-                ProjectionInput(state=self.state, records=records),
+                self._projection_input(records),
                 start_to_close_timeout=LOCAL_WRITE_TIMEOUT,
                 schedule_to_close_timeout=LOCAL_WRITE_DEADLINE,
                 retry_policy=LOCAL_WRITE_RETRY,
@@ -192,7 +233,7 @@ class JobWorkflow:
             records = list(self._unprojected)
             await workflow.execute_activity(
                 PROJECT_JOB,
-                ProjectionInput(state=self.state, records=records),
+                self._projection_input(records),
                 start_to_close_timeout=CATCH_UP_TIMEOUT,
                 retry_policy=CATCH_UP_RETRY,
             )

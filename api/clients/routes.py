@@ -8,6 +8,7 @@ from api.clients import service
 from api.clients.schemas import ClientCreate, ClientPage, ClientPublic, ClientUpdate
 from api.deps import ClientReader, ClientWriter, SessionDep
 from api.errors import ERROR_RESPONSES
+from api.text import NoNul
 
 router = APIRouter(prefix="/api/v1/clients", tags=["clients"], responses=ERROR_RESPONSES)
 ClientId = Annotated[int, Path(gt=0, le=2**31 - 1)]
@@ -22,7 +23,7 @@ async def create_client(body: ClientCreate, session: SessionDep, _: ClientWriter
 async def list_clients(
     session: SessionDep,
     _: ClientReader,
-    q: Annotated[str | None, Query(max_length=200)] = None,
+    q: Annotated[str | None, Query(max_length=200), NoNul] = None,
     tier: Literal["standard", "platinum", "gov"] | None = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,

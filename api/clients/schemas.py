@@ -3,13 +3,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 
-from models.events import Email, Phone
+from api.text import NoNul
+from models.events import Email as EventEmail
+from models.events import Phone
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Address = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
-Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
+Address = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500), NoNul]
+Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000), NoNul]
+Email = Annotated[EventEmail, NoNul]
 Tier = Literal["standard", "platinum", "gov"]
 
 
@@ -35,6 +38,21 @@ class ClientUpdate(BaseModel):
     billing_email: Email | None = None
     address: Address | None = None
     notes: Notes | None = None
+
+    @model_validator(mode="after")
+    def _required_stay_set(self) -> ClientUpdate:
+        # null clears email, phone and billing_email; these always have a value.
+        cleared = [
+            f
+            for f in ("name", "tier", "address", "notes")
+            if f in self.model_fields_set and getattr(self, f) is None
+        ]
+        if cleared:
+            raise ValueError(
+                f"{', '.join(cleared)} cannot be null: send a value (an empty string clears "
+                "address or notes)"
+            )
+        return self
 
 
 class ClientPublic(BaseModel):

@@ -41,8 +41,19 @@ def snapshot(client: Client) -> ClientSnapshot:
     )
 
 
+# Ids are 32-bit integers in PostgreSQL: a larger one names no client (and must not reach the
+# database, which would refuse the query itself).
+MAX_ID = 2**31 - 1
+
+
+async def find(session: AsyncSession, client_id: int) -> Client | None:
+    if not 0 < client_id <= MAX_ID:
+        return None
+    return await session.get(Client, client_id)
+
+
 async def get(session: AsyncSession, client_id: int) -> Client:
-    client = await session.get(Client, client_id)
+    client = await find(session, client_id)
     if client is None:
         raise NotFound(f"no client with id {client_id}")
     return client

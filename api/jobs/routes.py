@@ -9,6 +9,7 @@ from api.errors import ERROR_RESPONSES, Invalid
 from api.jobs import service
 from api.jobs.schemas import JobPage, JobView
 from api.jobs.views import job_view, list_item
+from api.text import NoNul
 from api.users.service import actor_of
 from models import events as ev
 from models.lifecycle import Milestone, Stage
@@ -44,7 +45,7 @@ async def list_jobs(
     stage: Stage | None = None,
     milestone: Milestone | None = None,
     client_id: Annotated[int | None, Query(gt=0, le=2**31 - 1)] = None,
-    q: Annotated[str | None, Query(max_length=200)] = None,
+    q: Annotated[str | None, Query(max_length=200), NoNul] = None,
     stuck: bool | None = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,

@@ -6,20 +6,27 @@ the workflow's refusals into API errors.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client as TemporalClient
-from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.clients import service as clients
 from api.errors import EventRefused, Invalid, NotFound, Unavailable
+from api.text import NUL_MESSAGE, find_nul
 from api.users.service import actor_of, find_user
 from core.temporal import workflow_id
 from models import events as ev
@@ -76,6 +83,13 @@ async def _check_people(session: AsyncSession, event: ev._Event) -> None:
             )
 
 
+def _check_text(event: ev._Event) -> None:
+    """Every text of an event must be storable: the projection could never be written otherwise."""
+    where = find_nul(event.model_dump(mode="json", exclude={"type"}))
+    if where is not None:
+        raise Invalid(f"{where}: {NUL_MESSAGE}")
+
+
 def _refusal_from(error: WorkflowUpdateFailedError) -> Refusal | None:
     cause = error.cause
     if isinstance(cause, ApplicationError) and cause.type in {
@@ -94,7 +108,8 @@ async def create_job(
     user: User,
     body: ev.JobCreated,
 ) -> str:
-    client = await session.get(clients.Client, body.client_id)
+    _check_text(body)
+    client = await clients.find(session, body.client_id)
     if client is None:
         raise Invalid(f"client_id: no client with id {body.client_id}")
     actor = actor_of(user)
@@ -141,6 +156,7 @@ async def send_event(
         decision = lifecycle.apply(state, event, actor, datetime.now(UTC))
         assert isinstance(decision, Refusal)
         raise EventRefused(decision)
+    _check_text(event)
     await _check_people(session, event)
     await session.commit()  # hold no database transaction while the workflow writes
     handle = temporal.get_workflow_handle(workflow_id(slug))
@@ -149,12 +165,20 @@ async def send_event(
     except WorkflowUpdateFailedError as failed:
         refusal = _refusal_from(failed)
         if refusal is None:
-            raise
+            await _refresh_projection(handle)
+            raise Unavailable("the job did not take the event this time; send it again") from None
         raise EventRefused(refusal) from None
     except RPCError as rpc:
         if rpc.status == RPCStatusCode.NOT_FOUND:
             raise NotFound(f"job {slug!r} has no running workflow") from None
         raise Unavailable(f"the workflow service is not reachable: {rpc.message}") from None
+
+
+async def _refresh_projection(handle: WorkflowHandle[Any, Any]) -> None:
+    """The workflow task that failed may have written the projection already: have the workflow
+    write it again from a task that counts."""
+    with contextlib.suppress(RPCError):
+        await handle.signal(JobWorkflow.refresh_projection)
 
 
 async def search(

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -425,3 +426,41 @@ async def test_projection_is_sequence_guarded_and_idempotent(database: Database)
     assert JobState.model_validate(row.state) == s4
     assert [t[1] for t in await _timeline(database, slug)] == [1, 2, 3, 4]
     assert (await _timeline(database, slug))[:3] == timeline
+
+
+async def test_concurrent_events_leave_a_true_timeline(
+    temporal_client: Client, tmp_path: Path
+) -> None:
+    """Bursts of updates and signals at one job — more updates than the server keeps in flight, so
+    some workflow tasks are discarded after their local projection write ran — still leave a
+    timeline holding exactly the accepted events, each at the seq its caller was told."""
+    db, customer = await _fresh_sqlite(tmp_path / "burst.db")
+    queue = f"burst-{uuid.uuid4().hex[:8]}"
+    told: dict[str, int] = {}
+    async with build_worker(temporal_client, db, queue):
+        job = Job(temporal_client, queue, customer)
+        await job.create()
+        for burst in range(3):
+
+            async def update(i: int, burst: int = burst) -> None:
+                text = f"b{burst}-u{i}"
+                # An update the server fails must simply not show up in the timeline.
+                with contextlib.suppress(Exception):
+                    told[text] = (await job.send(OLGA, "note_added", text=text)).seq
+
+            signal = EventRequest(event=event("note_added", text=f"b{burst}-sig"), actor=OLGA)
+            await asyncio.gather(
+                *(update(i) for i in range(14)), job.handle.signal(JobWorkflow.event_signal, signal)
+            )
+        await job.handle.signal(JobWorkflow.refresh_projection)
+        live = await job.state()
+        for _ in range(50):
+            row = await _job_row(db, job.slug)
+            if row.seq == live.seq and row.position > 0:
+                break
+            await asyncio.sleep(0.1)
+    timeline = {t[1]: t[7].get("text") for t in await _timeline(db, job.slug)}
+    assert sorted(timeline) == list(range(1, live.seq + 1))
+    assert all(timeline[seq] == text for text, seq in told.items())
+    assert JobState.model_validate((await _job_row(db, job.slug)).state) == live
+    await db.dispose()
