@@ -1,0 +1,1 @@
+"""Benchmarks: `.venv/bin/python bench/events.py` (see its docstring)."""
