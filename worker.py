@@ -16,26 +16,38 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
+from activities.messages import MessageActivities
 from activities.projection import ProjectionActivities
 from core.config import Settings
 from core.db import Database
 from core.temporal import connect
 from workflows.job import JobWorkflow
+from workflows.runner import workflow_runner
 
 log = logging.getLogger("jobline.worker")
 
 
-def activities_for(db: Database) -> Sequence[Any]:
+def activities_for(db: Database, settings: Settings) -> Sequence[Any]:
     projection = ProjectionActivities(db)
-    return [projection.project_job, projection.allocate_job_number]
+    messages = MessageActivities(db, settings)
+    return [
+        projection.project_job,
+        projection.allocate_job_number,
+        messages.load_communication_settings,
+        messages.queue_messages,
+        messages.deliver_message,
+    ]
 
 
-def build_worker(client: Client, db: Database, task_queue: str) -> Worker:
+def build_worker(
+    client: Client, db: Database, task_queue: str, settings: Settings | None = None
+) -> Worker:
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[JobWorkflow],
-        activities=activities_for(db),
+        activities=activities_for(db, settings or Settings()),
+        workflow_runner=workflow_runner(),
     )
 
 
@@ -49,7 +61,7 @@ def _runtime(settings: Settings) -> Runtime | None:
 async def run_worker(settings: Settings) -> None:
     db = Database(settings.resolved_database_url)
     client = await connect(settings, runtime=_runtime(settings))
-    worker = build_worker(client, db, settings.task_queue)
+    worker = build_worker(client, db, settings.task_queue, settings)
     # SIGTERM (Kubernetes, compose) and Ctrl-C both drain: running tasks finish, then exit.
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -13,7 +13,10 @@ from temporalio.client import Client as TemporalClient
 from api import errors, health
 from api.clients.routes import router as clients_router
 from api.jobs.routes import router as jobs_router
+from api.outbox.routes import router as outbox_router
+from api.settings.routes import router as settings_router
 from api.users.routes import router as users_router
+from api.users.service import TokenCache
 from core.config import Settings
 from core.db import Database
 from core.temporal import connect
@@ -48,6 +51,7 @@ def create_app(
         app.state.settings = settings
         app.state.db = db or Database(settings.resolved_database_url)
         app.state.temporal = temporal or await _connect_with_retry(settings)
+        app.state.tokens = TokenCache()
         try:
             yield
         finally:
@@ -66,4 +70,6 @@ def create_app(
     app.include_router(users_router)
     app.include_router(clients_router)
     app.include_router(jobs_router)
+    app.include_router(outbox_router)
+    app.include_router(settings_router)
     return app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client as TemporalClient
 
 from api.errors import NotAuthenticated, NotPermitted
-from api.users.service import authenticate
+from api.users.service import TokenCache, authenticate
 from core.config import Settings
 from core.db import Database
 from models.lifecycle import Role
@@ -22,15 +22,16 @@ _bearer = HTTPBearer(
 )
 
 
-def get_db(request: Request) -> Database:
+# Dependencies are async so FastAPI runs them inline instead of on its thread pool.
+async def get_db(request: Request) -> Database:
     return request.app.state.db
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_temporal(request: Request) -> TemporalClient:
+async def get_temporal(request: Request) -> TemporalClient:
     return request.app.state.temporal
 
 
@@ -40,30 +41,36 @@ async def get_session(db: Annotated[Database, Depends(get_db)]) -> AsyncIterator
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+DatabaseDep = Annotated[Database, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 TemporalDep = Annotated[TemporalClient, Depends(get_temporal)]
 
 
 async def current_user(
+    request: Request,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise NotAuthenticated("send a bearer token: Authorization: Bearer <token>")
-    user = await authenticate(session, credentials.credentials)
+    cache: TokenCache = request.app.state.tokens
+    user = cache.get(credentials.credentials)
     if user is None:
-        raise NotAuthenticated("the bearer token is not valid")
+        user = await authenticate(session, credentials.credentials)
+        if user is None:
+            raise NotAuthenticated("the bearer token is not valid")
+        cache.put(credentials.credentials, user)
     return user
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def require(*roles: Role, what: str) -> Callable[[User], User]:
+def require(*roles: Role, what: str) -> Callable[[User], Awaitable[User]]:
     """A dependency that lets only these roles through, with a 403 that says who may."""
     allowed = {r.value for r in roles}
 
-    def _check(user: CurrentUser) -> User:
+    async def _check(user: CurrentUser) -> User:
         if user.role not in allowed:
             raise NotPermitted(f"{what} is for: {', '.join(sorted(allowed))}; you are {user.role}")
         return user

@@ -29,6 +29,21 @@ class Settings(BaseSettings):
     secret_key: str = DEFAULT_SECRET
     email_backend: Literal["outbox", "smtp", "sendgrid"] = "outbox"
     sms_backend: Literal["outbox", "twilio"] = "outbox"
+    email_from: str = "Jobline <no-reply@jobline.example>"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    sendgrid_api_key: str = ""
+    sendgrid_base_url: str = "https://api.sendgrid.com"
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_from_number: str = ""
+    twilio_base_url: str = "https://api.twilio.com"
+    # Seconds a provider call may take before it counts as a (retried) timeout.
+    provider_timeout: float = 20.0
     log_level: str = "INFO"
     # host:port for the worker's Prometheus endpoint (Temporal SDK metrics); empty: none.
     worker_metrics_address: str = ""

@@ -264,6 +264,17 @@ class ContactUpdated(_Event):
         return self
 
 
+class CustomerUpdateSent(_Event):
+    """The Send dialog: a message to the customer by email, and by SMS when asked."""
+
+    type: Literal["customer_update_sent"] = "customer_update_sent"
+    message: Text
+    to_email: Email | None = None
+    bcc_me: bool = False
+    sms: bool = False
+    sms_phone: Phone | None = None
+
+
 class CommunicationLogged(_Event):
     type: Literal["communication_logged"] = "communication_logged"
     channel: Literal["call", "email", "sms", "in_person"]
@@ -297,7 +308,8 @@ Event = Annotated[
     | JobCanceled
     | NoteAdded
     | ContactUpdated
-    | CommunicationLogged,
+    | CommunicationLogged
+    | CustomerUpdateSent,
     Field(discriminator="type"),
 ]
 
@@ -328,4 +340,5 @@ EVENT_TYPES: tuple[str, ...] = (
     "note_added",
     "contact_updated",
     "communication_logged",
+    "customer_update_sent",
 )

@@ -64,6 +64,8 @@ class Role(StrEnum):
     technician = "technician"
     # Not a person: a supplier feed or other system sending Signals to the workflow.
     integration = "integration"
+    # Jobline itself (reminders and flags); no rule lets it send an event.
+    system = "system"
 
 
 USER_ROLES: tuple[Role, ...] = (Role.admin, Role.manager, Role.office, Role.sales, Role.technician)
@@ -151,6 +153,7 @@ class Schedule(_Model):
     technician: str
     window_start: datetime
     window_end: datetime
+    scheduled_at: datetime | None = None
 
 
 class Checklist(_Model):
@@ -189,6 +192,21 @@ class Payment(_Model):
     recorded_at: datetime
 
 
+class Reminders(BaseModel):
+    """What has been reminded, per subject. Kept by the workflow (models.reminders)."""
+
+    follow_ups_for: datetime | None = None  # the quote's sent_at the count below belongs to
+    follow_ups_sent: int = 0
+    last_follow_up_at: datetime | None = None
+    quote_stale: bool = False
+    appointment_reminded_for: datetime | None = None  # window_start
+    parts_overdue_skus: list[str] = []
+    payment_reminders_for: datetime | None = None  # the invoice's sent_at
+    payment_reminders_sent: int = 0
+    last_payment_reminder_at: datetime | None = None
+    stuck_since: datetime | None = None  # the stage_entered_at of the stage that got stuck
+
+
 class JobState(_Model):
     """Everything the workflow knows about one job. `stage is None` until `job_created`."""
 
@@ -218,6 +236,7 @@ class JobState(_Model):
     payments: list[Payment] = []
     cancel_reason: str | None = None
     canceled_from: Stage | None = None
+    reminders: Reminders = Reminders()
 
     @property
     def milestone(self) -> Milestone | None:
@@ -441,7 +460,10 @@ def _parts_delivered(s: JobState, e: ev._Event, a: Actor, at: datetime) -> JobSt
 def _job_scheduled(s: JobState, e: ev._Event, a: Actor, at: datetime) -> JobState:
     assert isinstance(e, ev.JobScheduled)
     schedule = Schedule(
-        technician=e.technician, window_start=e.window_start, window_end=e.window_end
+        technician=e.technician,
+        window_start=e.window_start,
+        window_end=e.window_end,
+        scheduled_at=at,
     )
     # A checklist is prepared for one technician's visit; a different technician starts over.
     keep = s.checklist if s.schedule and s.schedule.technician == e.technician else None
@@ -580,6 +602,15 @@ def _record_only(s: JobState, e: ev._Event, a: Actor, at: datetime) -> JobState:
     return s
 
 
+def _customer_update(s: JobState, e: ev._Event, a: Actor, at: datetime) -> JobState:
+    assert isinstance(e, ev.CustomerUpdateSent)
+    if not (e.to_email or s.client.email):
+        raise _Invalid("to_email: the client has no email address on file; give one")
+    if e.sms and not (e.sms_phone or s.client.phone):
+        raise _Invalid("sms_phone: the client has no phone number on file; give one")
+    return s
+
+
 # guards: (state) -> reason it is not possible now, or None
 
 
@@ -714,6 +745,7 @@ RULES: dict[str, Rule] = {
     "note_added": Rule(frozenset(OPEN_STAGES), STAFF, _record_only),
     "contact_updated": Rule(frozenset(OPEN_STAGES), STAFF, _contact_updated),
     "communication_logged": Rule(frozenset(OPEN_STAGES), STAFF, _record_only),
+    "customer_update_sent": Rule(frozenset(OPEN_STAGES), OFFICE_SALES_MANAGER, _customer_update),
 }
 
 # Events that make a job a sale and so give it a job number.

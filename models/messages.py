@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from models.events import Event
 from models.lifecycle import Actor, ClientSnapshot, JobState, Stage
+from models.notifications import Notification
 
 
 class JobInput(BaseModel):
@@ -40,6 +41,10 @@ class EventOutcome(BaseModel):
     seq: int
     stage: Stage
     number: int | None
+    # Outbox messages the event queued (quote email, appointment SMS, customer update, ...).
+    message_ids: list[int] = []
+    # For the API to write (read-your-writes); None when the workflow wrote it itself.
+    projection: ProjectionInput | None = None
 
 
 class TimelineRecord(BaseModel):
@@ -59,6 +64,17 @@ class ProjectionInput(BaseModel):
     # that the server then discarded gets replaced.
     position: int = 0
     at: datetime | None = None
+    next_reminder_at: datetime | None = None
+
+
+class QueueMessages(BaseModel):
+    """Messages to create for one event or reminder. Recipients and text are resolved, and the
+    rows written, by the activity. The job's state travels along (it is small) because the
+    projection may not show this event yet: the message must say what the event made true."""
+
+    state: JobState
+    notification: Notification
+    actor: Actor | None = None
 
 
 class JobSummary(BaseModel):
@@ -70,7 +86,11 @@ class JobSummary(BaseModel):
 
 
 JobInput.model_rebuild()
+EventOutcome.model_rebuild()
 
 # Activity names, so the workflow can call them without importing the activities' I/O modules.
 PROJECT_JOB = "project_job"
 ALLOCATE_JOB_NUMBER = "allocate_job_number"
+LOAD_COMMUNICATION_SETTINGS = "load_communication_settings"
+QUEUE_MESSAGES = "queue_messages"
+DELIVER_MESSAGE = "deliver_message"

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Numeric, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Numeric, Text, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -140,3 +140,47 @@ class JobNumber(SQLModel, table=True):
     number: int | None = Field(default=None, primary_key=True)
     job_slug: str = Field(max_length=32, unique=True)
     assigned_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+class Setting(SQLModel, table=True):
+    """A settings document (communications, resulting, closeout), validated by its model."""
+
+    __tablename__ = "settings"
+
+    name: str = Field(primary_key=True, max_length=32)
+    value: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    updated_by: str = Field(default="", max_length=64)
+    updated_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """Every message Jobline sends, whatever the backend: the job's communication history.
+
+    `idempotency_key` (workflow id, event sequence, purpose, channel) is unique, so a retried,
+    replayed or restarted send finds its row instead of making a second message.
+    """
+
+    __tablename__ = "outbox_messages"
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=200, unique=True)
+    job_slug: str | None = Field(default=None, max_length=32, index=True)
+    channel: str = Field(max_length=8)
+    purpose: str = Field(max_length=32, index=True)
+    to: str = Field(max_length=1000)
+    cc: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    bcc: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    subject: str = Field(default="", max_length=300)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    attachments: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    # queued -> sending -> sent | failed; captured (outbox backend); unknown (see delivery)
+    status: str = Field(default="queued", max_length=16, index=True)
+    backend: str = Field(default="", max_length=16)
+    provider_id: str | None = Field(default=None, max_length=200)
+    error: str | None = Field(default=None, max_length=1000)
+    attempts: int = Field(default=0)
+    created_by: str = Field(default="", max_length=64)
+    created_at: datetime = _ts(nullable=False, default=utcnow)
+    sent_at: datetime | None = _ts(nullable=True)

@@ -11,27 +11,41 @@ current details. The workflow completes when the job is closed or canceled.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from models import lifecycle
-    from models.lifecycle import FINAL_STAGES, JobState, Refusal
+    from models import lifecycle, notifications, reminders
+    from models.communications import CommunicationSettings
+    from models.lifecycle import FINAL_STAGES, Actor, JobState, Refusal, Role
     from models.messages import (
         ALLOCATE_JOB_NUMBER,
+        LOAD_COMMUNICATION_SETTINGS,
         PROJECT_JOB,
         EventOutcome,
         EventRequest,
         JobInput,
         JobSummary,
         ProjectionInput,
+        QueueMessages,
         TimelineRecord,
     )
     from models.timeline import describe
     from workflows import search_attributes as sa
+    from workflows.deliveries import Deliveries
+
+# Workflows started before this patch keep their first behaviour on replay: no reminders or
+# messages, and a projection write inside every Update. From it on, the API writes the result of
+# each Update it sent and the workflow writes after signals and reminders, and once a job settles.
+REMINDERS_PATCH = "reminders-and-api-projection"
+# A job settles this long after its last Update; its projection is then written from the worker
+# too, in case the API that sent the Update did not live to write it.
+SETTLE_AFTER = timedelta(seconds=30)
+SETTINGS_FRESH = timedelta(minutes=1)
+JOBLINE = Actor(username="jobline", role=Role.system)
 
 # Quick DB writes: retried inside the workflow task, never long enough to stall the job.
 LOCAL_WRITE_TIMEOUT = timedelta(seconds=10)
@@ -63,6 +77,13 @@ class JobWorkflow:
         self._recent_updates: dict[str, EventOutcome] = dict(input.recent_updates)
         # Handlers await activities; one event at a time keeps seq and state consistent.
         self._lock = asyncio.Lock()
+        self._reminders_on = workflow.patched(REMINDERS_PATCH)
+        # Until the run loop has loaded them, the defaults give a first next-reminder estimate.
+        self._settings = CommunicationSettings()
+        self._next_reminder_at: datetime | None = None
+        self._deliveries = Deliveries()
+        self._settle_at: datetime | None = None
+        self._settings_read_at: datetime | None = None
 
     @workflow.run
     async def run(self, input: JobInput) -> JobSummary:
@@ -74,19 +95,54 @@ class JobWorkflow:
             raise ApplicationError("job_created never arrived", non_retryable=True) from None
 
         while True:
-            await workflow.wait_condition(
-                lambda: (
-                    self._finished
-                    or self._projection_behind
-                    or workflow.info().is_continue_as_new_suggested()
+            seen = self.state.seq
+            due: reminders.Due | None = None
+            if self._reminders_on:
+                # Each wait reads the settings as it begins, so a change applies to the next wait;
+                # within a burst of events, a read less than a minute old is as good.
+                now = workflow.now()
+                if self._settings_read_at is None or now - self._settings_read_at >= SETTINGS_FRESH:
+                    self._settings = await self._load_settings()
+                    self._settings_read_at = now
+                dues = reminders.pending(self.state, self._settings)
+                await self._show_next_reminder(dues[0].at if dues else None)
+                due = dues[0] if dues else None
+            try:
+                await workflow.wait_condition(
+                    lambda seen=seen: (  # type: ignore[misc]
+                        self._finished
+                        or self._projection_behind
+                        or self.state.seq != seen
+                        or workflow.info().is_continue_as_new_suggested()
+                    ),
+                    timeout=self._until(due),
                 )
-            )
+            except TimeoutError:
+                self._settings_read_at = None  # a timer fired: the next wait reads afresh
+                if self._settle_at is not None and self._settle_at <= workflow.now():
+                    async with self._lock:
+                        if self._unprojected:
+                            await self._project()
+                        self._settle_at = None
+                    continue
+                assert due is not None
+                await self._fire(due)
+                continue
             if self._projection_behind:
                 await self._catch_up_projection()
             if self._finished:
+                # The last events' projection, written here since the job does not settle now.
+                if self._reminders_on and self._unprojected:
+                    async with self._lock:
+                        if self._unprojected:
+                            await self._project()
+                    if self._projection_behind:
+                        continue
                 break
             if workflow.info().is_continue_as_new_suggested():
-                await workflow.wait_condition(workflow.all_handlers_finished)
+                await workflow.wait_condition(
+                    lambda: workflow.all_handlers_finished() and self._deliveries.idle
+                )
                 workflow.continue_as_new(
                     JobInput(
                         slug=self.state.slug,
@@ -98,13 +154,15 @@ class JobWorkflow:
                     )
                 )
 
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await workflow.wait_condition(
+            lambda: workflow.all_handlers_finished() and self._deliveries.idle
+        )
         assert self.state.stage is not None
         return JobSummary(slug=self.state.slug, stage=self.state.stage, number=self.state.number)
 
     @property
     def _finished(self) -> bool:
-        return self.state.stage in FINAL_STAGES and not self._projection_behind
+        return self.state.stage in FINAL_STAGES
 
     # --- messages ---------------------------------------------------------------------------
 
@@ -113,7 +171,7 @@ class JobWorkflow:
         async with self._lock:
             if (earlier := self._earlier_outcome()) is not None:
                 return earlier
-            outcome = await self._accept(request)
+            outcome = await self._accept(request, from_update=True)
             self._remember(outcome)
             return outcome
 
@@ -173,12 +231,13 @@ class JobWorkflow:
 
     # --- accepting an event -----------------------------------------------------------------
 
-    async def _accept(self, request: EventRequest) -> EventOutcome:
+    async def _accept(self, request: EventRequest, from_update: bool = False) -> EventOutcome:
         now = workflow.now()
         # Checked again under the lock: an earlier event may have changed the job since validation.
         decision = lifecycle.apply(self.state, request.event, request.actor, now)
         if isinstance(decision, Refusal):
             raise refusal_error(decision)
+        decision_before = self.state
         state = decision.state
         if decision.assign_number and state.number is None:
             number = await workflow.execute_local_activity(
@@ -202,14 +261,41 @@ class JobWorkflow:
                 payload=request.event.model_dump(mode="json"),
             )
         )
-        await self._project()
+        projection: ProjectionInput | None = None
+        if not self._reminders_on:
+            await self._project()
+        else:
+            dues = reminders.pending(state, self._settings)
+            self._next_reminder_at = dues[0].at if dues else None
+            if from_update:
+                # The API writes this; the worker writes it too once the job settles.
+                projection = self._projection_input(list(self._unprojected))
+                self._settle_at = workflow.now() + SETTLE_AFTER
+            else:
+                await self._project()
         self._publish()
+        message_ids: list[int] = []
+        if self._reminders_on:
+            for note in notifications.for_event(request.event, decision_before, state):
+                message_ids += await self._deliveries.send(
+                    QueueMessages(state=state, notification=note, actor=request.actor)
+                )
         assert state.stage is not None
-        return EventOutcome(seq=state.seq, stage=state.stage, number=state.number)
+        return EventOutcome(
+            seq=state.seq,
+            stage=state.stage,
+            number=state.number,
+            message_ids=message_ids,
+            projection=projection,
+        )
 
     def _projection_input(self, records: list[TimelineRecord]) -> ProjectionInput:
         return ProjectionInput(
-            state=self.state, records=records, position=self._position(), at=workflow.now()
+            state=self.state,
+            records=records,
+            position=self._position(),
+            at=workflow.now(),
+            next_reminder_at=self._next_reminder_at,
         )
 
     async def _project(self) -> None:
@@ -227,6 +313,8 @@ class JobWorkflow:
             self._projection_behind = True
             return
         self._unprojected = self._unprojected[len(records) :]
+        if not self._unprojected:
+            self._settle_at = None
 
     async def _catch_up_projection(self) -> None:
         async with self._lock:
@@ -239,6 +327,8 @@ class JobWorkflow:
             )
             self._unprojected = self._unprojected[len(records) :]
             self._projection_behind = False
+            if not self._unprojected:
+                self._settle_at = None
 
     def _publish(self) -> None:
         """Search attributes for ops, and the Web UI's current details."""
@@ -251,7 +341,7 @@ class JobWorkflow:
             sa.CLIENT_ID.value_set(s.client.id),
             sa.WAITING_ON.value_set(s.waiting_on),
             sa.STAGE_ENTERED_AT.value_set(s.stage_entered_at),
-            sa.STUCK.value_set(False),
+            sa.STUCK.value_set(reminders.is_stuck(s)),
             sa.JOB_NUMBER.value_set(s.number) if s.number else sa.JOB_NUMBER.value_unset(),
             sa.JOB_OWNER.value_set(s.owner) if s.owner else sa.JOB_OWNER.value_unset(),
             sa.ASSIGNED_TECH.value_set(tech) if tech else sa.ASSIGNED_TECH.value_unset(),
@@ -259,6 +349,11 @@ class JobWorkflow:
             if s.contract_amount is not None
             else sa.CONTRACT_AMOUNT.value_unset(),
         ]
+        if self._reminders_on:
+            at = self._next_reminder_at
+            updates.append(
+                sa.NEXT_REMINDER_AT.value_set(at) if at else sa.NEXT_REMINDER_AT.value_unset()
+            )
         workflow.upsert_search_attributes(updates)
         workflow.set_current_details(
             "\n".join(
@@ -267,7 +362,61 @@ class JobWorkflow:
                     f"**Waiting on:** {s.waiting_on}",
                     f"**In stage since:** {s.stage_entered_at.isoformat()}",
                     f"**Job number:** {s.number or '—'}",
+                    f"**Next reminder:** {self._next_reminder_at or '—'}",
+                    f"**Stuck:** {'yes' if reminders.is_stuck(s) else 'no'}",
                     f"**Events:** {s.seq}",
                 ]
             )
         )
+
+    # --- reminders ----------------------------------------------------------------------------
+
+    async def _load_settings(self) -> CommunicationSettings:
+        return await workflow.execute_local_activity(
+            LOAD_COMMUNICATION_SETTINGS,
+            result_type=CommunicationSettings,
+            start_to_close_timeout=LOCAL_WRITE_TIMEOUT,
+            retry_policy=LOCAL_WRITE_RETRY,
+        )
+
+    def _until(self, due: reminders.Due | None) -> timedelta | None:
+        wake = [t for t in (due.at if due else None, self._settle_at) if t is not None]
+        if not wake:
+            return None
+        # Already due fires at once (a timer needs a positive duration).
+        return max(min(wake) - workflow.now(), timedelta(milliseconds=1))
+
+    async def _show_next_reminder(self, at: datetime | None) -> None:
+        """Settings may have moved the next reminder: keep the job view and NextReminderAt true."""
+        if at == self._next_reminder_at:
+            return
+        async with self._lock:
+            self._next_reminder_at = at
+            await self._project()
+            self._publish()
+
+    async def _fire(self, due: reminders.Due) -> None:
+        async with self._lock:
+            now = workflow.now()
+            # An event may have arrived while this waited for the lock.
+            current = reminders.pending(self.state, self._settings)
+            if not current or current[0].kind != due.kind or current[0].at > now:
+                return
+            state = reminders.fired(self.state, due, now, self._settings)
+            self.state = state.model_copy(update={"seq": self.state.seq + 1})
+            self._unprojected.append(
+                TimelineRecord(
+                    seq=self.state.seq,
+                    type=due.kind,
+                    actor=JOBLINE,
+                    at=now,
+                    summary=reminders.describe(due, self.state, self._settings),
+                    payload={"due_at": due.at.isoformat()},
+                )
+            )
+            dues = reminders.pending(self.state, self._settings)
+            self._next_reminder_at = dues[0].at if dues else None
+            await self._project()
+            self._publish()
+            for note in notifications.for_reminder(due.kind, self.state):
+                await self._deliveries.send(QueueMessages(state=self.state, notification=note))

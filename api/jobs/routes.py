@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Response
 
-from api.deps import CurrentUser, JobReader, SessionDep, SettingsDep, TemporalDep
+from api.deps import CurrentUser, DatabaseDep, JobReader, SessionDep, SettingsDep, TemporalDep
 from api.errors import ERROR_RESPONSES, Invalid
-from api.jobs import service
-from api.jobs.schemas import JobPage, JobView
-from api.jobs.views import job_view, list_item
+from api.jobs import send, service
+from api.jobs.schemas import JobPage, JobView, SendPreview, SendRequest, SendResult
+from api.jobs.views import job_view, list_item, view_of_state
+from api.outbox import service as outbox
+from api.outbox.schemas import public as outbox_public
 from api.text import NoNul
 from api.users.service import actor_of
 from models import events as ev
@@ -23,7 +26,12 @@ _REFUSED = {
 
 async def _view(session: SessionDep, user: CurrentUser, slug: str) -> JobView:
     row = await service.get_row(session, user, slug)
-    return job_view(row, await service.timeline(session, slug), actor_of(user))
+    return job_view(
+        row,
+        await service.timeline(session, slug),
+        await outbox.for_job(session, slug),
+        actor_of(user),
+    )
 
 
 @router.post("", status_code=201, response_model=JobView, responses=_REFUSED)
@@ -32,9 +40,10 @@ async def create_job(
     session: SessionDep,
     temporal: TemporalDep,
     settings: SettingsDep,
+    db: DatabaseDep,
     user: JobReader,
 ) -> JobView:
-    slug = await service.create_job(session, temporal, settings.task_queue, user, body)
+    slug = await service.create_job(session, db.dialect, temporal, settings.task_queue, user, body)
     return await _view(session, user, slug)
 
 
@@ -75,9 +84,45 @@ async def post_event(
     event: Annotated[ev.Event, Body()],
     session: SessionDep,
     temporal: TemporalDep,
+    db: DatabaseDep,
     user: JobReader,
 ) -> JobView:
     if isinstance(event, ev.JobCreated):
         raise Invalid("job_created starts a new job: POST /api/v1/jobs")
-    await service.send_event(session, temporal, user, slug, event)
-    return await _view(session, user, slug)
+    outcome = await service.send_event(session, db, temporal, user, slug, event)
+    if outcome.projection is None:
+        return await _view(session, user, slug)
+    # The state the workflow handed back is the job now; only the timeline is read.
+    return view_of_state(
+        outcome.projection.state,
+        await service.timeline(session, slug),
+        await outbox.for_job(session, slug),
+        actor_of(user),
+        next_reminder_at=outcome.projection.next_reminder_at,
+        updated_at=outcome.projection.at or datetime.now(UTC),
+    )
+
+
+@router.post(
+    "/{slug}/send",
+    status_code=202,
+    response_model=SendResult | SendPreview,
+    responses={200: {"model": SendPreview, "description": "preview: rendered, nothing sent"}},
+)
+async def send_customer_update(
+    slug: Slug,
+    body: SendRequest,
+    session: SessionDep,
+    temporal: TemporalDep,
+    db: DatabaseDep,
+    user: JobReader,
+    response: Response,
+) -> SendResult | SendPreview:
+    """Email the customer (and SMS when asked); `preview: true` renders both and sends nothing."""
+    if body.preview:
+        response.status_code = 200
+        return await send.preview(session, user, slug, body)
+    event = await send.as_event(session, body)
+    outcome = await service.send_event(session, db, temporal, user, slug, event)
+    messages = await outbox.by_ids(session, outcome.message_ids)
+    return SendResult(messages=[outbox_public(m) for m in messages])

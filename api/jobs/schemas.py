@@ -6,8 +6,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
+from api.outbox.schemas import OutboxPublic
+from models.communications import SmsPreview
+from models.events import Email, Phone, Text
 from models.lifecycle import (
     Checklist,
     ClientSnapshot,
@@ -61,9 +64,12 @@ class JobView(BaseModel):
     evidence_verified_at: datetime | None
     cancel_reason: str | None
     timeline: list[TimelineEntry]
-    communications: list[dict[str, Any]]
+    communications: list[OutboxPublic]
     next_reminder_at: datetime | None
     stuck: bool
+    # The quote went unanswered through every follow-up.
+    quote_stale: bool
+    follow_ups_sent: int
     portal_url: str | None
     seq: int
     created_at: datetime
@@ -95,3 +101,32 @@ class JobPage(BaseModel):
     total: int
     page: int
     page_size: int
+
+
+class SendRequest(BaseModel):
+    """The Send dialog (DESIGN.md §6 "Customer updates")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    message: Text
+    to_email: Email | None = None
+    bcc_me: bool = False
+    sms: bool = False
+    sms_phone: Phone | None = None
+    preview: bool = False
+
+
+class EmailPreview(BaseModel):
+    to: list[str]
+    bcc: list[str]
+    subject: str
+    body: str
+
+
+class SendPreview(BaseModel):
+    email: EmailPreview
+    sms: SmsPreview
+
+
+class SendResult(BaseModel):
+    messages: list[OutboxPublic]

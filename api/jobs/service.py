@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import func, or_
 from sqlmodel import col, select
@@ -28,11 +28,13 @@ from api.clients import service as clients
 from api.errors import EventRefused, Invalid, NotFound, Unavailable
 from api.text import NUL_MESSAGE, find_nul
 from api.users.service import actor_of, find_user
+from core.db import Database
+from core.projection_store import write_projection
 from core.temporal import workflow_id
 from models import events as ev
 from models import lifecycle
 from models.lifecycle import Refusal, Role
-from models.messages import EventRequest, JobInput
+from models.messages import EventOutcome, EventRequest, JobInput
 from models.tables import Job, JobEvent, User
 from workflows.job import JobWorkflow
 
@@ -103,6 +105,7 @@ def _refusal_from(error: WorkflowUpdateFailedError) -> Refusal | None:
 
 async def create_job(
     session: AsyncSession,
+    dialect: str,
     temporal: TemporalClient,
     task_queue: str,
     user: User,
@@ -130,7 +133,7 @@ async def create_job(
         static_summary=f"Job {slug}: {body.title}"[:200],
     )
     try:
-        await temporal.execute_update_with_start_workflow(
+        outcome = await temporal.execute_update_with_start_workflow(
             JobWorkflow.apply_event,
             EventRequest(event=body, actor=actor),
             start_workflow_operation=start,
@@ -142,26 +145,29 @@ async def create_job(
         raise EventRefused(refusal) from None
     except RPCError as rpc:
         raise Unavailable(f"the workflow service did not take the job: {rpc.message}") from None
+    await _write(session, outcome, dialect)
     return slug
 
 
 async def send_event(
-    session: AsyncSession, temporal: TemporalClient, user: User, slug: str, event: ev._Event
-) -> None:
-    row = await get_row(session, user, slug)
-    actor = actor_of(user)
-    state = lifecycle.JobState.model_validate(row.state)
-    if state.stage in lifecycle.FINAL_STAGES:
-        # The workflow has completed; the rules still explain the refusal.
-        decision = lifecycle.apply(state, event, actor, datetime.now(UTC))
-        assert isinstance(decision, Refusal)
-        raise EventRefused(decision)
+    session: AsyncSession,
+    db: Database,
+    temporal: TemporalClient,
+    user: User,
+    slug: str,
+    event: ev._Event,
+) -> EventOutcome:
+    if user.role == Role.technician:
+        await get_row(session, user, slug)  # not their job: simply not found
     _check_text(event)
     await _check_people(session, event)
-    await session.commit()  # hold no database transaction while the workflow writes
+    await session.commit()  # hold no database transaction while the workflow decides
+    actor = actor_of(user)
     handle = temporal.get_workflow_handle(workflow_id(slug))
     try:
-        await handle.execute_update(JobWorkflow.apply_event, EventRequest(event=event, actor=actor))
+        outcome = await handle.execute_update(
+            JobWorkflow.apply_event, EventRequest(event=event, actor=actor)
+        )
     except WorkflowUpdateFailedError as failed:
         refusal = _refusal_from(failed)
         if refusal is None:
@@ -169,9 +175,30 @@ async def send_event(
             raise Unavailable("the job did not take the event this time; send it again") from None
         raise EventRefused(refusal) from None
     except RPCError as rpc:
-        if rpc.status == RPCStatusCode.NOT_FOUND:
-            raise NotFound(f"job {slug!r} has no running workflow") from None
-        raise Unavailable(f"the workflow service is not reachable: {rpc.message}") from None
+        if rpc.status != RPCStatusCode.NOT_FOUND:
+            raise Unavailable(f"the workflow service is not reachable: {rpc.message}") from None
+        await _refuse_without_workflow(session, user, slug, event)
+    await _write(session, outcome, db.dialect)
+    return outcome
+
+
+async def _refuse_without_workflow(
+    session: AsyncSession, user: User, slug: str, event: ev._Event
+) -> NoReturn:
+    """No running workflow: the job is unknown (404), or final — and the rules say why (409)."""
+    row = await get_row(session, user, slug)
+    state = lifecycle.JobState.model_validate(row.state)
+    decision = lifecycle.apply(state, event, actor_of(user), datetime.now(UTC))
+    if isinstance(decision, Refusal):
+        raise EventRefused(decision)
+    raise Unavailable(f"job {slug!r} has no running workflow; ops have been told") from None
+
+
+async def _write(session: AsyncSession, outcome: EventOutcome, dialect: str) -> None:
+    """Read-your-writes: the projection the workflow handed back is in the database before the
+    API answers (the worker writes the same again when the job settles)."""
+    if outcome.projection is not None:
+        await write_projection(session, dialect, outcome.projection)
 
 
 async def _refresh_projection(handle: WorkflowHandle[Any, Any]) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from api.outbox.schemas import public as outbox_public
 from models import lifecycle
 from models.lifecycle import Actor, JobState
-from models.tables import Job, JobEvent
+from models.reminders import is_stuck
+from models.tables import Job, JobEvent, OutboxMessage
 
 from .schemas import JobListItem, JobView, TimelineEntry
 
@@ -13,9 +17,29 @@ def state_of(row: Job) -> JobState:
     return JobState.model_validate(row.state)
 
 
-def job_view(row: Job, timeline: list[JobEvent], actor: Actor) -> JobView:
-    s = state_of(row)
-    assert s.stage is not None and s.milestone is not None
+def job_view(
+    row: Job, timeline: list[JobEvent], communications: list[OutboxMessage], actor: Actor
+) -> JobView:
+    return view_of_state(
+        state_of(row),
+        timeline,
+        communications,
+        actor,
+        next_reminder_at=row.next_reminder_at,
+        updated_at=row.updated_at,
+    )
+
+
+def view_of_state(
+    s: JobState,
+    timeline: list[JobEvent],
+    communications: list[OutboxMessage],
+    actor: Actor,
+    *,
+    next_reminder_at: datetime | None,
+    updated_at: datetime,
+) -> JobView:
+    assert s.stage is not None and s.milestone is not None and s.created_at is not None
     return JobView(
         slug=s.slug,
         number=s.number,
@@ -55,14 +79,18 @@ def job_view(row: Job, timeline: list[JobEvent], actor: Actor) -> JobView:
             )
             for e in timeline
         ],
-        communications=[],
-        next_reminder_at=row.next_reminder_at,
-        stuck=row.stuck,
+        communications=[outbox_public(m) for m in communications],
+        next_reminder_at=next_reminder_at,
+        stuck=is_stuck(s),
+        quote_stale=s.reminders.quote_stale
+        and s.quote is not None
+        and s.reminders.follow_ups_for == s.quote.sent_at,
+        follow_ups_sent=s.reminders.follow_ups_sent,
         portal_url=None,
-        seq=row.seq,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        stage_entered_at=row.stage_entered_at,
+        seq=s.seq,
+        created_at=s.created_at,
+        updated_at=updated_at,
+        stage_entered_at=s.stage_entered_at or s.created_at,
     )
 
 

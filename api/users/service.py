@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -62,3 +63,28 @@ async def add_token(
 async def authenticate(session: AsyncSession, token: str) -> User | None:
     query = select(User).join(ApiToken).where(ApiToken.token_hash == hash_token(token))
     return (await session.exec(query)).first()
+
+
+class TokenCache:
+    """Recently seen tokens, so each request does not look its bearer up again.
+
+    A removed token or a changed role takes effect within `ttl` seconds.
+    """
+
+    def __init__(self, ttl: float = 30.0, size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._users: dict[str, tuple[float, User]] = {}
+
+    def get(self, token: str) -> User | None:
+        hit = self._users.get(hash_token(token))
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def put(self, token: str, user: User) -> None:
+        if len(self._users) >= self.size:
+            self._users.clear()
+        # A detached copy: the request's session (and its rollbacks) must not reach it.
+        copy = User(**user.model_dump())
+        self._users[hash_token(token)] = (time.monotonic() + self.ttl, copy)

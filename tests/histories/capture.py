@@ -51,6 +51,7 @@ from tests.conftest import venv_binary
 from worker import build_worker
 from workflows import search_attributes as sa
 from workflows.job import JobWorkflow
+from workflows.runner import workflow_runner
 
 HISTORIES = Path(__file__).resolve().parent
 TASK_QUEUE = "jobline-history-capture"
@@ -204,7 +205,9 @@ class Job:
         history = await self.handle.fetch_history()
         # A history that does not replay against the code that made it is no use to anybody.
         await Replayer(
-            workflows=[JobWorkflow], data_converter=pydantic_data_converter
+            workflows=[JobWorkflow],
+            data_converter=pydantic_data_converter,
+            workflow_runner=workflow_runner(),
         ).replay_workflow(history)
         return json.loads(history.to_json())
 

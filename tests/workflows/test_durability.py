@@ -45,6 +45,7 @@ from tests.conftest import venv_binary
 from worker import build_worker
 from workflows import search_attributes as sa
 from workflows.job import JobWorkflow
+from workflows.runner import workflow_runner
 
 OLGA = Actor(username="olga", role=Role.office)
 MIA = Actor(username="mia", role=Role.manager)
@@ -296,7 +297,11 @@ async def test_continue_as_new_carries_the_whole_job(
         final_event = runs[-1][1].events[-1]
         assert final_event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
         # Every run's history replays against the code that made it.
-        replayer = Replayer(workflows=[JobWorkflow], data_converter=pydantic_data_converter)
+        replayer = Replayer(
+            workflows=[JobWorkflow],
+            data_converter=pydantic_data_converter,
+            workflow_runner=workflow_runner(),
+        )
         for _, history in runs:
             await replayer.replay_workflow(history)
 

@@ -18,6 +18,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from workflows.job import JobWorkflow
+from workflows.runner import workflow_runner
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 # Every lifecycle path that must keep replaying (tests/histories/capture.py SCENARIOS).
@@ -46,7 +47,11 @@ def _load(path: Path) -> WorkflowHistory:
 
 
 def _replayer() -> Replayer:
-    return Replayer(workflows=[JobWorkflow], data_converter=pydantic_data_converter)
+    return Replayer(
+        workflows=[JobWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    )
 
 
 def test_every_scenario_has_a_history() -> None:

@@ -1,0 +1,250 @@
+"""Customer messages and office alerts: queued as outbox rows, then delivered by a backend.
+
+Idempotent by construction. `queue_messages` keys each row by (workflow id, event seq, purpose,
+channel), so a retried or replayed queueing finds the rows it made. `deliver_message` moves a row
+queued → sending → sent | failed, committing `sending` before it calls the provider: if the worker
+dies after that, the retry cannot know whether the provider took the message, so it marks it
+`unknown` for a person to check instead of risking a second copy. No retry, replay or restart
+sends a message twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from sqlmodel import select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.delivery.base import (
+    Email,
+    EmailBackend,
+    Outbox,
+    PermanentFailure,
+    Sms,
+    SmsBackend,
+    TransientFailure,
+)
+from core import settings_store
+from core.config import Settings
+from core.db import Database
+from core.projection_store import insert
+from core.settings_store import COMMUNICATIONS
+from models.communications import (
+    CommunicationSettings,
+    customer_recipients,
+    message_context,
+    render,
+)
+from models.messages import (
+    DELIVER_MESSAGE,
+    LOAD_COMMUNICATION_SETTINGS,
+    QUEUE_MESSAGES,
+    QueueMessages,
+)
+from models.tables import OutboxMessage, User
+
+log = logging.getLogger("jobline.messages")
+FINISHED = frozenset({"sent", "failed", "captured", "unknown"})
+# The workflow's delivery retry policy allows 12 attempts; the last one gives up gracefully.
+LAST_ATTEMPT = 12
+HEARTBEAT_EVERY = 2.0  # seconds; the workflow's heartbeat timeout is 10 s
+T = TypeVar("T")
+
+
+def email_backend(settings: Settings) -> EmailBackend:
+    if settings.email_backend == "smtp":
+        from activities.delivery.smtp import SmtpBackend
+
+        return SmtpBackend(settings)
+    if settings.email_backend == "sendgrid":
+        from activities.delivery.sendgrid import SendGridBackend
+
+        return SendGridBackend(settings)
+    return Outbox()
+
+
+def sms_backend(settings: Settings) -> SmsBackend:
+    if settings.sms_backend == "twilio":
+        from activities.delivery.twilio import TwilioBackend
+
+        return TwilioBackend(settings)
+    return Outbox()
+
+
+async def _heartbeating(call: Awaitable[T]) -> T:
+    """Heartbeat while a provider call runs, so a worker that dies mid-call is noticed in
+    seconds (the heartbeat timeout) rather than at the end of the activity's timeout."""
+    task = asyncio.ensure_future(call)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY)
+        if done:
+            return task.result()
+        if activity.in_activity():
+            activity.heartbeat()
+
+
+class MessageActivities:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        email: EmailBackend | None = None,
+        sms: SmsBackend | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.email = email or email_backend(settings)
+        self.sms = sms or sms_backend(settings)
+
+    @activity.defn(name=LOAD_COMMUNICATION_SETTINGS)
+    async def load_communication_settings(self) -> CommunicationSettings:
+        async with self.db.session() as session:
+            return await settings_store.load(session, COMMUNICATIONS, CommunicationSettings)
+
+    @activity.defn(name=QUEUE_MESSAGES)
+    async def queue_messages(self, request: QueueMessages) -> list[int]:
+        note = request.notification
+        state = request.state
+        slug = state.slug
+        async with self.db.session() as session:
+            comms = await settings_store.load(session, COMMUNICATIONS, CommunicationSettings)
+            text = render(
+                comms.template(note.purpose),
+                message_context(state, comms, message=note.message, at=datetime.now(UTC)),
+            )
+            actor = None
+            if request.actor is not None:
+                actor = (
+                    await session.exec(select(User).where(User.username == request.actor.username))
+                ).first()
+            key = f"job-{slug}:{state.seq}:{note.purpose}"
+            rows: list[OutboxMessage] = []
+
+            if note.email:
+                if note.to_office:
+                    office = await session.exec(select(User.email).where(User.role == "office"))
+                    to = sorted(set(office.all()))
+                    bcc: list[str] = []
+                else:
+                    to, bcc = customer_recipients(
+                        state,
+                        comms,
+                        to_email=note.to_email,
+                        bcc_email=actor.email if note.bcc_actor and actor else None,
+                    )
+                if to:
+                    rows.append(
+                        OutboxMessage(
+                            idempotency_key=f"{key}:email",
+                            job_slug=slug,
+                            channel="email",
+                            purpose=note.purpose,
+                            to=", ".join(to),
+                            bcc=bcc,
+                            subject=text.subject,
+                            body=text.body,
+                            created_by=request.actor.username if request.actor else "jobline",
+                        )
+                    )
+
+            phone = note.sms_phone or state.client.phone
+            wants_sms = note.sms == "yes" or (note.sms == "if_enabled" and comms.sms_enabled)
+            if wants_sms and phone and text.sms and not note.to_office:
+                rows.append(
+                    OutboxMessage(
+                        idempotency_key=f"{key}:sms",
+                        job_slug=slug,
+                        channel="sms",
+                        purpose=note.purpose,
+                        to=phone,
+                        body=text.sms,
+                        created_by=request.actor.username if request.actor else "jobline",
+                    )
+                )
+
+            ids = []
+            for row in rows:
+                values = row.model_dump(exclude={"id"})
+                queued = insert(self.db.dialect, OutboxMessage).values(**values)
+                await session.execute(
+                    queued.on_conflict_do_nothing(index_elements=["idempotency_key"])
+                )
+                existing = await session.exec(
+                    select(OutboxMessage.id).where(
+                        OutboxMessage.idempotency_key == row.idempotency_key
+                    )
+                )
+                ids.append(existing.one())
+            return [i for i in ids if i is not None]
+
+    async def _mark(self, message_id: int, **changes: object) -> None:
+        async with self.db.session() as session:
+            row = await session.get(OutboxMessage, message_id)
+            assert row is not None
+            for name, value in changes.items():
+                setattr(row, name, value)
+            session.add(row)
+
+    @activity.defn(name=DELIVER_MESSAGE)
+    async def deliver_message(self, message_id: int) -> str:
+        async with self.db.session() as session:
+            row = await session.get(OutboxMessage, message_id)
+            if row is None:
+                raise ApplicationError(f"no message {message_id}", non_retryable=True)
+            if row.status in FINISHED:
+                return row.status
+            if row.status == "sending":
+                # A worker died between handing the message over and recording the answer.
+                row.status = "unknown"
+                row.error = (
+                    "the worker stopped while the provider was being called; not resent, "
+                    "to avoid a duplicate: check with the provider"
+                )
+                session.add(row)
+                log.warning("message %s left unknown after an interrupted send", message_id)
+                return row.status
+            backend = self.email if row.channel == "email" else self.sms
+            row.status = "sending"
+            row.backend = backend.name
+            row.attempts += 1
+            session.add(row)
+            email = Email(
+                idempotency_key=row.idempotency_key,
+                sender=self.settings.email_from,
+                to=[a.strip() for a in row.to.split(",") if a.strip()],
+                cc=list(row.cc),
+                bcc=list(row.bcc),
+                subject=row.subject,
+                body=row.body,
+            )
+            sms = Sms(idempotency_key=row.idempotency_key, to=row.to, body=row.body)
+        # `sending` is committed before the provider is called (see the module docstring).
+        try:
+            if row.channel == "email":
+                provider_id = await _heartbeating(self.email.send_email(email))
+            else:
+                provider_id = await _heartbeating(self.sms.send_sms(sms))
+        except PermanentFailure as refused:
+            await self._mark(message_id, status="failed", error=str(refused)[:1000])
+            return "failed"
+        except TransientFailure as failed:
+            if activity.in_activity() and activity.info().attempt >= LAST_ATTEMPT:
+                await self._mark(message_id, status="failed", error=f"gave up: {failed}"[:1000])
+                return "failed"
+            # Back to queued, so Temporal's retry (with backoff) sends it again.
+            await self._mark(message_id, status="queued", error=str(failed)[:1000])
+            raise
+        status = "captured" if backend.name == "outbox" else "sent"
+        await self._mark(
+            message_id,
+            status=status,
+            provider_id=provider_id,
+            error=None,
+            sent_at=datetime.now(UTC),
+        )
+        return status

@@ -1,0 +1,33 @@
+"""Settings documents (DESIGN.md §4 "Communication settings"): everyone reads, admins write."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from api.deps import SessionDep, require
+from api.errors import ERROR_RESPONSES
+from core import settings_store
+from core.settings_store import COMMUNICATIONS
+from models.communications import CommunicationSettings
+from models.lifecycle import USER_ROLES, Role
+from models.tables import User
+
+router = APIRouter(prefix="/api/v1/settings", tags=["settings"], responses=ERROR_RESPONSES)
+Reader = Annotated[User, Depends(require(*USER_ROLES, what="reading settings"))]
+Admin = Annotated[User, Depends(require(Role.admin, what="changing settings"))]
+
+
+@router.get("/communications", response_model=CommunicationSettings)
+async def get_communications(session: SessionDep, _: Reader) -> CommunicationSettings:
+    return await settings_store.load(session, COMMUNICATIONS, CommunicationSettings)
+
+
+@router.put("/communications", response_model=CommunicationSettings)
+async def put_communications(
+    body: CommunicationSettings, session: SessionDep, admin: Admin
+) -> CommunicationSettings:
+    """Replaces the whole document; running jobs use it from their next wait on."""
+    await settings_store.save(session, COMMUNICATIONS, body, admin.username)
+    return body

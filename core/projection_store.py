@@ -1,0 +1,105 @@
+"""Writing a job's projection (its row and timeline) — one function for every writer.
+
+The API writes the result of each Update it sent, for read-your-writes without a second round trip
+to the worker; the projection activity writes after signals, reminders and when a job settles.
+Both go through `write_projection`, which only ever moves a job forward.
+
+"Forward" is ordered by (position, seq): position is where in the workflow's history the state
+was made. A write made from a workflow task the server later discarded is replaced by the replayed
+task's write (a later position, even at the same seq), and timeline rows past the job's seq are
+removed as that task's leftovers.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, or_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models.lifecycle import JobState
+from models.messages import ProjectionInput
+from models.reminders import is_stuck
+from models.tables import Job, JobEvent
+
+
+def insert(dialect: str, table: Any) -> Any:
+    """INSERT with ON CONFLICT support for the dialect in use."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def job_row(
+    state: JobState, position: int, at: datetime, next_reminder_at: datetime | None = None
+) -> dict[str, Any]:
+    assert state.stage is not None and state.created_at is not None
+    return {
+        "slug": state.slug,
+        "seq": state.seq,
+        "number": state.number,
+        "title": state.title,
+        "client_id": state.client.id,
+        "client_name": state.client.name,
+        "stage": state.stage.value,
+        "milestone": state.milestone.value if state.milestone else "",
+        "owner": state.owner,
+        "assigned_tech": state.schedule.technician if state.schedule else None,
+        "priority": state.priority,
+        "waiting_on": state.waiting_on,
+        "stuck": is_stuck(state),
+        "contract_amount": state.contract_amount,
+        "created_at": state.created_at,
+        "updated_at": at,
+        "stage_entered_at": state.stage_entered_at or state.created_at,
+        "next_reminder_at": next_reminder_at,
+        "state": state.model_dump(mode="json"),
+        "position": position,
+    }
+
+
+async def write_projection(session: AsyncSession, dialect: str, input: ProjectionInput) -> bool:
+    """Upsert the job row and its timeline; False if a newer write was already there."""
+    state = input.state
+    at = input.at or (input.records[-1].at if input.records else datetime.now(UTC))
+    row = job_row(state, input.position, at, input.next_reminder_at)
+    upsert = insert(dialect, Job).values(**row)
+    excluded = upsert.excluded
+    upsert = upsert.on_conflict_do_update(
+        index_elements=["slug"],
+        set_={k: excluded[k] for k in row if k != "slug"},
+        # A retried or late write is older and must never move the job back.
+        where=or_(
+            Job.position < excluded.position,
+            and_(Job.position == excluded.position, Job.seq <= excluded.seq),
+        ),
+    ).returning(Job.slug)
+    if (await session.execute(upsert)).first() is None:
+        return False  # a newer write is already there, with every record of this one
+    if input.records:
+        timeline = insert(dialect, JobEvent).values(
+            [
+                {
+                    "job_slug": state.slug,
+                    "seq": record.seq,
+                    "type": record.type,
+                    "actor": record.actor.username,
+                    "actor_role": record.actor.role.value,
+                    "at": record.at,
+                    "summary": record.summary[:500],
+                    "payload": record.payload,
+                }
+                for record in input.records
+            ]
+        )
+        replace = {
+            name: timeline.excluded[name]
+            for name in ("type", "actor", "actor_role", "at", "summary", "payload")
+        }
+        await session.execute(
+            timeline.on_conflict_do_update(index_elements=["job_slug", "seq"], set_=replace)
+        )
+    await session.execute(
+        delete(JobEvent).where(JobEvent.job_slug == state.slug, JobEvent.seq > state.seq)
+    )
+    return True

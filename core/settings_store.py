@@ -1,0 +1,35 @@
+"""Reading and writing the settings documents (communications, resulting, closeout).
+
+A document is stored whole and validated by its pydantic model on the way in and out, so a
+missing document (or a field added later) reads as the model's defaults.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import BaseModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models.tables import Setting, utcnow
+
+M = TypeVar("M", bound=BaseModel)
+COMMUNICATIONS = "communications"
+
+
+async def load(session: AsyncSession, name: str, model: type[M]) -> M:
+    row = await session.get(Setting, name)
+    return model.model_validate(row.value) if row else model()
+
+
+async def save(session: AsyncSession, name: str, value: BaseModel, username: str) -> None:
+    row = await session.get(Setting, name)
+    document = value.model_dump(mode="json")
+    if row is None:
+        session.add(Setting(name=name, value=document, updated_by=username))
+    else:
+        row.value = document
+        row.updated_by = username
+        row.updated_at = utcnow()
+        session.add(row)
+    await session.flush()

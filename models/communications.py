@@ -1,0 +1,346 @@
+"""Communication settings, message templates and their rendering (DESIGN.md §4, §5, §6).
+
+Pure: no I/O. The API validates and previews with these functions, the workflow reads the
+intervals, and the delivery activity renders the same templates the preview showed.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, time
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import gsm0338  # noqa: F401  (registers the "gsm03.38" codec)
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from models.events import Email
+from models.lifecycle import JobState, Stage
+
+Purpose = Literal[
+    "quote",
+    "quote_follow_up",
+    "appointment",
+    "appointment_reminder",
+    "on_my_way",
+    "parts_eta",
+    "customer_update",
+    "payment_reminder",
+    "parts_overdue",
+]
+PURPOSES: tuple[str, ...] = Purpose.__args__  # type: ignore[attr-defined]
+
+# Everything a template may use. An unknown name in a template is refused when it is saved.
+MERGE_FIELDS: dict[str, str] = {
+    "client_name": "the client's name",
+    "company_name": "your company's name (settings)",
+    "job_title": "the job's title",
+    "job_number": "the job number (empty before approval)",
+    "job_slug": "the job's reference in Jobline",
+    "quote_total": "the current quote's total",
+    "quote_version": "the current quote's version",
+    "window_start": "the appointment window's start, in the company time zone",
+    "window_end": "the appointment window's end, in the company time zone",
+    "window": "the appointment window, e.g. Tue 24 Nov, 14:00–17:00",
+    "technician": "the assigned technician's name",
+    "parts_eta": "the expected date the parts arrive or the visit can be scheduled",
+    "invoice_total": "the invoice total",
+    "amount_due": "what is still to be paid",
+    "portal_link": "the customer's closeout portal link (after completion)",
+    "message": "the text typed in the Send dialog",
+    "overdue_parts": "the overdue part lines (office alerts)",
+}
+
+Hours = Annotated[int, Field(ge=1, le=24 * 90)]
+
+
+class MessageTemplate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email_subject: Annotated[str, Field(min_length=1, max_length=300)]
+    email_body: Annotated[str, Field(min_length=1, max_length=20_000)]
+    sms: Annotated[str, Field(max_length=1600)] = ""
+
+
+class QuietHours(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: time = time(21, 0)
+    end: time = time(8, 0)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHours:
+        if self.start == self.end:
+            raise ValueError("quiet hours start and end are the same time; use null for none")
+        return self
+
+
+DEFAULT_TEMPLATES: dict[str, MessageTemplate] = {
+    "quote": MessageTemplate(
+        email_subject="Your quote from {{ company_name }}: {{ job_title }}",
+        email_body=(
+            "Hello {{ client_name }},\n\nThank you for calling {{ company_name }}. Your quote for "
+            '"{{ job_title }}" comes to {{ quote_total }}. Reply to this email to approve it or '
+            "to ask us anything.\n\n{{ company_name }}"
+        ),
+        sms="{{ company_name }}: your quote for {{ job_title }} is {{ quote_total }}. "
+        "Check your email for details.",
+    ),
+    "quote_follow_up": MessageTemplate(
+        email_subject="Following up on your quote: {{ job_title }}",
+        email_body=(
+            "Hello {{ client_name }},\n\nWe wanted to follow up on the quote we sent for "
+            '"{{ job_title }}" ({{ quote_total }}). Is there anything we can answer for you?'
+            "\n\n{{ company_name }}"
+        ),
+        sms="{{ company_name }}: any questions on your quote for {{ job_title }}? "
+        "Reply or call us.",
+    ),
+    "appointment": MessageTemplate(
+        email_subject="Your appointment: {{ window }}",
+        email_body=(
+            "Hello {{ client_name }},\n\n{{ technician }} from {{ company_name }} will arrive "
+            '{{ window }} for "{{ job_title }}".\n\n{{ company_name }}'
+        ),
+        sms="{{ company_name }}: {{ technician }} will arrive {{ window }} for {{ job_title }}.",
+    ),
+    "appointment_reminder": MessageTemplate(
+        email_subject="Reminder: your appointment {{ window }}",
+        email_body=(
+            "Hello {{ client_name }},\n\nA reminder that {{ technician }} from {{ company_name }} "
+            'will arrive {{ window }} for "{{ job_title }}".\n\n{{ company_name }}'
+        ),
+        sms="Reminder from {{ company_name }}: {{ technician }} arrives {{ window }}.",
+    ),
+    "on_my_way": MessageTemplate(
+        email_subject="{{ technician }} is on the way",
+        email_body=(
+            "Hello {{ client_name }},\n\n{{ technician }} from {{ company_name }} is on the way "
+            'for "{{ job_title }}".\n\n{{ company_name }}'
+        ),
+        sms="{{ company_name }}: {{ technician }} is on the way.",
+    ),
+    "parts_eta": MessageTemplate(
+        email_subject="Your parts have arrived: {{ job_title }}",
+        email_body=(
+            'Hello {{ client_name }},\n\nThe parts for "{{ job_title }}" have arrived. We can '
+            "schedule your visit from {{ parts_eta }} and will confirm the time with you."
+            "\n\n{{ company_name }}"
+        ),
+        sms="{{ company_name }}: parts for {{ job_title }} are in; we'll confirm your visit soon.",
+    ),
+    "customer_update": MessageTemplate(
+        email_subject="An update on {{ job_title }}",
+        email_body="Hello {{ client_name }},\n\n{{ message }}\n\n{{ company_name }}",
+        sms="{{ company_name }}: {{ message }}",
+    ),
+    "payment_reminder": MessageTemplate(
+        email_subject="Payment reminder: {{ job_title }}",
+        email_body=(
+            "Hello {{ client_name }},\n\nThis is a reminder that {{ amount_due }} is due for "
+            '"{{ job_title }}" (job {{ job_number }}).\n\n{{ company_name }}'
+        ),
+        sms="{{ company_name }}: {{ amount_due }} is due for job {{ job_number }}.",
+    ),
+    "parts_overdue": MessageTemplate(
+        email_subject="Parts overdue on job {{ job_number }}: {{ job_title }}",
+        email_body=(
+            'Parts expected for "{{ job_title }}" ({{ client_name }}) have not arrived:\n'
+            "{{ overdue_parts }}\n\nChase the supplier and update the customer."
+        ),
+    ),
+}
+
+DEFAULT_STAGE_LIMITS: dict[str, int] = {
+    Stage.lead: 48,
+    Stage.prospect: 72,
+    Stage.quoting: 48,
+    Stage.quote_sent: 24 * 14,
+    Stage.saving: 24 * 7,
+    Stage.approved: 72,
+    Stage.awaiting_parts: 24 * 14,
+    Stage.ready_to_schedule: 72,
+    Stage.scheduled: 24 * 14,
+    Stage.dispatched: 12,
+    Stage.on_site: 24,
+    Stage.completed: 48,
+    Stage.invoiced: 24 * 30,
+    Stage.verified: 24 * 30,
+}
+
+_templates = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+
+def unknown_merge_fields(text: str) -> set[str]:
+    """Names a template uses that are not merge fields (raises ValueError on bad syntax)."""
+    try:
+        parsed = _templates.parse(text)
+    except TemplateSyntaxError as bad:
+        raise ValueError(f"template syntax error: {bad.message}") from None
+    return set(meta.find_undeclared_variables(parsed)) - set(MERGE_FIELDS)
+
+
+class CommunicationSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    company_name: Annotated[str, Field(min_length=1, max_length=200)] = "Jobline"
+    timezone: str = "UTC"
+    quiet_hours: QuietHours | None = QuietHours()
+    sms_enabled: bool = True
+    default_bcc: Email | None = None
+    follow_up_interval_hours: Hours = 72
+    max_follow_ups: Annotated[int, Field(ge=0, le=50)] = 3
+    appointment_reminder_hours: Hours = 24
+    payment_reminder_days: Annotated[int, Field(ge=1, le=365)] = 7
+    stage_limits_hours: dict[Stage, Hours] = Field(
+        default_factory=lambda: {Stage(k): v for k, v in DEFAULT_STAGE_LIMITS.items()}
+    )
+    templates: dict[Purpose, MessageTemplate] = Field(
+        default_factory=lambda: dict(DEFAULT_TEMPLATES)  # type: ignore[arg-type]
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name like America/Chicago)"
+            ) from None
+        return value
+
+    @field_validator("stage_limits_hours")
+    @classmethod
+    def _open_stages_only(cls, value: dict[Stage, int]) -> dict[Stage, int]:
+        final = {Stage.closed, Stage.canceled}
+        if final & set(value):
+            raise ValueError("closed and canceled jobs are never stuck: no limit for them")
+        return value
+
+    @model_validator(mode="after")
+    def _templates_use_known_fields(self) -> CommunicationSettings:
+        merged: dict[str, MessageTemplate] = {**DEFAULT_TEMPLATES, **self.templates}  # type: ignore[dict-item]
+        for purpose, template in merged.items():
+            for part in ("email_subject", "email_body", "sms"):
+                unknown = unknown_merge_fields(getattr(template, part))
+                if unknown:
+                    raise ValueError(
+                        f"templates.{purpose}.{part}: unknown merge field(s) "
+                        f"{', '.join(sorted(unknown))}; known: {', '.join(sorted(MERGE_FIELDS))}"
+                    )
+        self.templates = merged  # type: ignore[assignment]
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def template(self, purpose: str) -> MessageTemplate:
+        return self.templates.get(purpose) or DEFAULT_TEMPLATES[purpose]  # type: ignore[call-overload]
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+class RenderedMessage(BaseModel):
+    subject: str
+    body: str
+    sms: str
+
+
+def render(template: MessageTemplate, context: dict[str, Any]) -> RenderedMessage:
+    values = {name: context.get(name, "") for name in MERGE_FIELDS}
+
+    def _one(text: str) -> str:
+        return _templates.from_string(text).render(**values).strip()
+
+    return RenderedMessage(
+        subject=" ".join(_one(template.email_subject).split()),
+        body=_one(template.email_body),
+        sms=_one(template.sms) if template.sms else "",
+    )
+
+
+class SmsPreview(BaseModel):
+    to: str | None
+    body: str
+    segments: int
+    encoding: Literal["GSM-7", "UCS-2"]
+
+
+def sms_segments(text: str) -> tuple[int, Literal["GSM-7", "UCS-2"]]:
+    """Segments a carrier bills for this text: 160/153 GSM-7 septets, or 70/67 UCS-2 units."""
+    try:
+        septets = len(text.encode("gsm03.38"))  # extension characters take two septets
+    except UnicodeEncodeError:
+        units = len(text.encode("utf-16-le")) // 2
+        return (1 if units <= 70 else math.ceil(units / 67)), "UCS-2"
+    return (1 if septets <= 160 else math.ceil(septets / 153)), "GSM-7"
+
+
+def _money(value: object) -> str:
+    return f"{value:,.2f}" if value is not None else ""
+
+
+def message_context(
+    state: JobState,
+    settings: CommunicationSettings,
+    *,
+    message: str = "",
+    at: datetime | None = None,
+) -> dict[str, str]:
+    """The merge fields' values for one job, times shown in the company's time zone."""
+    zone = settings.zone
+    schedule = state.schedule
+    context: dict[str, str] = {
+        "client_name": state.client.name,
+        "company_name": settings.company_name,
+        "job_title": state.title,
+        "job_number": str(state.number) if state.number is not None else "",
+        "job_slug": state.slug,
+        "quote_total": _money(state.quote.total) if state.quote else "",
+        "quote_version": str(state.quote.version) if state.quote else "",
+        "invoice_total": _money(state.invoice.total) if state.invoice else "",
+        "amount_due": _money(max(state.amount_due - state.paid_total, 0))
+        if state.amount_due is not None
+        else "",
+        "message": message,
+        "portal_link": "",
+        "technician": schedule.technician if schedule else "",
+        "parts_eta": (at or datetime.now(zone)).astimezone(zone).strftime("%a %d %b %Y"),
+        "overdue_parts": "\n".join(
+            f"- {p.line.quantity} x {p.line.sku} ({p.line.description}) from {p.line.supplier}, "
+            f"PO {p.line.po_number}, expected {p.line.expected_delivery.isoformat()}"
+            for p in state.outstanding_parts
+        ),
+    }
+    if schedule:
+        start = schedule.window_start.astimezone(zone)
+        end = schedule.window_end.astimezone(zone)
+        context["window_start"] = start.strftime("%a %d %b %Y, %H:%M")
+        context["window_end"] = end.strftime("%a %d %b %Y, %H:%M")
+        same_day = start.date() == end.date()
+        context["window"] = (
+            f"{start:%a %d %b}, {start:%H:%M}–{end:%H:%M}"
+            if same_day
+            else f"{start:%a %d %b %H:%M} – {end:%a %d %b %H:%M}"
+        )
+    return context
+
+
+def customer_recipients(
+    state: JobState,
+    settings: CommunicationSettings,
+    *,
+    to_email: str | None = None,
+    bcc_email: str | None = None,
+) -> tuple[list[str], list[str]]:
+    """(to, bcc) of a customer email: the address given or the client's, the company's default
+    Bcc, and the sender's own copy when asked for."""
+    address = to_email or state.client.email
+    to = [address] if address else []
+    bcc = [a for a in (settings.default_bcc, bcc_email) if a and a not in to]
+    return to, sorted(set(bcc))

@@ -1,0 +1,72 @@
+"""Which customer messages an accepted event sends (DESIGN.md §4 "what else happens", §6).
+
+Pure: the workflow asks after each accepted event and queues what comes back; the delivery
+activity resolves addresses, renders the templates and sends.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from models import events as ev
+from models.lifecycle import JobState, Stage
+
+SmsChoice = Literal["no", "yes", "if_enabled"]
+
+
+class Notification(BaseModel):
+    purpose: str
+    email: bool = True
+    # "if_enabled": by SMS too when SMS is on in the settings and the client has a phone.
+    sms: SmsChoice = "if_enabled"
+    to_email: str | None = None  # default: the client's email
+    sms_phone: str | None = None  # default: the client's phone
+    bcc_actor: bool = False  # a copy to the person who sent it
+    message: str = ""
+    # Office alerts go to the office staff, not the customer.
+    to_office: bool = False
+
+
+def for_event(event: ev._Event, before: JobState, after: JobState) -> list[Notification]:
+    match event:
+        case ev.QuoteSent(sms=sms):
+            to = after.quote.sent_to if after.quote else None
+            return [Notification(purpose="quote", to_email=to, sms="yes" if sms else "no")]
+        case ev.JobScheduled():
+            return [Notification(purpose="appointment")]
+        case ev.TechDispatched(notify_customer=True):
+            return [Notification(purpose="on_my_way")]
+        case ev.PartsDelivered() if (
+            before.stage == Stage.awaiting_parts and after.stage == Stage.ready_to_schedule
+        ):
+            return [Notification(purpose="parts_eta")]
+        case ev.CustomerUpdateSent(
+            message=message, to_email=to, bcc_me=bcc_me, sms=sms, sms_phone=phone
+        ):
+            return [
+                Notification(
+                    purpose="customer_update",
+                    to_email=to,
+                    sms="yes" if sms else "no",
+                    sms_phone=phone,
+                    bcc_actor=bcc_me,
+                    message=message,
+                )
+            ]
+    return []
+
+
+def for_reminder(kind: str, state: JobState) -> list[Notification]:
+    match kind:
+        case "quote_follow_up":
+            return [Notification(purpose="quote_follow_up")]
+        case "appointment_reminder":
+            return [Notification(purpose="appointment_reminder")]
+        case "payment_reminder":
+            billing = state.invoice.billing_email if state.invoice else None
+            return [Notification(purpose="payment_reminder", sms="no", to_email=billing)]
+        case "parts_overdue":
+            return [Notification(purpose="parts_overdue", sms="no", to_office=True)]
+    return []  # quote_stale and stuck raise flags only

@@ -1,0 +1,185 @@
+"""Durable reminders (DESIGN.md §5) as pure functions: what is due next, and when.
+
+The workflow asks `pending(state, settings)` whenever a wait begins (after every event, and after
+every reminder fires), sleeps until the earliest, then calls `fired(state, due, at)` to record it.
+Each kind of reminder is keyed by what it is about (the quote's sent time, the appointment's
+window, the stage's entry time, ...), so a revised quote or a rescheduled visit starts afresh and
+nothing is reminded twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Literal
+
+from models.communications import CommunicationSettings
+from models.lifecycle import FINAL_STAGES, JobState, Stage
+
+Kind = Literal[
+    "quote_follow_up",
+    "quote_stale",
+    "appointment_reminder",
+    "parts_overdue",
+    "payment_reminder",
+    "stuck",
+]
+# Reminders that reach the customer wait for the end of the company's quiet hours.
+CUSTOMER_FACING = frozenset({"quote_follow_up", "appointment_reminder", "payment_reminder"})
+
+
+@dataclass(frozen=True)
+class Due:
+    kind: Kind
+    at: datetime
+
+
+def outside_quiet_hours(when: datetime, settings: CommunicationSettings) -> datetime:
+    """`when`, or the end of the quiet hours it falls in (company time zone), to the minute."""
+    quiet = settings.quiet_hours
+    if quiet is None:
+        return when
+    local = when.astimezone(settings.zone)
+    clock = local.time()
+    if quiet.start < quiet.end:  # e.g. 12:00–13:00
+        inside = quiet.start <= clock < quiet.end
+        end_day = local.date()
+    else:  # spans midnight, e.g. 21:00–08:00
+        inside = clock >= quiet.start or clock < quiet.end
+        end_day = local.date() + timedelta(days=1) if clock >= quiet.start else local.date()
+    if not inside:
+        return when
+    end = datetime.combine(end_day, quiet.end, tzinfo=settings.zone)
+    return end.astimezone(when.tzinfo)
+
+
+def _end_of_day(day: date, settings: CommunicationSettings) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=settings.zone)
+
+
+def pending(state: JobState, settings: CommunicationSettings) -> list[Due]:
+    """Every reminder this job is waiting for, earliest first."""
+    if state.stage is None or state.stage in FINAL_STAGES:
+        return []
+    r = state.reminders
+    dues: list[Due] = []
+
+    quote = state.quote
+    if state.stage == Stage.quote_sent and quote is not None and quote.sent_at is not None:
+        same_quote = r.follow_ups_for == quote.sent_at
+        sent = r.follow_ups_sent if same_quote else 0
+        stale = r.quote_stale and same_quote
+        interval = timedelta(hours=settings.follow_up_interval_hours)
+        last = r.last_follow_up_at if same_quote and sent else None
+        if not stale:
+            if sent < settings.max_follow_ups:
+                first = quote.approval_expected_at or quote.sent_at + interval
+                dues.append(Due("quote_follow_up", last + interval if last else first))
+            else:
+                dues.append(Due("quote_stale", (last or quote.sent_at) + interval))
+
+    schedule = state.schedule
+    if state.stage == Stage.scheduled and schedule is not None:
+        at = schedule.window_start - timedelta(hours=settings.appointment_reminder_hours)
+        booked = schedule.scheduled_at or at
+        if r.appointment_reminded_for != schedule.window_start and booked <= at:
+            dues.append(Due("appointment_reminder", at))
+
+    if state.stage == Stage.awaiting_parts:
+        late = [
+            _end_of_day(p.line.expected_delivery, settings)
+            for p in state.outstanding_parts
+            if p.line.sku not in r.parts_overdue_skus
+        ]
+        if late:
+            dues.append(Due("parts_overdue", min(late)))
+
+    invoice = state.invoice
+    if state.stage in (Stage.invoiced, Stage.verified) and invoice and not state.paid_in_full:
+        same_invoice = r.payment_reminders_for == invoice.sent_at
+        last = r.last_payment_reminder_at if same_invoice else None
+        every = timedelta(days=settings.payment_reminder_days)
+        dues.append(Due("payment_reminder", (last or invoice.sent_at) + every))
+
+    limit = settings.stage_limits_hours.get(state.stage)
+    entered = state.stage_entered_at
+    if limit and entered is not None and r.stuck_since != entered:
+        dues.append(Due("stuck", entered + timedelta(hours=limit)))
+
+    shifted = [
+        Due(d.kind, outside_quiet_hours(d.at, settings)) if d.kind in CUSTOMER_FACING else d
+        for d in dues
+    ]
+    return sorted(shifted, key=lambda d: d.at)
+
+
+def is_stuck(state: JobState) -> bool:
+    return (
+        state.reminders.stuck_since is not None
+        and state.reminders.stuck_since == state.stage_entered_at
+    )
+
+
+def overdue_skus(state: JobState, settings: CommunicationSettings, at: datetime) -> list[str]:
+    return [
+        p.line.sku
+        for p in state.outstanding_parts
+        if _end_of_day(p.line.expected_delivery, settings) <= at
+    ]
+
+
+def fired(state: JobState, due: Due, at: datetime, settings: CommunicationSettings) -> JobState:
+    """The job's state once this reminder has gone out (or its flag has been raised)."""
+    r = state.reminders
+    changes: dict[str, object] = {}
+    if due.kind == "quote_follow_up" and state.quote is not None:
+        same = r.follow_ups_for == state.quote.sent_at
+        changes = {
+            "follow_ups_for": state.quote.sent_at,
+            "follow_ups_sent": (r.follow_ups_sent if same else 0) + 1,
+            "last_follow_up_at": at,
+            "quote_stale": False,
+        }
+    elif due.kind == "quote_stale" and state.quote is not None:
+        if r.follow_ups_for != state.quote.sent_at:  # no follow-ups at all (max_follow_ups 0)
+            changes["follow_ups_for"] = state.quote.sent_at
+            changes["follow_ups_sent"] = 0
+        changes["quote_stale"] = True
+    elif due.kind == "appointment_reminder" and state.schedule is not None:
+        changes = {"appointment_reminded_for": state.schedule.window_start}
+    elif due.kind == "parts_overdue":
+        changes = {
+            "parts_overdue_skus": sorted(
+                {*r.parts_overdue_skus, *overdue_skus(state, settings, at)}
+            )
+        }
+    elif due.kind == "payment_reminder" and state.invoice is not None:
+        same = r.payment_reminders_for == state.invoice.sent_at
+        changes = {
+            "payment_reminders_for": state.invoice.sent_at,
+            "payment_reminders_sent": (r.payment_reminders_sent if same else 0) + 1,
+            "last_payment_reminder_at": at,
+        }
+    elif due.kind == "stuck":
+        changes = {"stuck_since": state.stage_entered_at}
+    return state.model_copy(update={"reminders": r.model_copy(update=changes)})
+
+
+def describe(due: Due, state: JobState, settings: CommunicationSettings) -> str:
+    """The timeline's line for a reminder that fired (state is after `fired`)."""
+    r = state.reminders
+    match due.kind:
+        case "quote_follow_up":
+            return f"Quote follow-up {r.follow_ups_sent} of {settings.max_follow_ups} sent"
+        case "quote_stale":
+            return f"Quote flagged stale: no answer after {r.follow_ups_sent} follow-up(s)"
+        case "appointment_reminder":
+            return "Appointment reminder sent"
+        case "parts_overdue":
+            return "Parts overdue: " + ", ".join(r.parts_overdue_skus) + " (office alerted)"
+        case "payment_reminder":
+            return f"Payment reminder {r.payment_reminders_sent} sent"
+        case _:
+            stage = state.stage.value if state.stage else "?"
+            limit = settings.stage_limits_hours.get(state.stage) if state.stage else None
+            return f"Flagged stuck: {stage} for more than {limit} h"

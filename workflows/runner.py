@@ -1,0 +1,18 @@
+"""The workflow sandbox as Jobline's workers and replayers configure it.
+
+Templates (jinja2) and the GSM-7 codec are deterministic pure-Python libraries, but jinja2 imports
+parts of itself lazily and builds a thread lock on import, which the sandbox refuses: they are
+passed through instead of re-imported per workflow.
+"""
+
+from __future__ import annotations
+
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+PASSTHROUGH = ("jinja2", "markupsafe", "gsm0338")
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+    )
