@@ -45,6 +45,7 @@ REMINDERS_PATCH = "reminders-and-api-projection"
 # too, in case the API that sent the Update did not live to write it.
 SETTLE_AFTER = timedelta(seconds=30)
 SETTINGS_FRESH = timedelta(minutes=1)
+_UNSET = object()
 JOBLINE = Actor(username="jobline", role=Role.system)
 
 # Quick DB writes: retried inside the workflow task, never long enough to stall the job.
@@ -83,7 +84,12 @@ class JobWorkflow:
         self._next_reminder_at: datetime | None = None
         self._deliveries = Deliveries()
         self._settle_at: datetime | None = None
+        self._last_update_at: datetime | None = None
         self._settings_read_at: datetime | None = None
+        self._alarm: asyncio.Task[None] | None = None
+        self._alarm_at: datetime | None = None
+        self._alarm_rang = False
+        self._published: dict[str, object] = {}
 
     @workflow.run
     async def run(self, input: JobInput) -> JobSummary:
@@ -107,26 +113,20 @@ class JobWorkflow:
                 dues = reminders.pending(self.state, self._settings)
                 await self._show_next_reminder(dues[0].at if dues else None)
                 due = dues[0] if dues else None
-            try:
-                await workflow.wait_condition(
-                    lambda seen=seen: (  # type: ignore[misc]
-                        self._finished
-                        or self._projection_behind
-                        or self.state.seq != seen
-                        or workflow.info().is_continue_as_new_suggested()
-                    ),
-                    timeout=self._until(due),
+            self._arm(self._wake_at(due))
+            await workflow.wait_condition(
+                lambda seen=seen: (  # type: ignore[misc]
+                    self._finished
+                    or self._projection_behind
+                    or self.state.seq != seen
+                    or self._alarm_rang
+                    or workflow.info().is_continue_as_new_suggested()
                 )
-            except TimeoutError:
+            )
+            if self._alarm_rang:
+                self._alarm_rang = False
                 self._settings_read_at = None  # a timer fired: the next wait reads afresh
-                if self._settle_at is not None and self._settle_at <= workflow.now():
-                    async with self._lock:
-                        if self._unprojected:
-                            await self._project()
-                        self._settle_at = None
-                    continue
-                assert due is not None
-                await self._fire(due)
+                await self._on_alarm(due)
                 continue
             if self._projection_behind:
                 await self._catch_up_projection()
@@ -268,9 +268,11 @@ class JobWorkflow:
             dues = reminders.pending(state, self._settings)
             self._next_reminder_at = dues[0].at if dues else None
             if from_update:
-                # The API writes this; the worker writes it too once the job settles.
-                projection = self._projection_input(list(self._unprojected))
-                self._settle_at = workflow.now() + SETTLE_AFTER
+                # The API writes this event; the worker writes them all once the job settles.
+                projection = self._projection_input(self._unprojected[-1:])
+                self._last_update_at = workflow.now()
+                if self._settle_at is None:
+                    self._settle_at = self._last_update_at + SETTLE_AFTER
             else:
                 await self._project()
         self._publish()
@@ -354,7 +356,11 @@ class JobWorkflow:
             updates.append(
                 sa.NEXT_REMINDER_AT.value_set(at) if at else sa.NEXT_REMINDER_AT.value_unset()
             )
-        workflow.upsert_search_attributes(updates)
+            # Only what changed: every upsert is a history event and a visibility write.
+            updates = [u for u in updates if self._published.get(u.key.name, _UNSET) != u.value]
+            self._published.update({u.key.name: u.value for u in updates})
+        if updates:
+            workflow.upsert_search_attributes(updates)
         workflow.set_current_details(
             "\n".join(
                 [
@@ -379,12 +385,43 @@ class JobWorkflow:
             retry_policy=LOCAL_WRITE_RETRY,
         )
 
-    def _until(self, due: reminders.Due | None) -> timedelta | None:
+    def _wake_at(self, due: reminders.Due | None) -> datetime | None:
         wake = [t for t in (due.at if due else None, self._settle_at) if t is not None]
-        if not wake:
-            return None
-        # Already due fires at once (a timer needs a positive duration).
-        return max(min(wake) - workflow.now(), timedelta(milliseconds=1))
+        return min(wake) if wake else None
+
+    def _arm(self, at: datetime | None) -> None:
+        """One durable timer for the next wake-up, replaced only when that time changes, so a
+        burst of events that leaves the next reminder where it was starts no new timers."""
+        if at == self._alarm_at:
+            return
+        if self._alarm is not None:
+            self._alarm.cancel()
+            self._alarm = None
+        self._alarm_at = at
+        if at is not None:
+            self._alarm = asyncio.create_task(self._ring(at))
+
+    async def _ring(self, at: datetime) -> None:
+        # Already due rings at once (a timer needs a positive duration).
+        await workflow.sleep(max(at - workflow.now(), timedelta(milliseconds=1)))
+        self._alarm = None
+        self._alarm_at = None
+        self._alarm_rang = True
+
+    async def _on_alarm(self, due: reminders.Due | None) -> None:
+        now = workflow.now()
+        if self._settle_at is not None and self._settle_at <= now:
+            quiet_since = self._last_update_at or now
+            if now - quiet_since < SETTLE_AFTER:
+                self._settle_at = quiet_since + SETTLE_AFTER  # still busy: settle later
+                return
+            async with self._lock:
+                if self._unprojected:
+                    await self._project()
+                self._settle_at = None
+            return
+        if due is not None and due.at <= now:
+            await self._fire(due)
 
     async def _show_next_reminder(self, at: datetime | None) -> None:
         """Settings may have moved the next reminder: keep the job view and NextReminderAt true."""
