@@ -33,6 +33,10 @@ class ChildExited(Exception):
     pass
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class DevStack:
     def __init__(
         self, data_dir: Path, port: int, temporal_port: int, ui_port: int, demo: bool
@@ -72,7 +76,13 @@ class DevStack:
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
         log = open(self.data_dir / f"{name}.log", "ab")  # noqa: SIM115 (lives as long as the child)
         self.children[name] = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            command,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            # Started from a script that ignores Ctrl-C, the children would ignore ours too.
+            preexec_fn=_default_sigint,
         )
 
     def _start_temporal(self, env: dict[str, str]) -> None:
@@ -202,6 +212,7 @@ class DevStack:
             raise KeyboardInterrupt
 
         signal.signal(signal.SIGTERM, _terminate)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             print(f"Starting Temporal dev server on 127.0.0.1:{self.temporal_port} ...", flush=True)
             self._start_temporal(env)
