@@ -275,7 +275,8 @@ class JobState(_Model):
             case Stage.saving:
                 return "manager" if self.approval_pending else "office"
             case Stage.awaiting_parts:
-                return "supplier"
+                # After a visit with the wrong parts, the office has to order before anyone ships.
+                return "supplier" if self.outstanding_parts else "office"
             case Stage.scheduled:
                 return "office" if self.checklist is None else "technician"
             case Stage.dispatched | Stage.on_site:

@@ -109,6 +109,8 @@ DESIGN: dict[str, tuple[frozenset[Stage | None], frozenset[Role], Stage | str]] 
     "note_added": (OPEN, STAFF, SAME),
     "contact_updated": (OPEN, STAFF, SAME),
     "communication_logged": (OPEN, STAFF, SAME),
+    # Not a row of §4: the "send a customer update" dialog (§4 outbox purpose customer_update).
+    "customer_update_sent": (OPEN, OFFICE_SALES_MANAGER, SAME),
 }
 NUMBERED = frozenset({"quote_approved", "approval_granted", "emergency_dispatch"})
 TECHNICIAN_EVENTS = ("tech_dispatched", "tech_checked_in", "job_completed", "job_incomplete")
@@ -125,6 +127,7 @@ OTHER_SALES = Actor(username="sid", role=Role.sales)
 TECH = Actor(username="tina", role=Role.technician)  # scheduled on the canonical path
 OTHER_TECH = Actor(username="tom", role=Role.technician)
 FEED = Actor(username="parts-feed", role=Role.integration)
+SYSTEM = Actor(username="jobline", role=Role.system)  # reminders and flags: sends no events
 
 ACTOR_OF_ROLE = {
     Role.office: OFFICE,
@@ -133,6 +136,7 @@ ACTOR_OF_ROLE = {
     Role.sales: OWNER,
     Role.technician: TECH,
     Role.integration: FEED,
+    Role.system: SYSTEM,
 }
 
 
@@ -233,6 +237,9 @@ def valid_payload(event_type: str, state: JobState) -> dict[str, Any]:
             return {"phone": "+1-555-0199"}
         case "communication_logged":
             return {"channel": "call", "direction": "incoming", "summary": "Asked for an ETA"}
+        case "customer_update_sent":
+            fields = {"message": "Your part has shipped"}
+            return fields if client.email else fields | {"to_email": "buyer@example.com"}
         case _:
             return {}
 
@@ -468,6 +475,12 @@ def test_milestones_of_design() -> None:
 
 
 # --- creation and owners -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", STAGE_ORDER, ids=str)
+def test_system_role_sends_no_events(stage: Stage | None) -> None:
+    job = reach(stage)
+    assert allowed_events(job.state, SYSTEM) == []
 
 
 def test_not_created_job_only_takes_job_created() -> None:
@@ -1085,6 +1098,28 @@ def test_contact_updated_updates_the_client_snapshot() -> None:
     assert state.client.email == "new@example.com"
     assert state.client.phone is None
     assert job.do(OFFICE, "quote_sent").state.quote.sent_to == "new@example.com"  # type: ignore[union-attr]
+
+
+def test_customer_update_needs_an_address() -> None:
+    job = reach(S.approved, email=None)
+    refusal = job.refused(OFFICE, "customer_update_sent", message="Parts ordered")
+    assert refusal.code == "invalid_event"
+    assert "to_email" in refusal.message
+    result = job.do(
+        OWNER, "customer_update_sent", message="Parts ordered", to_email="b@example.com"
+    )
+    assert result.state == job.state  # sending is the workflow's job: the state does not change
+
+
+def test_customer_update_by_sms_needs_a_phone() -> None:
+    job = reach(S.approved)
+    assert job.state.client.phone is None
+    refusal = job.refused(OFFICE, "customer_update_sent", message="On our way", sms=True)
+    assert refusal.code == "invalid_event"
+    assert "sms_phone" in refusal.message
+    job.do(OFFICE, "customer_update_sent", message="On our way", sms=True, sms_phone="555-0100")
+    job.do(OFFICE, "contact_updated", phone="555-0101")
+    job.do(MANAGER, "customer_update_sent", message="On our way", sms=True)
 
 
 def test_events_carry_no_unknown_fields() -> None:
