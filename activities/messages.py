@@ -28,6 +28,7 @@ from activities.delivery.base import (
     Sms,
     SmsBackend,
     TransientFailure,
+    UncertainFailure,
 )
 from core import settings_store
 from core.config import Settings
@@ -53,6 +54,9 @@ FINISHED = frozenset({"sent", "failed", "captured", "unknown"})
 # The workflow's delivery retry policy allows 12 attempts; the last one gives up gracefully.
 LAST_ATTEMPT = 12
 HEARTBEAT_EVERY = 2.0  # seconds; the workflow's heartbeat timeout is 10 s
+# A rendered subject longer than the outbox keeps (a long company name and job title) is cut to
+# fit: refused by the database, the queueing would be retried forever and hold the event.
+SUBJECT_MAX: int = OutboxMessage.__table__.c.subject.type.length  # type: ignore[attr-defined]
 T = TypeVar("T")
 
 
@@ -146,7 +150,7 @@ class MessageActivities:
                             purpose=note.purpose,
                             to=", ".join(to),
                             bcc=bcc,
-                            subject=text.subject,
+                            subject=text.subject[:SUBJECT_MAX],
                             body=text.body,
                             created_by=request.actor.username if request.actor else "jobline",
                         )
@@ -232,6 +236,9 @@ class MessageActivities:
         except PermanentFailure as refused:
             await self._mark(message_id, status="failed", error=str(refused)[:1000])
             return "failed"
+        except UncertainFailure as unanswered:
+            await self._mark(message_id, status="unknown", error=str(unanswered)[:1000])
+            return "unknown"
         except TransientFailure as failed:
             if activity.in_activity() and activity.info().attempt >= LAST_ATTEMPT:
                 await self._mark(message_id, status="failed", error=f"gave up: {failed}"[:1000])

@@ -10,6 +10,11 @@ class PermanentFailure(Exception):
     """The provider refused the message for good (bad number, rejected address): not retried."""
 
 
+class UncertainFailure(Exception):
+    """The request reached the provider but no answer came back (a read timeout): it may have
+    the message. Not retried, so it is never sent twice; marked `unknown` for a person."""
+
+
 class TransientFailure(Exception):
     """Timeouts, 5xx, 429: the activity raises and Temporal retries with backoff."""
 

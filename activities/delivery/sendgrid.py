@@ -20,7 +20,7 @@ from sendgrid.helpers.mail import (
     Mail,
 )
 
-from activities.delivery.base import Email, PermanentFailure, TransientFailure
+from activities.delivery.base import Email, PermanentFailure, TransientFailure, UncertainFailure
 from core.config import Settings
 
 
@@ -75,5 +75,9 @@ class SendGridBackend:
             if is_transient(error.status_code):
                 raise TransientFailure(reason) from None
             raise PermanentFailure(reason) from None
-        except (urllib.error.URLError, OSError, TimeoutError) as failed:
+        except urllib.error.URLError as failed:  # could not connect: nothing was sent
+            raise TransientFailure(f"SendGrid: {type(failed).__name__}: {failed}") from None
+        except TimeoutError as slow:  # sent, but no answer: SendGrid may have it
+            raise UncertainFailure(f"SendGrid: no answer in time: {slow}") from None
+        except OSError as failed:
             raise TransientFailure(f"SendGrid: {type(failed).__name__}: {failed}") from None

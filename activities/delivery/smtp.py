@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import parseaddr
 
 import aiosmtplib
 
 from activities.delivery.base import Email, PermanentFailure, TransientFailure
 from core.config import Settings
+
+
+def message_id(idempotency_key: str, sender: str) -> str:
+    """`<key@sender's domain>`: the same key always gives the same Message-ID."""
+    local = re.sub(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]", ".", idempotency_key).strip(".")
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "jobline"
+    return f"<{local}@{domain}>"
 
 
 class SmtpBackend:
@@ -25,7 +33,7 @@ class SmtpBackend:
             message["Cc"] = ", ".join(email.cc)
         message["Subject"] = email.subject
         # The same key gives the same Message-ID, so a receiving server can spot a duplicate.
-        message["Message-ID"] = make_msgid(idstring=email.idempotency_key.replace(":", "."))
+        message["Message-ID"] = message_id(email.idempotency_key, email.sender)
         message.set_content(email.body)
         for attachment in email.attachments:
             main, sub = attachment.mime_type.split("/", 1)
@@ -50,7 +58,11 @@ class SmtpBackend:
                 timeout=s.provider_timeout,
             )
         except aiosmtplib.SMTPRecipientsRefused as refused:
-            raise PermanentFailure(f"SMTP refused every recipient: {refused}") from None
+            reason = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in refused.recipients)
+            # 4xx (421 busy, 450 mailbox unavailable, greylisting) is "try again later".
+            if all(500 <= r.code < 600 for r in refused.recipients):
+                raise PermanentFailure(f"SMTP refused every recipient: {reason}") from None
+            raise TransientFailure(f"SMTP refused every recipient for now: {reason}") from None
         except aiosmtplib.SMTPResponseException as response:
             if 500 <= response.code < 600:
                 raise PermanentFailure(f"SMTP {response.code}: {response.message}") from None

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import requests
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from activities.delivery.base import PermanentFailure, Sms, TransientFailure
+from activities.delivery.base import PermanentFailure, Sms, TransientFailure, UncertainFailure
 from core.config import Settings
 
 
@@ -38,5 +39,7 @@ class TwilioBackend:
             if error.status == 429 or error.status >= 500:
                 raise TransientFailure(reason) from None
             raise PermanentFailure(reason) from None
-        except OSError as failed:  # requests' ConnectionError and Timeout are OSErrors
+        except requests.exceptions.ReadTimeout as slow:
+            raise UncertainFailure(f"Twilio: no answer in time: {slow}") from None
+        except OSError as failed:  # requests' ConnectionError and ConnectTimeout are OSErrors
             raise TransientFailure(f"Twilio: {type(failed).__name__}: {failed}") from None

@@ -1,0 +1,510 @@
+"""Delivery through the real client libraries (aiosmtplib, sendgrid, twilio) to fake providers.
+
+Each backend: a successful send carries exactly the message (recipients, subject, body and the
+idempotency key) and a second delivery of a sent row sends nothing; a permanent refusal (SMTP 550,
+SendGrid 400, Twilio 21211) marks the message failed with the provider's reason; a transient one
+(4xx-later SMTP answers, 429, 5xx, a provider slower than `provider_timeout`) raises
+`TransientFailure` for Temporal to retry, with the row back to queued. On SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from activities.delivery.base import Email, TransientFailure
+from activities.delivery.smtp import SmtpBackend
+from activities.messages import LAST_ATTEMPT, MessageActivities
+from core.config import Settings
+from core.db import Database
+from models.lifecycle import ClientSnapshot, JobState, Stage
+from models.messages import QueueMessages
+from models.notifications import Notification
+from models.tables import OutboxMessage
+from tests.fakes.providers import (  # noqa: F401  (pytest fixtures)
+    FakeSendGrid,
+    FakeSmtp,
+    FakeTwilio,
+    sendgrid_server_fixture,
+    smtp_server_fixture,
+    twilio_server_fixture,
+)
+
+SENDER = "Jobline <no-reply@jobline.example>"
+FROM_NUMBER = "+15005550006"
+TIMEOUT = 0.5  # provider_timeout in these tests; a "slow" provider takes SLOW seconds
+SLOW = 1.5
+SUBJECT = "An update on No cooling — unit 4"
+BODY = "Hello Zoë,\n\nThe part arrives Tuesday; we will call to book the visit.\n\nJobline"
+SMS_BODY = "Jobline: the part arrives Tuesday; we will call to book the visit."
+
+
+def settings(
+    smtp: FakeSmtp | None = None,
+    sendgrid: FakeSendGrid | None = None,
+    twilio: FakeTwilio | None = None,
+    timeout: float = TIMEOUT,
+) -> Settings:
+    values: dict[str, Any] = {"environment": "test", "email_from": SENDER}
+    if smtp is not None:
+        values |= {"email_backend": "smtp", "smtp_host": smtp.host, "smtp_port": smtp.port}
+    if sendgrid is not None:
+        values |= {
+            "email_backend": "sendgrid",
+            "sendgrid_api_key": sendgrid.api_key,
+            "sendgrid_base_url": sendgrid.base_url,
+        }
+    if twilio is not None:
+        values |= {
+            "sms_backend": "twilio",
+            "twilio_account_sid": twilio.account_sid,
+            "twilio_auth_token": twilio.auth_token,
+            "twilio_from_number": FROM_NUMBER,
+            "twilio_base_url": twilio.base_url,
+        }
+    return Settings(_env_file=None, provider_timeout=timeout, **values)  # type: ignore[call-arg]
+
+
+def new_key(channel: str) -> str:
+    return f"job-t{uuid.uuid4().hex[:12]}:4:customer_update:{channel}"
+
+
+async def queued(
+    db: Database,
+    channel: str = "email",
+    *,
+    to: str = "customer@example.com",
+    cc: list[str] | None = None,
+    bcc: list[str] | None = None,
+    subject: str = SUBJECT,
+    body: str = BODY,
+) -> OutboxMessage:
+    key = new_key(channel)
+    row = OutboxMessage(
+        idempotency_key=key,
+        job_slug=key.split(":")[0].removeprefix("job-"),
+        channel=channel,
+        purpose="customer_update",
+        to=to,
+        cc=cc or [],
+        bcc=bcc or [],
+        subject=subject if channel == "email" else "",
+        body=body if channel == "email" else SMS_BODY,
+        created_by="olga",
+    )
+    async with db.session() as session:
+        session.add(row)
+        await session.flush()
+        await session.refresh(row)
+    assert row.id is not None
+    return row
+
+
+def ident(row: OutboxMessage) -> int:
+    assert row.id is not None
+    return row.id
+
+
+async def deliver(activities: MessageActivities, row: OutboxMessage) -> str:
+    return await activities.deliver_message(ident(row))
+
+
+async def reload(db: Database, row: OutboxMessage) -> OutboxMessage:
+    async with db.session() as session:
+        fresh = await session.get(OutboxMessage, row.id, populate_existing=True)
+    assert fresh is not None
+    return fresh
+
+
+async def assert_sent_once(
+    db: Database, activities: MessageActivities, row: OutboxMessage, backend: str
+) -> OutboxMessage:
+    sent = await reload(db, row)
+    assert sent.status == "sent", sent.error
+    assert sent.backend == backend and sent.error is None and sent.sent_at is not None
+    assert sent.provider_id
+    # Delivering a sent message again (a retry, a replay) answers from the row.
+    assert await deliver(activities, row) == "sent"
+    assert await reload(db, row) == sent
+    return sent
+
+
+async def assert_requeued(
+    db: Database, activities: MessageActivities, row: OutboxMessage, *reason: str
+) -> OutboxMessage:
+    with pytest.raises(TransientFailure) as failed:
+        await deliver(activities, row)
+    again = await reload(db, row)
+    assert again.status == "queued" and again.sent_at is None and again.provider_id is None
+    assert again.error == str(failed.value)
+    for part in reason:
+        assert part in again.error, again.error
+    return again
+
+
+async def assert_unknown(
+    db: Database, activities: MessageActivities, row: OutboxMessage, *reason: str
+) -> OutboxMessage:
+    """A request that reached the provider without an answer: never resent."""
+    assert await deliver(activities, row) == "unknown"
+    again = await reload(db, row)
+    assert again.status == "unknown" and again.error is not None
+    for part in reason:
+        assert part in again.error, again.error
+    assert await deliver(activities, row) == "unknown"  # asking again sends nothing
+    return again
+
+
+# --- outbox ------------------------------------------------------------------------------------
+
+
+async def test_outbox_captures_and_sends_nothing(database: Database) -> None:
+    activities = MessageActivities(database, settings())
+    row = await queued(database)
+    assert await deliver(activities, row) == "captured"
+    captured = await reload(database, row)
+    assert captured.status == "captured" and captured.backend == "outbox"
+    assert await deliver(activities, row) == "captured"
+
+
+# --- SMTP ----------------------------------------------------------------------------------------
+
+
+async def test_smtp_sends_the_exact_message_once(database: Database, smtp_server: FakeSmtp) -> None:
+    activities = MessageActivities(database, settings(smtp=smtp_server))
+    row = await queued(
+        database,
+        to="zoe@example.com, facilities@example.com",
+        cc=["site@example.com"],
+        bcc=["olga@jobline.test"],
+    )
+    assert await deliver(activities, row) == "sent"
+
+    [received] = smtp_server.messages
+    assert received.mail_from == "no-reply@jobline.example"
+    assert received.rcpt_tos == [
+        "zoe@example.com",
+        "facilities@example.com",
+        "site@example.com",
+        "olga@jobline.test",
+    ]
+    message = received.message
+    assert message["From"] == SENDER
+    assert message["To"] == "zoe@example.com, facilities@example.com"
+    assert message["Cc"] == "site@example.com"
+    assert "Bcc" not in message  # Bcc travels in the envelope only
+    assert message["Subject"] == SUBJECT
+    assert message.get_content().rstrip("\n") == BODY
+    # The Message-ID comes from the idempotency key: every attempt at this message has the same.
+    message_id = message["Message-ID"]
+    assert row.idempotency_key.replace(":", ".") in message_id
+    email = Email(row.idempotency_key, SENDER, ["x@example.com"], "s", "b")
+    backend = SmtpBackend(settings(smtp=smtp_server))
+    assert backend.message(email)["Message-ID"] == backend.message(email)["Message-ID"]
+    assert backend.message(email)["Message-ID"] == message_id
+
+    sent = await assert_sent_once(database, activities, row, "smtp")
+    assert sent.provider_id == message_id and sent.attempts == 1
+    assert len(smtp_server.messages) == 1
+
+
+async def test_smtp_rejected_recipient_fails_the_message(
+    database: Database, smtp_server: FakeSmtp
+) -> None:
+    smtp_server.refuse["nobody@example.com"] = (
+        "550 5.1.1 <nobody@example.com>: Recipient address rejected: User unknown"
+    )
+    activities = MessageActivities(database, settings(smtp=smtp_server))
+    row = await queued(database, to="nobody@example.com")
+    assert await deliver(activities, row) == "failed"
+    failed = await reload(database, row)
+    assert failed.status == "failed" and failed.backend == "smtp" and failed.sent_at is None
+    assert failed.error is not None
+    assert "550" in failed.error and "Recipient address rejected: User unknown" in failed.error
+    assert smtp_server.messages == []
+    # Failed for good: asking again sends nothing.
+    assert await deliver(activities, row) == "failed"
+    assert smtp_server.messages == [] and (await reload(database, row)).attempts == 1
+
+
+@pytest.mark.parametrize(
+    "fault",
+    ["rcpt 421", "rcpt 450", "data 451", "timeout"],
+)
+async def test_smtp_transient_failures_are_retried(
+    database: Database, smtp_server: FakeSmtp, fault: str
+) -> None:
+    activities = MessageActivities(database, settings(smtp=smtp_server))
+    row = await queued(database)
+    match fault:
+        case "rcpt 421":
+            smtp_server.rcpt_replies.append("421 4.7.0 Too many connections, try again later")
+            reason = ["421", "try again later"]
+        case "rcpt 450":
+            smtp_server.rcpt_replies.append("450 4.2.1 Mailbox busy, greylisted")
+            reason = ["450", "greylisted"]
+        case "data 451":
+            smtp_server.data_replies.append("451 4.3.0 Local error in processing")
+            reason = ["451", "Local error in processing"]
+        case _:
+            smtp_server.rcpt_delay = SLOW
+            reason = ["Timeout"]
+    await assert_requeued(database, activities, row, *reason)
+    assert smtp_server.messages == []
+
+    # The retry (Temporal's, with backoff) sends it, once.
+    smtp_server.reset()
+    assert await deliver(activities, row) == "sent"
+    sent = await assert_sent_once(database, activities, row, "smtp")
+    assert sent.attempts == 2
+    assert len(smtp_server.messages) == 1
+
+
+# --- SendGrid ------------------------------------------------------------------------------------
+
+
+async def test_sendgrid_sends_the_exact_mail_once(
+    database: Database, sendgrid_server: FakeSendGrid
+) -> None:
+    activities = MessageActivities(database, settings(sendgrid=sendgrid_server))
+    row = await queued(
+        database,
+        to="zoe@example.com, facilities@example.com",
+        cc=["site@example.com"],
+        bcc=["olga@jobline.test"],
+    )
+    assert await deliver(activities, row) == "sent"
+
+    [request] = sendgrid_server.requests
+    assert request.headers["authorization"] == f"Bearer {sendgrid_server.api_key}"
+    assert request.headers["content-type"] == "application/json"
+    mail = request.json()
+    assert mail["from"] == {"email": "no-reply@jobline.example", "name": "Jobline"}
+    assert mail["personalizations"] == [
+        {
+            "to": [{"email": "zoe@example.com"}, {"email": "facilities@example.com"}],
+            "cc": [{"email": "site@example.com"}],
+            "bcc": [{"email": "olga@jobline.test"}],
+        }
+    ]
+    assert mail["subject"] == SUBJECT
+    assert mail["content"] == [{"type": "text/plain", "value": BODY}]
+    assert mail["custom_args"] == {"idempotency_key": row.idempotency_key}
+
+    sent = await assert_sent_once(database, activities, row, "sendgrid")
+    assert request.reply is not None
+    assert sent.provider_id == request.reply.headers["X-Message-Id"]
+    assert len(sendgrid_server.requests) == 1
+    assert len(sendgrid_server.mails_for(row.idempotency_key)) == 1
+
+
+async def test_sendgrid_bad_request_fails_the_message(
+    database: Database, sendgrid_server: FakeSendGrid
+) -> None:
+    sendgrid_server.fail_next(
+        400, "Does not contain a valid address.", field="personalizations.0.to.0.email"
+    )
+    activities = MessageActivities(database, settings(sendgrid=sendgrid_server))
+    row = await queued(database, to="zoe@example")
+    assert await deliver(activities, row) == "failed"
+    failed = await reload(database, row)
+    assert failed.status == "failed" and failed.backend == "sendgrid"
+    assert failed.error is not None
+    assert failed.error.startswith("SendGrid 400")
+    assert "Does not contain a valid address." in failed.error
+    assert await deliver(activities, row) == "failed"
+    assert len(sendgrid_server.requests) == 1 and sendgrid_server.accepted == []
+
+
+@pytest.mark.parametrize("fault", [429, 500, 503, "timeout"])
+async def test_sendgrid_transient_failures_are_retried(
+    database: Database, sendgrid_server: FakeSendGrid, fault: int | str
+) -> None:
+    activities = MessageActivities(database, settings(sendgrid=sendgrid_server))
+    row = await queued(database)
+    if fault == "timeout":
+        sendgrid_server.delay = SLOW
+        await assert_unknown(database, activities, row, "SendGrid", "no answer in time")
+        # The fake took the mail before it stalled: a read timeout cannot tell, so no resend.
+        assert len(sendgrid_server.requests) == 1
+        return
+    assert isinstance(fault, int)
+    sendgrid_server.fail_next(fault, "Slow down" if fault == 429 else "Internal error")
+    await assert_requeued(database, activities, row, f"SendGrid {fault}")
+    assert sendgrid_server.accepted == []
+
+    assert await deliver(activities, row) == "sent"
+    sent = await assert_sent_once(database, activities, row, "sendgrid")
+    assert sent.attempts == 2
+    assert len(sendgrid_server.mails_for(row.idempotency_key)) == 1
+
+
+# --- Twilio --------------------------------------------------------------------------------------
+
+
+async def test_twilio_sends_the_exact_sms_once(
+    database: Database, twilio_server: FakeTwilio
+) -> None:
+    activities = MessageActivities(database, settings(twilio=twilio_server))
+    row = await queued(database, "sms", to="+15551230101")
+    assert await deliver(activities, row) == "sent"
+
+    [request] = twilio_server.requests
+    assert request.path == f"/2010-04-01/Accounts/{twilio_server.account_sid}/Messages.json"
+    assert request.form() == {"To": "+15551230101", "From": FROM_NUMBER, "Body": SMS_BODY}
+
+    sent = await assert_sent_once(database, activities, row, "twilio")
+    assert request.reply is not None
+    assert sent.provider_id == request.reply.body["sid"]
+    assert len(twilio_server.requests) == 1
+
+
+async def test_twilio_invalid_number_fails_the_message(
+    database: Database, twilio_server: FakeTwilio
+) -> None:
+    twilio_server.invalid_numbers.add("+1555")
+    activities = MessageActivities(database, settings(twilio=twilio_server))
+    row = await queued(database, "sms", to="+1555")
+    assert await deliver(activities, row) == "failed"
+    failed = await reload(database, row)
+    assert failed.status == "failed" and failed.backend == "twilio"
+    assert failed.error is not None
+    assert "Twilio 400 (code 21211)" in failed.error
+    assert "The 'To' number +1555 is not a valid phone number." in failed.error
+    assert await deliver(activities, row) == "failed"
+    assert len(twilio_server.requests) == 1 and twilio_server.accepted == []
+
+
+@pytest.mark.parametrize("fault", [429, 500, 503, "timeout"])
+async def test_twilio_transient_failures_are_retried(
+    database: Database, twilio_server: FakeTwilio, fault: int | str
+) -> None:
+    activities = MessageActivities(database, settings(twilio=twilio_server))
+    row = await queued(database, "sms", to="+15551230102")
+    if fault == "timeout":
+        twilio_server.delay = SLOW
+        await assert_unknown(database, activities, row, "Twilio", "no answer in time")
+        assert len(twilio_server.requests) == 1
+        return
+    assert isinstance(fault, int)
+    code = 20429 if fault == 429 else 20500
+    twilio_server.fail_next(fault, code, "Too Many Requests" if fault == 429 else "Internal error")
+    await assert_requeued(database, activities, row, f"Twilio {fault} (code {code})")
+    assert twilio_server.accepted == []
+
+    assert await deliver(activities, row) == "sent"
+    sent = await assert_sent_once(database, activities, row, "twilio")
+    assert sent.attempts == 2
+    assert len(twilio_server.messages) == 1
+
+
+# --- the state machine ---------------------------------------------------------------------
+
+
+async def test_an_interrupted_send_is_left_unknown_not_resent(
+    database: Database, sendgrid_server: FakeSendGrid, twilio_server: FakeTwilio
+) -> None:
+    """A row still `sending` means a worker died mid-call: the retry must not call again."""
+    activities = MessageActivities(
+        database, settings(sendgrid=sendgrid_server, twilio=twilio_server)
+    )
+    for channel in ("email", "sms"):
+        row = await queued(database, channel, to="+15551230103" if channel == "sms" else "z@x.io")
+        async with database.session() as session:
+            stuck = await session.get(OutboxMessage, row.id)
+            assert stuck is not None
+            stuck.status = "sending"
+            stuck.attempts = 1
+            session.add(stuck)
+        assert await deliver(activities, row) == "unknown"
+        unknown = await reload(database, row)
+        assert unknown.status == "unknown" and unknown.attempts == 1
+        assert unknown.error is not None and "check with the provider" in unknown.error
+        assert await deliver(activities, row) == "unknown"
+    assert sendgrid_server.requests == [] and twilio_server.requests == []
+
+
+async def test_the_last_attempt_gives_up_as_failed(
+    database: Database, sendgrid_server: FakeSendGrid
+) -> None:
+    activities = MessageActivities(database, settings(sendgrid=sendgrid_server))
+    row = await queued(database)
+    sendgrid_server.fail_next(503, "Service Unavailable")
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, attempt=LAST_ATTEMPT)
+    assert await env.run(activities.deliver_message, ident(row)) == "failed"
+    failed = await reload(database, row)
+    assert failed.status == "failed"
+    assert failed.error is not None and failed.error.startswith("gave up: SendGrid 503")
+
+
+async def test_heartbeats_while_the_provider_is_slow(
+    database: Database, twilio_server: FakeTwilio
+) -> None:
+    activities = MessageActivities(database, settings(twilio=twilio_server, timeout=10))
+    row = await queued(database, "sms", to="+15551230104")
+    twilio_server.delay = 2.5
+    beats: list[tuple[Any, ...]] = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: beats.append(details)
+    assert await env.run(activities.deliver_message, ident(row)) == "sent"
+    assert beats, "no heartbeat during a 2.5 s provider call"
+    assert len(twilio_server.messages) == 1
+
+
+# --- queueing: the rows and their keys --------------------------------------------------------
+
+
+async def test_queued_messages_carry_their_idempotency_key(
+    database: Database, sendgrid_server: FakeSendGrid, twilio_server: FakeTwilio
+) -> None:
+    slug = f"k{uuid.uuid4().hex[:10]}"
+    state = JobState(
+        slug=slug,
+        client=ClientSnapshot(id=1, name="Zoë Example", email="zoe@example.com", phone="+15550142"),
+        stage=Stage.lead,
+        seq=7,
+        created_at=datetime(2030, 1, 2, 9, tzinfo=UTC),
+        stage_entered_at=datetime(2030, 1, 2, 9, tzinfo=UTC),
+        title="No cooling, unit 4",
+    )
+    request = QueueMessages(
+        state=state,
+        notification=Notification(
+            purpose="customer_update", sms="yes", message="The part arrives Tuesday."
+        ),
+    )
+    activities = MessageActivities(
+        database, settings(sendgrid=sendgrid_server, twilio=twilio_server)
+    )
+    ids = await activities.queue_messages(request)
+    # Queueing again (a retried activity, a replayed workflow) finds the same rows.
+    assert await activities.queue_messages(request) == ids and len(ids) == 2
+    email_id, sms_id = ids
+
+    assert await activities.deliver_message(email_id) == "sent"
+    assert await activities.deliver_message(sms_id) == "sent"
+    assert await activities.deliver_message(email_id) == "sent"
+    assert await activities.deliver_message(sms_id) == "sent"
+
+    [mail] = sendgrid_server.mails
+    assert mail["custom_args"] == {"idempotency_key": f"job-{slug}:7:customer_update:email"}
+    assert mail["personalizations"] == [{"to": [{"email": "zoe@example.com"}]}]
+    assert mail["subject"] == "An update on No cooling, unit 4"
+    assert "The part arrives Tuesday." in mail["content"][0]["value"]
+    [sms] = twilio_server.messages
+    assert sms == {
+        "To": "+15550142",
+        "From": FROM_NUMBER,
+        "Body": "Jobline: The part arrives Tuesday.",
+    }
+    async with database.session() as session:
+        sms_row = await session.get(OutboxMessage, sms_id)
+    assert sms_row is not None
+    assert sms_row.idempotency_key == f"job-{slug}:7:customer_update:sms"
+    assert sms_row.job_slug == slug and sms_row.status == "sent"
