@@ -176,10 +176,12 @@ _templates = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 def unknown_merge_fields(text: str) -> set[str]:
     """Names a template uses that are not merge fields (raises ValueError on bad syntax)."""
     try:
-        parsed = _templates.parse(text)
+        # Finding the names compiles the template, which also checks its filters and tests
+        # (TemplateAssertionError is a TemplateSyntaxError).
+        names = meta.find_undeclared_variables(_templates.parse(text))
     except TemplateSyntaxError as bad:
         raise ValueError(f"template syntax error: {bad.message}") from None
-    return set(meta.find_undeclared_variables(parsed)) - set(MERGE_FIELDS)
+    return set(names) - set(MERGE_FIELDS)
 
 
 class CommunicationSettings(BaseModel):
@@ -225,7 +227,10 @@ class CommunicationSettings(BaseModel):
         merged: dict[str, MessageTemplate] = {**DEFAULT_TEMPLATES, **self.templates}  # type: ignore[dict-item]
         for purpose, template in merged.items():
             for part in ("email_subject", "email_body", "sms"):
-                unknown = unknown_merge_fields(getattr(template, part))
+                try:
+                    unknown = unknown_merge_fields(getattr(template, part))
+                except ValueError as bad:
+                    raise ValueError(f"templates.{purpose}.{part}: {bad}") from None
                 if unknown:
                     raise ValueError(
                         f"templates.{purpose}.{part}: unknown merge field(s) "

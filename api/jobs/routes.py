@@ -89,6 +89,8 @@ async def post_event(
 ) -> JobView:
     if isinstance(event, ev.JobCreated):
         raise Invalid("job_created starts a new job: POST /api/v1/jobs")
+    if isinstance(event, ev.QuoteSent) and event.sms:
+        await send.check_sms_enabled(session)
     outcome = await service.send_event(session, db, temporal, user, slug, event)
     if outcome.projection is None:
         return await _view(session, user, slug)

@@ -23,16 +23,25 @@ from models.communications import (
     sms_segments,
 )
 from models.lifecycle import Refusal
-from models.tables import User
+from models.tables import OutboxMessage, User
+
+# As the outbox keeps it (activities/messages.py cuts a longer rendered subject the same way).
+_SUBJECT_MAX: int = OutboxMessage.__table__.c.subject.type.length  # type: ignore[attr-defined]
 
 
 async def _settings(session: AsyncSession) -> CommunicationSettings:
     return await settings_store.load(session, COMMUNICATIONS, CommunicationSettings)
 
 
-async def as_event(session: AsyncSession, body: SendRequest) -> ev.CustomerUpdateSent:
-    if body.sms and not (await _settings(session)).sms_enabled:
+async def check_sms_enabled(session: AsyncSession) -> None:
+    """Asking for an SMS (Send, `quote_sent`) while SMS is turned off is refused, not ignored."""
+    if not (await _settings(session)).sms_enabled:
         raise Invalid("sms: SMS is turned off in the communication settings")
+
+
+async def as_event(session: AsyncSession, body: SendRequest) -> ev.CustomerUpdateSent:
+    if body.sms:
+        await check_sms_enabled(session)
     return ev.CustomerUpdateSent(
         message=body.message,
         to_email=body.to_email,
@@ -59,7 +68,7 @@ async def preview(session: AsyncSession, user: User, slug: str, body: SendReques
     )
     segments, encoding = sms_segments(text.sms)
     return SendPreview(
-        email=EmailPreview(to=to, bcc=bcc, subject=text.subject, body=text.body),
+        email=EmailPreview(to=to, bcc=bcc, subject=text.subject[:_SUBJECT_MAX], body=text.body),
         sms=SmsPreview(
             to=body.sms_phone or state.client.phone,
             body=text.sms,
