@@ -16,6 +16,7 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
+from activities.documents import DocumentActivities
 from activities.messages import MessageActivities
 from activities.projection import ProjectionActivities
 from core.config import Settings
@@ -30,12 +31,14 @@ log = logging.getLogger("jobline.worker")
 def activities_for(db: Database, settings: Settings) -> Sequence[Any]:
     projection = ProjectionActivities(db)
     messages = MessageActivities(db, settings)
+    documents = DocumentActivities(db)
     return [
         projection.project_job,
         projection.allocate_job_number,
         messages.load_communication_settings,
         messages.queue_messages,
         messages.deliver_message,
+        documents.render_document,
     ]
 
 

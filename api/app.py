@@ -12,6 +12,8 @@ from temporalio.client import Client as TemporalClient
 
 from api import errors, health
 from api.clients.routes import router as clients_router
+from api.documents.routes import router as documents_router
+from api.exports.routes import router as exports_router
 from api.jobs.routes import router as jobs_router
 from api.outbox.routes import router as outbox_router
 from api.settings.routes import router as settings_router
@@ -71,5 +73,7 @@ def create_app(
     app.include_router(clients_router)
     app.include_router(jobs_router)
     app.include_router(outbox_router)
+    app.include_router(documents_router)
     app.include_router(settings_router)
+    app.include_router(exports_router)
     return app

@@ -15,6 +15,7 @@ from models.tables import Setting, utcnow
 
 M = TypeVar("M", bound=BaseModel)
 COMMUNICATIONS = "communications"
+BRANDING = "branding"
 
 
 async def load(session: AsyncSession, name: str, model: type[M]) -> M:

@@ -10,7 +10,16 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Numeric, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    LargeBinary,
+    Numeric,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -184,3 +193,25 @@ class OutboxMessage(SQLModel, table=True):
     created_by: str = Field(default="", max_length=64)
     created_at: datetime = _ts(nullable=False, default=utcnow)
     sent_at: datetime | None = _ts(nullable=True)
+
+
+class Document(SQLModel, table=True):
+    """A stored file: a rendered PDF (quote, work receipt, invoice, result) or an uploaded logo.
+
+    The id is random (128 bits) and is what workflows, messages and links carry; the bytes stay
+    here (DESIGN.md §3). `idempotency_key` (workflow id, event sequence, kind) is unique, so a
+    retried or replayed render finds the document the first attempt stored.
+    """
+
+    __tablename__ = "documents"
+
+    id: str = Field(primary_key=True, max_length=32)
+    idempotency_key: str | None = Field(default=None, max_length=200, unique=True)
+    job_slug: str | None = Field(default=None, max_length=32, index=True)
+    kind: str = Field(max_length=16)
+    filename: str = Field(max_length=200)
+    content_type: str = Field(max_length=100)
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    size: int
+    sha256: str = Field(max_length=64)
+    created_at: datetime = _ts(nullable=False, default=utcnow)

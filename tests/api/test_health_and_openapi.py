@@ -44,6 +44,7 @@ BUILT = {
     ("GET", "/api/v1/jobs"),
     ("GET", "/api/v1/jobs/{slug}"),
     ("POST", "/api/v1/jobs/{slug}/events"),
+    ("GET", "/api/v1/documents/{id}"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
 }

@@ -1,0 +1,346 @@
+"""Documents: a job's quote, work receipt and invoice as branded PDFs (DESIGN.md §6).
+
+HTML templates (`templates/documents/`, Jinja2 with autoescaping on) are rendered from the job's
+state and the branding settings, then WeasyPrint turns the HTML into a PDF, which is stored by id
+(core/documents.py). The workflow passes the state in and gets only the id back (DESIGN.md §3).
+
+User text never reaches anything outside the document. Autoescaping is on, so a title,
+description or quote line holding `<img src="file:///etc/passwd">` prints as those characters and
+makes no element at all; and WeasyPrint's URL fetcher (activities/pdf.py) serves only the logo,
+from memory, and refuses every other URL and file, whoever wrote it. Rendering runs off the
+event loop, in a pool of worker processes (activities/pdf.py says why, with the measurements).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.pdf import Logo, PdfRenderer
+from core import documents, settings_store
+from core.db import Database
+from core.settings_store import BRANDING, COMMUNICATIONS
+from models.branding import BrandingSettings
+from models.communications import CommunicationSettings
+from models.documents import RENDER_DOCUMENT, RenderDocument, document_key
+from models.events import QuoteLine
+from models.lifecycle import JobState
+
+log = logging.getLogger("jobline.documents")
+
+TEMPLATES = Path(__file__).resolve().parent / "templates" / "documents"
+PDF = "application/pdf"
+# What a logo may be: the formats WeasyPrint decodes as pixels. SVG is not taken, as an SVG is
+# a document that may name other URLs of its own.
+LOGO_TYPES = {
+    b"\x89PNG\r\n\x1a\n": "image/png",
+    b"\xff\xd8\xff": "image/jpeg",
+    b"GIF8": "image/gif",
+}
+
+_templates = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=True,
+    undefined=StrictUndefined,
+    keep_trailing_newline=False,
+)
+
+# --- HTML -------------------------------------------------------------------------------------
+
+
+class NotRenderable(Exception):
+    """The job has nothing to put in this document yet (no quote, no completion, no invoice)."""
+
+
+def logo_type(content: bytes) -> str | None:
+    """The image type of an uploaded logo by its first bytes, or None if it is not one we take."""
+    for magic, content_type in LOGO_TYPES.items():
+        if content.startswith(magic):
+            return content_type
+    return None
+
+
+@dataclass(frozen=True)
+class RenderedHtml:
+    html: str
+    filename: str
+    title: str
+
+
+def _money(value: Decimal, symbol: str) -> str:
+    return f"{symbol}{value:,.2f}"
+
+
+def _quantity(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def _day(value: datetime | date, zone: Any) -> str:
+    if isinstance(value, datetime):
+        value = value.astimezone(zone)
+    return value.strftime("%d %b %Y")
+
+
+def _moment(value: datetime, zone: Any) -> str:
+    return value.astimezone(zone).strftime("%d %b %Y, %H:%M")
+
+
+def _field_value(value: object) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, list | tuple):
+        return ", ".join(_field_value(v) for v in value)
+    return str(value)
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ").strip().capitalize() or name
+
+
+def _lines(lines: list[QuoteLine], symbol: str) -> list[dict[str, str]]:
+    return [
+        {
+            "description": line.description,
+            "sku": line.sku or "",
+            "quantity": _quantity(line.quantity),
+            "unit_price": _money(line.unit_price, symbol),
+            "amount": _money(line.amount, symbol),
+        }
+        for line in lines
+    ]
+
+
+def job_reference(state: JobState) -> str:
+    """How documents name the job: its number once it has one, else its slug."""
+    return str(state.number) if state.number is not None else state.slug
+
+
+def document_html(
+    request: RenderDocument,
+    branding: BrandingSettings,
+    comms: CommunicationSettings,
+    *,
+    has_logo: bool = False,
+    at: datetime | None = None,
+) -> RenderedHtml:
+    """The document's HTML and file name. Pure: everything it needs is passed in."""
+    state = request.state
+    zone = comms.zone
+    now = at or datetime.now(zone)
+    symbol = branding.currency_symbol
+    ref = job_reference(state)
+    client = state.client
+    contact = [client.email, client.phone]
+    body: dict[str, Any] = {}
+    footer_note = ""
+
+    if request.kind == "quote":
+        quote = state.quote
+        if quote is None:
+            raise NotRenderable(f"job {state.slug} has no quote to render")
+        title = "Quote"
+        reference = f"{ref}-Q{quote.version}"
+        filename = f"quote-{ref}-v{quote.version}.pdf"
+        facts = [
+            ("Quote", reference),
+            ("Date", _day(quote.sent_at or state.stage_entered_at or now, zone)),
+        ]
+        if quote.valid_until:
+            facts.append(("Valid until", _day(quote.valid_until, zone)))
+        body = {
+            "quote": {
+                "notes": quote.notes,
+                "valid_until": _day(quote.valid_until, zone) if quote.valid_until else "",
+            },
+            "lines": _lines(quote.lines, symbol),
+            "totals": [("Total", _money(quote.total, symbol))],
+        }
+        client_label = "Prepared for"
+    elif request.kind == "invoice":
+        invoice = state.invoice
+        if invoice is None:
+            raise NotRenderable(f"job {state.slug} has no invoice to render")
+        title = "Invoice"
+        reference = f"INV-{ref}"
+        filename = f"invoice-{ref}.pdf"
+        facts = [("Invoice", reference), ("Date", _day(invoice.sent_at, zone)), ("Job", ref)]
+        if invoice.po_number:
+            facts.append(("PO number", invoice.po_number))
+        paid = state.paid_total
+        due = max(invoice.total - paid, Decimal("0"))
+        totals = [("Total", _money(invoice.total, symbol))]
+        if paid:
+            totals = [
+                ("Subtotal", _money(invoice.total, symbol)),
+                ("Paid", f"−{_money(paid, symbol)}"),
+                ("Amount due", _money(due, symbol)),
+            ]
+        body = {
+            "invoice": {
+                "po_number": invoice.po_number or "",
+                "amount_due": _money(due, symbol),
+                "paid_in_full": due == 0,
+            },
+            "lines": _lines(invoice.lines, symbol),
+            "totals": totals,
+        }
+        contact = [invoice.billing_email or client.billing_email or client.email, client.phone]
+        client_label = "Bill to"
+    else:  # work_receipt
+        completion = state.completion
+        if completion is None:
+            raise NotRenderable(f"job {state.slug} has no completed work to render a receipt for")
+        title = "Work receipt"
+        reference = f"WR-{ref}"
+        filename = f"work-receipt-{ref}.pdf"
+        technician = state.schedule.technician if state.schedule else completion.completed_by
+        facts = [
+            ("Receipt", reference),
+            ("Completed", _moment(completion.completed_at, zone)),
+            ("Technician", technician),
+        ]
+        # A part used is described by its order line, else by the quote line of that SKU.
+        quoted = state.quote.lines if state.quote else []
+        described = {line.sku: line.description for line in quoted if line.sku}
+        described.update({p.line.sku: p.line.description for p in state.parts})
+        body = {
+            "receipt": {
+                "work_performed": completion.work_performed,
+                "notes": completion.notes,
+                "technician": technician,
+                "parts_used": [
+                    {
+                        "sku": part.sku,
+                        "description": described.get(part.sku, ""),
+                        "quantity": _quantity(part.quantity),
+                    }
+                    for part in completion.parts_used
+                ],
+                "fields": [
+                    (request.field_labels.get(name) or _label(name), _field_value(value))
+                    for name, value in completion.fields.items()
+                ],
+            }
+        }
+        client_label = "Customer"
+        footer_note = "Thank you for your business."
+
+    company_name = branding.company_name or comms.company_name
+    context = {
+        "brand": {
+            "company_name": company_name,
+            "address": branding.address,
+            "contact_line": " · ".join(
+                part for part in (branding.phone, branding.email, branding.website) if part
+            ),
+            "phone": branding.phone,
+            "primary_color": branding.primary_color,
+            "paper_size": branding.paper_size,
+            "footer": branding.footer,
+            "logo": has_logo,
+        },
+        "doc": {
+            "title": title,
+            "reference": reference,
+            "facts": facts,
+            "client_label": client_label,
+            "footer_note": footer_note,
+        },
+        "client": {"name": client.name, "lines": [c for c in contact if c]},
+        "job": {
+            "title": state.title,
+            "description": state.description,
+            "site_address": state.site_address,
+        },
+        **body,
+    }
+    html = _templates.get_template(f"{request.kind}.html").render(context)
+    return RenderedHtml(html=html, filename=filename, title=f"{title} {reference}")
+
+
+# --- PDF ----------------------------------------------------------------------------------------
+
+_default: PdfRenderer | None = None
+
+
+def default_renderer() -> PdfRenderer:
+    """One process pool per process, shared by every worker built in it."""
+    global _default
+    if _default is None:
+        _default = PdfRenderer()
+    return _default
+
+
+async def render_pdf(html: str, logo: Logo | None = None) -> bytes:
+    """HTML to PDF off the event loop, fetching nothing but the logo given here."""
+    return await default_renderer().render(html, logo)
+
+
+# --- the activity -----------------------------------------------------------------------------
+
+
+async def load_logo(session: Any, branding: BrandingSettings) -> Logo | None:
+    """The branding's logo, if it names a stored image we can print; otherwise no logo (a missing
+    or unusable logo never stops a customer's document)."""
+    if branding.logo_document_id is None:
+        return None
+    row = await documents.load(session, branding.logo_document_id)
+    content_type = logo_type(row.content) if row is not None else None
+    if row is None or row.kind != "logo" or content_type is None:
+        log.warning("branding logo %s is not a stored PNG, JPEG or GIF", branding.logo_document_id)
+        return None
+    return Logo(content=row.content, content_type=content_type)
+
+
+class DocumentActivities:
+    def __init__(self, db: Database, renderer: PdfRenderer | None = None) -> None:
+        self.db = db
+        self.renderer = renderer or default_renderer()
+
+    @activity.defn(name=RENDER_DOCUMENT)
+    async def render_document(self, request: RenderDocument) -> str:
+        """Render and store one document; returns its id. A retry (same job, seq and kind)
+        returns the id the first attempt stored, and renders nothing."""
+        key = document_key(request.state, request.kind)
+        async with self.db.session() as session:
+            existing = await documents.id_for_key(session, key)
+            if existing is not None:
+                return existing
+            branding = await settings_store.load(session, BRANDING, BrandingSettings)
+            comms = await settings_store.load(session, COMMUNICATIONS, CommunicationSettings)
+            logo = await load_logo(session, branding)
+        try:
+            rendered = document_html(request, branding, comms, has_logo=logo is not None)
+        except NotRenderable as nothing:
+            raise ApplicationError(
+                str(nothing), type="document_not_renderable", non_retryable=True
+            ) from None
+        pdf = await self.renderer.render(rendered.html, logo)
+        async with self.db.session() as session:
+            document_id = await documents.save(
+                session,
+                pdf,
+                kind=request.kind,
+                filename=rendered.filename,
+                content_type=PDF,
+                job_slug=request.state.slug,
+                key=key,
+            )
+        log.info(
+            "rendered %s for job %s: document %s (%d bytes)",
+            request.kind,
+            request.state.slug,
+            document_id,
+            len(pdf),
+        )
+        return document_id
