@@ -16,6 +16,7 @@ from models.tables import Setting, utcnow
 M = TypeVar("M", bound=BaseModel)
 COMMUNICATIONS = "communications"
 BRANDING = "branding"
+CLOSEOUT = "closeout"
 
 
 async def load(session: AsyncSession, name: str, model: type[M]) -> M:

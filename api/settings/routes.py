@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 
 from api.deps import SessionDep, require
 from api.errors import ERROR_RESPONSES, Invalid
+from api.settings.closeout_routes import router as closeout_router
 from core import settings_store
 from core.settings_store import COMMUNICATIONS
 from models.communications import MERGE_FIELDS, CommunicationSettings, MessageTemplate, render
@@ -63,3 +64,7 @@ async def put_communications(
     _check_templates_render(body)
     await settings_store.save(session, COMMUNICATIONS, body, admin.username)
     return body
+
+
+# Closeout and branding settings live in their own module; served under the same prefix.
+router.include_router(closeout_router)
