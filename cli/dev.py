@@ -20,7 +20,7 @@ from types import FrameType
 
 import httpx
 
-from cli.demo import DEMO_USERS, create_demo_data, ensure_demo_users, has_jobs
+from cli.demo import create_demo_data, ensure_demo_users, has_jobs
 from core.binaries import venv_binary
 from core.config import Settings
 from core.db import Database
@@ -243,6 +243,3 @@ class DevStack:
             return 1
         finally:
             self._stop()
-
-
-__all__ = ["DEMO_USERS", "DevStack"]

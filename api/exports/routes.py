@@ -21,8 +21,8 @@ from sqlmodel.sql.expression import SelectOfScalar
 from api.deps import DatabaseDep, SessionDep, require
 from api.errors import ERROR_RESPONSES
 from api.exports import service, sheets
-from api.exports.service import JobFilters
 from api.exports.sheets import Row, Sheet
+from api.jobs.service import JobFilters
 from api.text import NoNul
 from core.db import Database
 from models.lifecycle import Milestone, Role, Stage

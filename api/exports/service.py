@@ -7,16 +7,14 @@ sheet holds exactly the jobs the list shows for the same query — every page of
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, func, or_
-from sqlmodel import col, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from api.jobs.service import _visible
+from api.jobs.service import JobFilters, filtered
 from core import settings_store
 from core.db import Database
 from core.settings_store import COMMUNICATIONS
@@ -30,37 +28,9 @@ _BATCH = 200  # rows fetched at a time while a sheet streams out
 _NO_PARTS_YET = (Milestone.lead.value, Milestone.prospect.value)
 
 
-@dataclass(frozen=True)
-class JobFilters:
-    stage: str | None = None
-    milestone: str | None = None
-    client_id: int | None = None
-    q: str | None = None
-    stuck: bool | None = None
-
-
 def jobs_query(user: User, f: JobFilters) -> SelectOfScalar[Job]:
     """The list's query (same filters, same visibility), in the order jobs came in."""
-    query = _visible(select(Job), user)
-    if f.stage:
-        query = query.where(Job.stage == f.stage)
-    if f.milestone:
-        query = query.where(Job.milestone == f.milestone)
-    if f.client_id is not None:
-        query = query.where(Job.client_id == f.client_id)
-    if f.stuck is not None:
-        query = query.where(Job.stuck == f.stuck)
-    if f.q:
-        like = f"%{f.q.lower()}%"
-        conditions: list[ColumnElement[bool]] = [
-            func.lower(Job.title).like(like),
-            func.lower(Job.client_name).like(like),
-            col(Job.slug) == f.q.lower(),
-        ]
-        if f.q.isdigit():
-            conditions.append(col(Job.number) == int(f.q))
-        query = query.where(or_(*conditions))
-    return query.order_by(col(Job.created_at), col(Job.slug))
+    return filtered(user, f).order_by(col(Job.created_at), col(Job.slug))
 
 
 def parts_query(user: User, f: JobFilters) -> SelectOfScalar[Job]:

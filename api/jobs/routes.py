@@ -59,17 +59,14 @@ async def list_jobs(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JobPage:
-    rows, total = await service.search(
-        session,
-        user,
+    filters = service.JobFilters(
         stage=stage.value if stage else None,
         milestone=milestone.value if milestone else None,
         client_id=client_id,
         q=q,
         stuck=stuck,
-        page=page,
-        page_size=page_size,
     )
+    rows, total = await service.search(session, user, filters, page=page, page_size=page_size)
     return JobPage(items=[list_item(r) for r in rows], total=total, page=page, page_size=page_size)
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import func, or_
+from sqlalchemy import ColumnElement, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 from temporalio.client import Client as TemporalClient
 from temporalio.client import (
     WithStartWorkflowOperation,
@@ -208,37 +210,45 @@ async def _refresh_projection(handle: WorkflowHandle[Any, Any]) -> None:
         await handle.signal(JobWorkflow.refresh_projection)
 
 
-async def search(
-    session: AsyncSession,
-    user: User,
-    *,
-    stage: str | None,
-    milestone: str | None,
-    client_id: int | None,
-    q: str | None,
-    stuck: bool | None,
-    page: int,
-    page_size: int,
-) -> tuple[list[Job], int]:
+@dataclass(frozen=True)
+class JobFilters:
+    """The job list's filters; the exports take the same ones."""
+
+    stage: str | None = None
+    milestone: str | None = None
+    client_id: int | None = None
+    q: str | None = None
+    stuck: bool | None = None
+
+
+def filtered(user: User, f: JobFilters) -> SelectOfScalar[Job]:
+    """The jobs this user may see that match the filters (unordered)."""
     query = _visible(select(Job), user)
-    if stage:
-        query = query.where(Job.stage == stage)
-    if milestone:
-        query = query.where(Job.milestone == milestone)
-    if client_id is not None:
-        query = query.where(Job.client_id == client_id)
-    if stuck is not None:
-        query = query.where(Job.stuck == stuck)
-    if q:
-        like = f"%{q.lower()}%"
-        conditions = [
+    if f.stage:
+        query = query.where(Job.stage == f.stage)
+    if f.milestone:
+        query = query.where(Job.milestone == f.milestone)
+    if f.client_id is not None:
+        query = query.where(Job.client_id == f.client_id)
+    if f.stuck is not None:
+        query = query.where(Job.stuck == f.stuck)
+    if f.q:
+        like = f"%{f.q.lower()}%"
+        conditions: list[ColumnElement[bool]] = [
             func.lower(Job.title).like(like),
             func.lower(Job.client_name).like(like),
-            Job.slug == q.lower(),
+            col(Job.slug) == f.q.lower(),
         ]
-        if q.isdigit():
-            conditions.append(Job.number == int(q))
+        if f.q.isdigit():
+            conditions.append(col(Job.number) == int(f.q))
         query = query.where(or_(*conditions))
+    return query
+
+
+async def search(
+    session: AsyncSession, user: User, filters: JobFilters, *, page: int, page_size: int
+) -> tuple[list[Job], int]:
+    query = filtered(user, filters)
     total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = await session.exec(
         query.order_by(col(Job.updated_at).desc(), col(Job.slug))
