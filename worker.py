@@ -16,7 +16,8 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
-from activities.documents import DocumentActivities
+from activities.closeout import CloseoutActivities
+from activities.documents import DocumentActivities, default_renderer
 from activities.messages import MessageActivities
 from activities.projection import ProjectionActivities
 from core.config import Settings
@@ -32,6 +33,7 @@ def activities_for(db: Database, settings: Settings) -> Sequence[Any]:
     projection = ProjectionActivities(db)
     messages = MessageActivities(db, settings)
     documents = DocumentActivities(db)
+    closeout = CloseoutActivities(db, settings)
     return [
         projection.project_job,
         projection.allocate_job_number,
@@ -39,6 +41,9 @@ def activities_for(db: Database, settings: Settings) -> Sequence[Any]:
         messages.queue_messages,
         messages.deliver_message,
         documents.render_document,
+        closeout.load_job_closeout,
+        closeout.sync_portal,
+        closeout.post_portal_webhook,
     ]
 
 
@@ -70,9 +75,14 @@ async def run_worker(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda: asyncio.ensure_future(worker.shutdown()))
     log.info("worker polling task queue %s at %s", settings.task_queue, settings.temporal_address)
+    # The PDF processes start (and load their fonts) while the worker polls, so the first
+    # technician to tap "complete" does not wait for them.
+    warming = asyncio.ensure_future(default_renderer().warm())
     try:
         await worker.run()
     finally:
+        warming.cancel()
+        default_renderer().close()
         await db.dispose()
     log.info("worker stopped")
 

@@ -33,6 +33,7 @@ from models.communications import CommunicationSettings
 from models.documents import RENDER_DOCUMENT, RenderDocument, document_key
 from models.events import QuoteLine
 from models.lifecycle import JobState
+from models.portal import quantity_text, receipt_rows, technician_of, used_parts
 
 log = logging.getLogger("jobline.documents")
 
@@ -79,10 +80,6 @@ def _money(value: Decimal, symbol: str) -> str:
     return f"{symbol}{value:,.2f}"
 
 
-def _quantity(value: Decimal) -> str:
-    return format(value.normalize(), "f")
-
-
 def _day(value: datetime | date, zone: Any) -> str:
     if isinstance(value, datetime):
         value = value.astimezone(zone)
@@ -93,26 +90,12 @@ def _moment(value: datetime, zone: Any) -> str:
     return value.astimezone(zone).strftime("%d %b %Y, %H:%M")
 
 
-def _field_value(value: object) -> str:
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, bool):
-        return "Yes" if value else "No"
-    if isinstance(value, list | tuple):
-        return ", ".join(_field_value(v) for v in value)
-    return str(value)
-
-
-def _label(name: str) -> str:
-    return name.replace("_", " ").strip().capitalize() or name
-
-
 def _lines(lines: list[QuoteLine], symbol: str) -> list[dict[str, str]]:
     return [
         {
             "description": line.description,
             "sku": line.sku or "",
-            "quantity": _quantity(line.quantity),
+            "quantity": quantity_text(line.quantity),
             "unit_price": _money(line.unit_price, symbol),
             "amount": _money(line.amount, symbol),
         }
@@ -203,32 +186,21 @@ def document_html(
         title = "Work receipt"
         reference = f"WR-{ref}"
         filename = f"work-receipt-{ref}.pdf"
-        technician = state.schedule.technician if state.schedule else completion.completed_by
+        technician = technician_of(state)
         facts = [
             ("Receipt", reference),
             ("Completed", _moment(completion.completed_at, zone)),
             ("Technician", technician),
         ]
-        # A part used is described by its order line, else by the quote line of that SKU.
-        quoted = state.quote.lines if state.quote else []
-        described = {line.sku: line.description for line in quoted if line.sku}
-        described.update({p.line.sku: p.line.description for p in state.parts})
         body = {
             "receipt": {
                 "work_performed": completion.work_performed,
                 "notes": completion.notes,
                 "technician": technician,
-                "parts_used": [
-                    {
-                        "sku": part.sku,
-                        "description": described.get(part.sku, ""),
-                        "quantity": _quantity(part.quantity),
-                    }
-                    for part in completion.parts_used
-                ],
+                "parts_used": [part.model_dump() for part in used_parts(state)],
                 "fields": [
-                    (request.field_labels.get(name) or _label(name), _field_value(value))
-                    for name, value in completion.fields.items()
+                    (row.label, row.display)
+                    for row in receipt_rows(completion.fields, request.field_labels)
                 ],
             }
         }

@@ -16,11 +16,13 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from sqlmodel import select
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.delivery.base import (
+    Attachment,
     Email,
     EmailBackend,
     Outbox,
@@ -30,7 +32,7 @@ from activities.delivery.base import (
     TransientFailure,
     UncertainFailure,
 )
-from core import settings_store
+from core import documents, portal, settings_store
 from core.config import Settings
 from core.db import Database
 from core.projection_store import insert
@@ -47,7 +49,7 @@ from models.messages import (
     QUEUE_MESSAGES,
     QueueMessages,
 )
-from models.tables import OutboxMessage, User
+from models.tables import Document, OutboxMessage, User
 
 log = logging.getLogger("jobline.messages")
 FINISHED = frozenset({"sent", "failed", "captured", "unknown"})
@@ -78,6 +80,41 @@ def sms_backend(settings: Settings) -> SmsBackend:
 
         return TwilioBackend(settings)
     return Outbox()
+
+
+async def _attachments(session: AsyncSession, document_ids: list[str]) -> list[dict[str, str]]:
+    """The outbox's references to the documents an email carries, with their file names."""
+    if not document_ids:
+        return []
+    rows = await session.exec(
+        select(Document.id, Document.filename).where(col(Document.id).in_(document_ids))
+    )
+    names = dict(rows.all())
+    return [
+        {"document_id": document_id, "filename": names[document_id]}
+        for document_id in document_ids
+        if document_id in names
+    ]
+
+
+class MissingAttachment(Exception):
+    pass
+
+
+async def _attached(session: AsyncSession, refs: list[dict[str, str]]) -> list[Attachment]:
+    files = []
+    for ref in refs:
+        document = await documents.load(session, ref["document_id"])
+        if document is None:
+            raise MissingAttachment(
+                f"attachment {ref['document_id']} ({ref['filename']}) is not stored"
+            )
+        files.append(
+            Attachment(
+                filename=ref["filename"], content=document.content, mime_type=document.content_type
+            )
+        )
+    return files
 
 
 async def _heartbeating(call: Awaitable[T]) -> T:
@@ -117,10 +154,18 @@ class MessageActivities:
         slug = state.slug
         async with self.db.session() as session:
             comms = await settings_store.load(session, COMMUNICATIONS, CommunicationSettings)
+            link = await portal.link_for_job(session, self.settings.secret_key, slug)
             text = render(
                 comms.template(note.purpose),
-                message_context(state, comms, message=note.message, at=datetime.now(UTC)),
+                message_context(
+                    state,
+                    comms,
+                    message=note.message,
+                    at=datetime.now(UTC),
+                    portal_link=link.url(self.settings.public_url) if link else "",
+                ),
             )
+            attachments = await _attachments(session, request.document_ids)
             actor = None
             if request.actor is not None:
                 actor = (
@@ -152,6 +197,7 @@ class MessageActivities:
                             bcc=bcc,
                             subject=text.subject[:SUBJECT_MAX],
                             body=text.body,
+                            attachments=attachments,
                             created_by=request.actor.username if request.actor else "jobline",
                         )
                     )
@@ -212,6 +258,16 @@ class MessageActivities:
                 session.add(row)
                 log.warning("message %s left unknown after an interrupted send", message_id)
                 return row.status
+            try:
+                files = await _attached(session, list(row.attachments))
+            except MissingAttachment as missing:
+                # Documents are never deleted while a message names them: this is a bug to see,
+                # not a reason to send the email without what it says is attached.
+                row.status = "failed"
+                row.error = str(missing)
+                session.add(row)
+                log.error("message %s not sent: %s", message_id, missing)
+                return row.status
             backend = self.email if row.channel == "email" else self.sms
             row.status = "sending"
             row.backend = backend.name
@@ -225,6 +281,7 @@ class MessageActivities:
                 bcc=list(row.bcc),
                 subject=row.subject,
                 body=row.body,
+                attachments=files,
             )
             sms = Sms(idempotency_key=row.idempotency_key, to=row.to, body=row.body)
         # `sending` is committed before the provider is called (see the module docstring).

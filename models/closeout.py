@@ -174,7 +174,7 @@ def _problem(field: ReceiptField, value: Any) -> str | None:
     return None
 
 
-def validate_receipt_fields(settings: CloseoutSettings, fields: Any) -> list[str]:
+def validate_receipt_fields(settings: CloseoutSettings | JobCloseout, fields: Any) -> list[str]:
     """What is wrong with the receipt fields of a completion, one message a problem (empty: fine).
 
     A required field must be present and not empty (a required checkbox must be given, true or
@@ -197,3 +197,26 @@ def validate_receipt_fields(settings: CloseoutSettings, fields: Any) -> list[str
         if problem:
             problems.append(problem)
     return problems
+
+
+class JobCloseout(BaseModel):
+    """What a job workflow needs of the closeout settings: the settings without the webhook's
+    URL and secret (which the webhook activity reads for itself), so no secret enters workflow
+    history."""
+
+    channel: Channel = "email"
+    receipt_fields: list[ReceiptField] = []
+    portal_link_days: int = 30
+    webhook: bool = False
+
+    @classmethod
+    def of(cls, settings: CloseoutSettings) -> JobCloseout:
+        return cls(
+            channel=settings.channel,
+            receipt_fields=settings.receipt_fields,
+            portal_link_days=settings.portal_link_days,
+            webhook=settings.webhook_url is not None,
+        )
+
+    def labels(self) -> dict[str, str]:
+        return {f.key: f.label for f in self.receipt_fields}

@@ -29,6 +29,8 @@ Purpose = Literal[
     "customer_update",
     "payment_reminder",
     "parts_overdue",
+    "closeout",
+    "invoice",
 ]
 PURPOSES: tuple[str, ...] = Purpose.__args__  # type: ignore[attr-defined]
 
@@ -143,6 +145,24 @@ DEFAULT_TEMPLATES: dict[str, MessageTemplate] = {
             '"{{ job_title }}" (job {{ job_number }}).\n\n{{ company_name }}'
         ),
         sms="{{ company_name }}: {{ amount_due }} is due for job {{ job_number }}.",
+    ),
+    "closeout": MessageTemplate(
+        email_subject="Your work receipt from {{ company_name }}: {{ job_title }}",
+        email_body=(
+            'Hello {{ client_name }},\n\n{{ technician }} has finished "{{ job_title }}". '
+            "Your work receipt is attached; the full record of the visit is at "
+            "{{ portal_link }}\n\nThank you for choosing {{ company_name }}."
+        ),
+        sms="{{ company_name }}: {{ job_title }} is done. Your receipt and job record: "
+        "{{ portal_link }}",
+    ),
+    "invoice": MessageTemplate(
+        email_subject="Invoice for {{ job_title }} (job {{ job_number }})",
+        email_body=(
+            "Hello {{ client_name }},\n\nPlease find attached the invoice for "
+            '"{{ job_title }}" (job {{ job_number }}): {{ invoice_total }}.'
+            "\n\n{{ company_name }}"
+        ),
     ),
     "parts_overdue": MessageTemplate(
         email_subject="Parts overdue on job {{ job_number }}: {{ job_title }}",
@@ -296,6 +316,7 @@ def message_context(
     *,
     message: str = "",
     at: datetime | None = None,
+    portal_link: str = "",
 ) -> dict[str, str]:
     """The merge fields' values for one job, times shown in the company's time zone."""
     zone = settings.zone
@@ -313,7 +334,7 @@ def message_context(
         if state.amount_due is not None
         else "",
         "message": message,
-        "portal_link": "",
+        "portal_link": portal_link,
         "technician": schedule.technician if schedule else "",
         "parts_eta": (at or datetime.now(zone)).astimezone(zone).strftime("%a %d %b %Y"),
         "overdue_parts": "\n".join(

@@ -75,6 +75,8 @@ class QueueMessages(BaseModel):
     state: JobState
     notification: Notification
     actor: Actor | None = None
+    # Stored documents (ids) the email carries: the quote, the work receipt, the invoice.
+    document_ids: list[str] = []
 
 
 class JobSummary(BaseModel):

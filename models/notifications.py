@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import BaseModel
 
 from models import events as ev
+from models.closeout import Channel
+from models.documents import RenderableKind
 from models.lifecycle import JobState, Stage
 
 SmsChoice = Literal["no", "yes", "if_enabled"]
@@ -27,13 +29,26 @@ class Notification(BaseModel):
     message: str = ""
     # Office alerts go to the office staff, not the customer.
     to_office: bool = False
+    # A document of the job rendered as the event left it, attached to the email.
+    attach: RenderableKind | None = None
+
+
+# Purposes added with closeout and invoicing: a workflow started before them sends neither.
+DOCUMENT_PURPOSES = frozenset({"invoice", "closeout"})
 
 
 def for_event(event: ev._Event, before: JobState, after: JobState) -> list[Notification]:
     match event:
         case ev.QuoteSent(sms=sms):
             to = after.quote.sent_to if after.quote else None
-            return [Notification(purpose="quote", to_email=to, sms="yes" if sms else "no")]
+            return [
+                Notification(
+                    purpose="quote", to_email=to, sms="yes" if sms else "no", attach="quote"
+                )
+            ]
+        case ev.InvoiceSent():
+            billing = after.invoice.billing_email if after.invoice else None
+            return [Notification(purpose="invoice", sms="no", to_email=billing, attach="invoice")]
         case ev.JobScheduled():
             return [Notification(purpose="appointment")]
         case ev.TechDispatched(notify_customer=True):
@@ -56,6 +71,21 @@ def for_event(event: ev._Event, before: JobState, after: JobState) -> list[Notif
                 )
             ]
     return []
+
+
+def for_closeout(state: JobState, channel: Channel) -> Notification:
+    """The closeout notification by the configured channel: the email carries the work
+    receipt, the SMS the portal link. A customer the channel cannot reach (SMS only, no phone)
+    gets the email instead, so no completed job goes unannounced."""
+    email = channel in ("email", "both")
+    sms = channel in ("sms", "both")
+    if sms and not state.client.phone:
+        email = True
+    if email and not state.client.email and state.client.phone:
+        sms = True
+    return Notification(
+        purpose="closeout", email=email, sms="yes" if sms else "no", attach="work_receipt"
+    )
 
 
 def for_reminder(kind: str, state: JobState) -> list[Notification]:

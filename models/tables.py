@@ -215,3 +215,45 @@ class Document(SQLModel, table=True):
     size: int
     sha256: str = Field(max_length=64)
     created_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+class PortalLink(SQLModel, table=True):
+    """A job's closeout portal link (DESIGN.md §6 "Closeout").
+
+    The token itself is never stored: it is derived from the server's secret key and `nonce`
+    (core/portal.py), and only its SHA-256 is kept to find the link by. A copy of this table
+    alone opens no portal.
+    """
+
+    __tablename__ = "portal_links"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_slug: str = Field(max_length=32, unique=True)
+    nonce: str = Field(max_length=64)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = _ts(nullable=False, default=utcnow)
+    expires_at: datetime = _ts(nullable=False)
+
+
+class PortalSnapshot(SQLModel, table=True):
+    """One version of what the customer's closeout portal shows for a job.
+
+    Written by the portal-sync activity on `job_completed`; the portal shows the latest version
+    and the webhook sends each one. `source_key` (workflow id, event sequence) is unique, so a
+    retried sync finds the version it wrote.
+    """
+
+    __tablename__ = "portal_snapshots"
+    __table_args__ = (UniqueConstraint("job_slug", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_slug: str = Field(max_length=32, index=True)
+    version: int
+    source_key: str = Field(max_length=200, unique=True)
+    data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts(nullable=False, default=utcnow)
+    # The external portal's webhook, when one is configured: pending -> sent | failed.
+    webhook_status: str | None = Field(default=None, max_length=16)
+    webhook_attempts: int = Field(default=0)
+    webhook_error: str | None = Field(default=None, max_length=1000)
+    webhook_sent_at: datetime | None = _ts(nullable=True)

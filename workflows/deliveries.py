@@ -7,6 +7,8 @@ and never fails it: a provider that refuses a message for good marks that messag
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -56,6 +58,14 @@ class Deliveries:
                 heartbeat_timeout=DELIVERY_HEARTBEAT,
                 retry_policy=DELIVERY_RETRY,
             )
-            self._running.add(handle)
-            handle.add_done_callback(self._running.discard)
+            self.track(handle)
         return ids
+
+    def track(self, work: Any) -> None:
+        """Something running alongside the job (an activity handle or a task) that the job
+        waits for before it continues as new or completes."""
+        self._running.add(work)
+        work.add_done_callback(self._running.discard)
+
+    def in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        self.track(asyncio.create_task(work))

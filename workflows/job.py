@@ -18,7 +18,9 @@ from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from models import events as ev
     from models import lifecycle, notifications, reminders
+    from models.closeout import JobCloseout, validate_receipt_fields
     from models.communications import CommunicationSettings
     from models.lifecycle import FINAL_STAGES, Actor, JobState, Refusal, Role
     from models.messages import (
@@ -33,8 +35,11 @@ with workflow.unsafe.imports_passed_through():
         QueueMessages,
         TimelineRecord,
     )
+    from models.portal import LOAD_JOB_CLOSEOUT
     from models.timeline import describe
+    from workflows import documents
     from workflows import search_attributes as sa
+    from workflows.closeout import close_out
     from workflows.deliveries import Deliveries
 
 # Workflows started before this patch keep their first behaviour on replay: no reminders or
@@ -44,6 +49,9 @@ REMINDERS_PATCH = "reminders-and-api-projection"
 # A job settles this long after its last Update; its projection is then written from the worker
 # too, in case the API that sent the Update did not live to write it.
 SETTLE_AFTER = timedelta(seconds=30)
+# From this patch on: required receipt fields on `job_completed`, closeout (receipt, portal,
+# notification), the quote PDF on the quote email and the invoice PDF to the billing email.
+CLOSEOUT_PATCH = "closeout-and-documents"
 SETTINGS_FRESH = timedelta(minutes=1)
 _UNSET = object()
 JOBLINE = Actor(username="jobline", role=Role.system)
@@ -79,6 +87,7 @@ class JobWorkflow:
         # Handlers await activities; one event at a time keeps seq and state consistent.
         self._lock = asyncio.Lock()
         self._reminders_on = workflow.patched(REMINDERS_PATCH)
+        self._closeout_on = workflow.patched(CLOSEOUT_PATCH)
         # Until the run loop has loaded them, the defaults give a first next-reminder estimate.
         self._settings = CommunicationSettings()
         self._next_reminder_at: datetime | None = None
@@ -237,6 +246,20 @@ class JobWorkflow:
         decision = lifecycle.apply(self.state, request.event, request.actor, now)
         if isinstance(decision, Refusal):
             raise refusal_error(decision)
+        closeout: JobCloseout | None = None
+        if self._closeout_on and isinstance(request.event, ev.JobCompleted):
+            # Read now, not from a cache: the fields required are the ones configured today.
+            closeout = await self._load_closeout()
+            problems = validate_receipt_fields(closeout, request.event.fields)
+            if problems:
+                raise refusal_error(
+                    Refusal(
+                        code="invalid_event",
+                        message="fields: " + "; ".join(problems),
+                        stage=self.state.stage,
+                        allowed_events=lifecycle.allowed_events(self.state, request.actor),
+                    )
+                )
         decision_before = self.state
         state = decision.state
         if decision.assign_number and state.number is None:
@@ -279,9 +302,22 @@ class JobWorkflow:
         message_ids: list[int] = []
         if self._reminders_on:
             for note in notifications.for_event(request.event, decision_before, state):
+                if not self._closeout_on and note.purpose in notifications.DOCUMENT_PURPOSES:
+                    continue
+                attached: list[str] = []
+                if self._closeout_on and note.attach is not None:
+                    document_id = await documents.render(state, note.attach)
+                    attached = [document_id] if document_id else []
                 message_ids += await self._deliveries.send(
-                    QueueMessages(state=state, notification=note, actor=request.actor)
+                    QueueMessages(
+                        state=state,
+                        notification=note,
+                        actor=request.actor,
+                        document_ids=attached,
+                    )
                 )
+        if closeout is not None:
+            self._deliveries.in_background(close_out(state, closeout, self._deliveries))
         assert state.stage is not None
         return EventOutcome(
             seq=state.seq,
@@ -381,6 +417,14 @@ class JobWorkflow:
         return await workflow.execute_local_activity(
             LOAD_COMMUNICATION_SETTINGS,
             result_type=CommunicationSettings,
+            start_to_close_timeout=LOCAL_WRITE_TIMEOUT,
+            retry_policy=LOCAL_WRITE_RETRY,
+        )
+
+    async def _load_closeout(self) -> JobCloseout:
+        return await workflow.execute_local_activity(
+            LOAD_JOB_CLOSEOUT,
+            result_type=JobCloseout,
             start_to_close_timeout=LOCAL_WRITE_TIMEOUT,
             retry_policy=LOCAL_WRITE_RETRY,
         )

@@ -9,11 +9,13 @@ from api.deps import CurrentUser, DatabaseDep, JobReader, SessionDep, SettingsDe
 from api.errors import ERROR_RESPONSES, Invalid
 from api.jobs import send, service
 from api.jobs.schemas import JobPage, JobView, SendPreview, SendRequest, SendResult
-from api.jobs.views import job_view, list_item, view_of_state
+from api.jobs.views import PortalLinkView, job_view, list_item, view_of_state
 from api.outbox import service as outbox
 from api.outbox.schemas import public as outbox_public
 from api.text import NoNul
 from api.users.service import actor_of
+from core import portal
+from core.config import Settings
 from models import events as ev
 from models.lifecycle import Milestone, Stage
 
@@ -24,13 +26,19 @@ _REFUSED = {
 }
 
 
-async def _view(session: SessionDep, user: CurrentUser, slug: str) -> JobView:
+async def _portal(session: SessionDep, settings: Settings, slug: str) -> PortalLinkView | None:
+    link = await portal.link_for_job(session, settings.secret_key, slug)
+    return PortalLinkView(link.url(settings.public_url), link.expires_at) if link else None
+
+
+async def _view(session: SessionDep, settings: Settings, user: CurrentUser, slug: str) -> JobView:
     row = await service.get_row(session, user, slug)
     return job_view(
         row,
         await service.timeline(session, slug),
         await outbox.for_job(session, slug),
         actor_of(user),
+        await _portal(session, settings, slug),
     )
 
 
@@ -44,7 +52,7 @@ async def create_job(
     user: JobReader,
 ) -> JobView:
     slug = await service.create_job(session, db.dialect, temporal, settings.task_queue, user, body)
-    return await _view(session, user, slug)
+    return await _view(session, settings, user, slug)
 
 
 @router.get("", response_model=JobPage)
@@ -71,8 +79,10 @@ async def list_jobs(
 
 
 @router.get("/{slug}", response_model=JobView)
-async def get_job(slug: Slug, session: SessionDep, user: JobReader) -> JobView:
-    return await _view(session, user, slug)
+async def get_job(
+    slug: Slug, session: SessionDep, settings: SettingsDep, user: JobReader
+) -> JobView:
+    return await _view(session, settings, user, slug)
 
 
 @router.post("/{slug}/events", response_model=JobView, responses=_REFUSED)
@@ -82,6 +92,7 @@ async def post_event(
     session: SessionDep,
     temporal: TemporalDep,
     db: DatabaseDep,
+    settings: SettingsDep,
     user: JobReader,
 ) -> JobView:
     if isinstance(event, ev.JobCreated):
@@ -90,7 +101,7 @@ async def post_event(
         await send.check_sms_enabled(session)
     outcome = await service.send_event(session, db, temporal, user, slug, event)
     if outcome.projection is None:
-        return await _view(session, user, slug)
+        return await _view(session, settings, user, slug)
     # The state the workflow handed back is the job now; only the timeline is read.
     return view_of_state(
         outcome.projection.state,
@@ -99,6 +110,7 @@ async def post_event(
         actor_of(user),
         next_reminder_at=outcome.projection.next_reminder_at,
         updated_at=outcome.projection.at or datetime.now(UTC),
+        portal=await _portal(session, settings, slug),
     )
 
 

@@ -71,6 +71,8 @@ class JobView(BaseModel):
     quote_stale: bool
     follow_ups_sent: int
     portal_url: str | None
+    # Open until then; the office can pass the link on (null before closeout and once expired).
+    portal_expires_at: datetime | None = None
     seq: int
     created_at: datetime
     updated_at: datetime

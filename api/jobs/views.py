@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from api.outbox.schemas import public as outbox_public
@@ -13,12 +14,22 @@ from models.tables import Job, JobEvent, OutboxMessage
 from .schemas import JobListItem, JobView, TimelineEntry
 
 
+@dataclass(frozen=True)
+class PortalLinkView:
+    url: str
+    expires_at: datetime
+
+
 def state_of(row: Job) -> JobState:
     return JobState.model_validate(row.state)
 
 
 def job_view(
-    row: Job, timeline: list[JobEvent], communications: list[OutboxMessage], actor: Actor
+    row: Job,
+    timeline: list[JobEvent],
+    communications: list[OutboxMessage],
+    actor: Actor,
+    portal: PortalLinkView | None = None,
 ) -> JobView:
     return view_of_state(
         state_of(row),
@@ -27,6 +38,7 @@ def job_view(
         actor,
         next_reminder_at=row.next_reminder_at,
         updated_at=row.updated_at,
+        portal=portal,
     )
 
 
@@ -38,6 +50,7 @@ def view_of_state(
     *,
     next_reminder_at: datetime | None,
     updated_at: datetime,
+    portal: PortalLinkView | None = None,
 ) -> JobView:
     assert s.stage is not None and s.milestone is not None and s.created_at is not None
     return JobView(
@@ -86,7 +99,8 @@ def view_of_state(
         and s.quote is not None
         and s.reminders.follow_ups_for == s.quote.sent_at,
         follow_ups_sent=s.reminders.follow_ups_sent,
-        portal_url=None,
+        portal_url=portal.url if portal else None,
+        portal_expires_at=portal.expires_at if portal else None,
         seq=s.seq,
         created_at=s.created_at,
         updated_at=updated_at,

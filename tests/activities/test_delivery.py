@@ -9,6 +9,7 @@ SendGrid 400, Twilio 21211) marks the message failed with the provider's reason;
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import uuid
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.delivery.base import Email, TransientFailure
 from activities.delivery.smtp import SmtpBackend
 from activities.messages import LAST_ATTEMPT, MessageActivities
+from core import documents
 from core.config import Settings
 from core.db import Database
 from models.lifecycle import ClientSnapshot, JobState, Stage
@@ -83,6 +85,7 @@ async def queued(
     bcc: list[str] | None = None,
     subject: str = SUBJECT,
     body: str = BODY,
+    attachments: list[dict[str, str]] | None = None,
 ) -> OutboxMessage:
     key = new_key(channel)
     row = OutboxMessage(
@@ -95,6 +98,7 @@ async def queued(
         bcc=bcc or [],
         subject=subject if channel == "email" else "",
         body=body if channel == "email" else SMS_BODY,
+        attachments=attachments or [],
         created_by="olga",
     )
     async with db.session() as session:
@@ -301,6 +305,67 @@ async def test_sendgrid_sends_the_exact_mail_once(
     assert sent.provider_id == request.reply.headers["X-Message-Id"]
     assert len(sendgrid_server.requests) == 1
     assert len(sendgrid_server.mails_for(row.idempotency_key)) == 1
+
+
+async def _stored_pdf(db: Database, content: bytes) -> dict[str, str]:
+    async with db.session() as session:
+        document_id = await documents.save(
+            session,
+            content,
+            kind="work_receipt",
+            filename="work-receipt-1042.pdf",
+            content_type="application/pdf",
+        )
+    # The outbox names the file as the email shows it, which may differ from the stored name.
+    return {"document_id": document_id, "filename": "receipt.pdf"}
+
+
+PDF = b"%PDF-1.7\n" + bytes(range(256)) * 8 + b"\n%%EOF\n"
+
+
+async def test_smtp_attaches_the_stored_documents(
+    database: Database, smtp_server: FakeSmtp
+) -> None:
+    activities = MessageActivities(database, settings(smtp=smtp_server))
+    attached = await _stored_pdf(database, PDF)
+    row = await queued(database, attachments=[attached])
+    assert await deliver(activities, row) == "sent"
+
+    [received] = smtp_server.messages
+    message = received.message
+    assert message.is_multipart()
+    assert message.get_body(("plain",)).get_content().rstrip("\n") == BODY
+    [part] = list(message.iter_attachments())
+    assert part.get_content_type() == "application/pdf"
+    assert part.get_filename() == "receipt.pdf"
+    assert part.get_content() == PDF
+
+
+async def test_sendgrid_attaches_the_stored_documents(
+    database: Database, sendgrid_server: FakeSendGrid
+) -> None:
+    activities = MessageActivities(database, settings(sendgrid=sendgrid_server))
+    attached = await _stored_pdf(database, PDF)
+    row = await queued(database, attachments=[attached])
+    assert await deliver(activities, row) == "sent"
+
+    [request] = sendgrid_server.requests
+    [attachment] = request.json()["attachments"]
+    assert attachment["filename"] == "receipt.pdf"
+    assert attachment["type"] == "application/pdf"
+    assert attachment["disposition"] == "attachment"
+    assert base64.b64decode(attachment["content"]) == PDF
+
+
+async def test_a_missing_attachment_fails_the_message_and_sends_nothing(
+    database: Database, smtp_server: FakeSmtp
+) -> None:
+    activities = MessageActivities(database, settings(smtp=smtp_server))
+    row = await queued(database, attachments=[{"document_id": "0" * 32, "filename": "x.pdf"}])
+    assert await deliver(activities, row) == "failed"
+    failed = await reload(database, row)
+    assert failed.status == "failed" and "x.pdf" in (failed.error or "")
+    assert smtp_server.messages == []
 
 
 async def test_sendgrid_bad_request_fails_the_message(

@@ -1,0 +1,166 @@
+"""Closeout on `job_completed` (DESIGN.md §6): the portal snapshot and the portal webhook.
+
+`sync_portal` stores the next version of the job's completion snapshot for the closeout portal and
+makes sure the job has a portal link. `post_portal_webhook` POSTs a stored snapshot to the
+configured URL, signed, and is retried by Temporal while the receiver is unreachable or failing.
+Both are idempotent: a retried sync finds the version it wrote, and a webhook is sent at least
+once with a delivery id the receiver can dedupe on.
+
+The signature: `X-Jobline-Signature: sha256=<hex>` where hex is HMAC-SHA256 with the webhook
+secret over `<X-Jobline-Timestamp>.<body>`, so a receiver can refuse old or replayed requests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from core import portal, settings_store
+from core.config import Settings
+from core.db import Database
+from core.settings_store import CLOSEOUT
+from models.closeout import CloseoutSettings, JobCloseout
+from models.portal import (
+    LOAD_JOB_CLOSEOUT,
+    POST_PORTAL_WEBHOOK,
+    SYNC_PORTAL,
+    PortalSync,
+    PortalSynced,
+    snapshot_of,
+)
+from models.tables import PortalSnapshot
+
+log = logging.getLogger("jobline.closeout")
+# The workflow's webhook retry policy allows this many attempts; the last one gives up gracefully.
+WEBHOOK_LAST_ATTEMPT = 10
+# Answers worth trying again: the receiver is busy, timed out, or broke for a while.
+RETRY_STATUSES = frozenset({408, 425, 429})
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+class CloseoutActivities:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+
+    @activity.defn(name=LOAD_JOB_CLOSEOUT)
+    async def load_job_closeout(self) -> JobCloseout:
+        async with self.db.session() as session:
+            stored = await settings_store.load(session, CLOSEOUT, CloseoutSettings)
+        return JobCloseout.of(stored)
+
+    @activity.defn(name=SYNC_PORTAL)
+    async def sync_portal(self, request: PortalSync) -> PortalSynced:
+        state = request.state
+        snapshot = snapshot_of(state, request.closeout, request.receipt_document_id)
+        async with self.db.session() as session:
+            await portal.ensure_link(
+                session,
+                self.settings.secret_key,
+                state.slug,
+                timedelta(days=request.closeout.portal_link_days),
+            )
+            row = await portal.save_snapshot(
+                session,
+                snapshot,
+                source_key=f"job-{state.slug}:{state.seq}",
+                webhook=request.closeout.webhook,
+            )
+        assert row.id is not None
+        return PortalSynced(snapshot_id=row.id, version=row.version)
+
+    async def _record(self, snapshot_id: int, **changes: object) -> None:
+        async with self.db.session() as session:
+            row = await session.get(PortalSnapshot, snapshot_id)
+            assert row is not None
+            for name, value in changes.items():
+                setattr(row, name, value)
+            session.add(row)
+
+    @activity.defn(name=POST_PORTAL_WEBHOOK)
+    async def post_portal_webhook(self, snapshot_id: int) -> str:
+        """POST one snapshot to the external portal; `sent`, `failed` (refused for good, or
+        given up on) or `skipped` (no webhook configured any more)."""
+        async with self.db.session() as session:
+            row = await session.get(PortalSnapshot, snapshot_id)
+            if row is None:
+                raise ApplicationError(f"no portal snapshot {snapshot_id}", non_retryable=True)
+            if row.webhook_status in ("sent", "failed"):
+                return row.webhook_status
+            settings = await settings_store.load(session, CLOSEOUT, CloseoutSettings)
+        if not settings.webhook_url or not settings.webhook_secret:
+            await self._record(snapshot_id, webhook_status="skipped")
+            return "skipped"
+        body = json.dumps(
+            {
+                "type": "job.completed",
+                "delivery_id": f"{row.source_key}:v{row.version}",
+                "version": row.version,
+                "snapshot": row.data,
+            },
+            separators=(",", ":"),
+            sort_keys=True,
+        ).encode()
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "Jobline-Webhook/1",
+            "X-Jobline-Delivery": f"{row.source_key}:v{row.version}",
+            "X-Jobline-Timestamp": timestamp,
+            "X-Jobline-Signature": signature(settings.webhook_secret, timestamp, body),
+        }
+        attempt = activity.info().attempt if activity.in_activity() else 1
+        try:
+            async with httpx.AsyncClient(timeout=self.settings.provider_timeout) as client:
+                answer = await client.post(settings.webhook_url, content=body, headers=headers)
+        except httpx.HTTPError as failed:
+            return await self._retry_or_give_up(
+                snapshot_id, attempt, f"{type(failed).__name__}: {failed}"
+            )
+        if answer.is_success:
+            await self._record(
+                snapshot_id,
+                webhook_status="sent",
+                webhook_attempts=attempt,
+                webhook_error=None,
+                webhook_sent_at=datetime.now(UTC),
+            )
+            return "sent"
+        problem = f"HTTP {answer.status_code} from the portal webhook: {answer.text[:200]}"
+        if answer.status_code >= 500 or answer.status_code in RETRY_STATUSES:
+            return await self._retry_or_give_up(snapshot_id, attempt, problem)
+        # Any other answer (a 4xx, a redirect) will not change by asking again.
+        log.warning("portal webhook refused snapshot %s: %s", snapshot_id, problem)
+        await self._record(
+            snapshot_id, webhook_status="failed", webhook_attempts=attempt, webhook_error=problem
+        )
+        return "failed"
+
+    async def _retry_or_give_up(self, snapshot_id: int, attempt: int, problem: str) -> str:
+        if attempt >= WEBHOOK_LAST_ATTEMPT:
+            await self._record(
+                snapshot_id,
+                webhook_status="failed",
+                webhook_attempts=attempt,
+                webhook_error=f"gave up: {problem}"[:1000],
+            )
+            return "failed"
+        await self._record(
+            snapshot_id,
+            webhook_status="pending",
+            webhook_attempts=attempt,
+            webhook_error=problem[:1000],
+        )
+        raise ApplicationError(problem, type="portal_webhook_unavailable")
