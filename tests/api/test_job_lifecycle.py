@@ -5,24 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+from tests.api.journeys import drive as _drive
+from tests.api.journeys import window as _window
 from tests.conftest import Stack
-
-
-def _window(days: int = 2) -> dict[str, str]:
-    start = (datetime.now(UTC) + timedelta(days=days)).replace(microsecond=0)
-    return {
-        "window_start": start.isoformat(),
-        "window_end": (start + timedelta(hours=3)).isoformat(),
-    }
-
-
-async def _drive(stack: Stack, slug: str, steps: list[tuple[str, str, dict]]) -> dict:
-    job: dict = {}
-    for username, type_, fields in steps:
-        response = await stack.event(username, slug, type_, **fields)
-        assert response.status_code == 200, (type_, response.text)
-        job = response.json()
-    return job
 
 
 async def _search_attribute_query(stack: Stack, query: str, workflow_id: str) -> bool:

@@ -45,14 +45,16 @@ from temporalio.worker import Replayer
 from core import settings_store
 from core.db import Database
 from core.migrate import upgrade
-from core.settings_store import COMMUNICATIONS
+from core.settings_store import CLOSEOUT, COMMUNICATIONS
 from core.temporal import workflow_id
 from models import events as ev
+from models.closeout import CloseoutSettings
 from models.communications import CommunicationSettings
 from models.lifecycle import Actor, ClientSnapshot, JobState, Role, Stage
 from models.messages import EventRequest, JobInput, JobSummary
 from models.tables import Client as ClientRow
 from tests.conftest import venv_binary
+from tests.fakes.providers import FakeHttpProvider
 from tests.workflows.test_reminders import time_skipping_env
 from worker import build_worker
 from workflows import search_attributes as sa
@@ -484,6 +486,49 @@ async def quote_follow_ups(job: Job) -> Stage:
     return Stage.canceled
 
 
+async def closeout(job: Job) -> Stage:
+    """Completion with the closeout settings of CLOSEOUT_SETTINGS: a required receipt field, the
+    notification by email and SMS, and a webhook to a local receiver; then invoice and payment."""
+    await job.create(
+        OLGA,
+        title="Annual service, rooftop unit",
+        source="incoming_call",
+        site_address="9 Example Street, Springfield",
+    )
+    await _quote_and_approve(job)  # the quote email carries the quote PDF
+    await _visit(job, TESS, 7)
+    # The required serial number is missing: refused by name, and nothing changes.
+    await job.refuse(
+        TESS,
+        "job_completed",
+        "invalid_event",
+        work_performed="Serviced the unit",
+        fields={"refrigerant": "R-410A"},
+    )
+    await _complete(job, TESS, fields={"serial_number": "SN-2030-77", "refrigerant": "R-410A"})
+    await job.send(OLGA, "invoice_sent", po_number="PO-9001", submitted_to_client_portal=True)
+    await job.send(OLGA, "payment_recorded", amount=QUOTE_TOTAL, method="card")
+    assert await job.send(MIA, "evidence_verified", **EVIDENCE.model_dump(exclude={"type"})) == (
+        Stage.closed
+    )
+    return Stage.closed
+
+
+CLOSEOUT_SETTINGS = {
+    "channel": "both",
+    "receipt_fields": [
+        {"key": "serial_number", "label": "Unit serial number", "required": True},
+        {
+            "key": "refrigerant",
+            "label": "Refrigerant",
+            "type": "dropdown",
+            "options": ["R-410A", "R-22"],
+        },
+    ],
+    "webhook_secret": "capture-webhook-secret-0123456789",
+}
+
+
 Scenario = Callable[[Job], Awaitable[Stage]]
 SCENARIOS: dict[str, tuple[str, Scenario]] = {
     "happy_path": ("standard", happy_path),
@@ -492,6 +537,7 @@ SCENARIOS: dict[str, tuple[str, Scenario]] = {
     "incomplete_rescheduled": ("gov", incomplete_rescheduled),
     "sales_approval": ("standard", sales_approval),
     "parts_signal": ("standard", parts_signal),
+    "closeout": ("standard", closeout),
 }
 # Run on the time-skipping test server, with these communication settings saved first.
 TIME_SKIPPING: dict[str, tuple[str, Scenario, CommunicationSettings]] = {
@@ -534,6 +580,24 @@ async def _run(name: str, job: Job, scenario: Scenario) -> int:
     return len(history["events"])
 
 
+async def _with_webhook(db: Database, name: str, job: Job, scenario: Scenario) -> int:
+    """Runs a scenario with CLOSEOUT_SETTINGS saved and a webhook receiver listening."""
+    receiver = FakeHttpProvider()
+    settings = CloseoutSettings.model_validate(
+        {**CLOSEOUT_SETTINGS, "webhook_url": f"{receiver.base_url}/portal-sync"}
+    )
+    async with db.session() as session:
+        await settings_store.save(session, CLOSEOUT, settings, "capture")
+    try:
+        count = await _run(name, job, scenario)
+        assert [r.status for r in receiver.requests] == [200], receiver.requests
+        return count
+    finally:
+        receiver.close()
+        async with db.session() as session:
+            await settings_store.save(session, CLOSEOUT, CloseoutSettings(), "capture")
+
+
 def _slug(name: str) -> str:
     return f"hist-{name.replace('_', '-')}"
 
@@ -559,7 +623,10 @@ async def capture(names: list[str]) -> dict[str, int]:
                     for name in on_dev_server:
                         tier, scenario = SCENARIOS[name]
                         job = Job(env.client, _slug(name), CLIENTS[tier])
-                        counts[name] = await _run(name, job, scenario)
+                        if name == "closeout":
+                            counts[name] = await _with_webhook(db, name, job, scenario)
+                        else:
+                            counts[name] = await _run(name, job, scenario)
             for name in time_skipping:
                 tier, scenario, comms = TIME_SKIPPING[name]
                 async with db.session() as session:

@@ -29,6 +29,8 @@ SCENARIOS = (
     "incomplete_rescheduled",
     "sales_approval",
     "parts_signal",
+    # Closeout settings with a required field, a webhook, and the documents attached.
+    "closeout",
     # On the time-skipping server: two quote follow-ups fire, then approval and cancel.
     "quote_follow_ups",
 )

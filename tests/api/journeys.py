@@ -1,0 +1,65 @@
+"""Driving a job through the HTTP API in tests: a step at a time, or straight to a stage."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tests.conftest import Stack
+
+QUOTE = {
+    "lines": [
+        {
+            "description": "Condenser fan motor",
+            "quantity": "1",
+            "unit_price": "420.00",
+            "sku": "FAN-1",
+        },
+        {"description": "Labour", "quantity": "2.5", "unit_price": "95.00", "sku": "LAB"},
+    ]
+}
+CHECKLIST = {
+    "parts_verified": True,
+    "check_in_phone": "+1 555 0100",
+    "pricing_discussion": "not_allowed",
+}
+EVIDENCE = {
+    name: True for name in ("documents", "notes", "parts_usage", "photos", "customer_communication")
+}
+
+
+def window(days: int = 2) -> dict[str, str]:
+    start = (datetime.now(UTC) + timedelta(days=days)).replace(microsecond=0)
+    return {
+        "window_start": start.isoformat(),
+        "window_end": (start + timedelta(hours=3)).isoformat(),
+    }
+
+
+async def drive(stack: Stack, slug: str, steps: list[tuple[str, str, dict]]) -> dict:
+    """Send each (user, event type, fields) in turn; every one must be accepted."""
+    job: dict = {}
+    for username, type_, fields in steps:
+        response = await stack.event(username, slug, type_, **fields)
+        assert response.status_code == 200, (type_, response.text)
+        job = response.json()
+    return job
+
+
+async def on_site(stack: Stack, technician: str = "tess", **client: object) -> dict:
+    """A new job, quoted, approved, scheduled and checked in: the technician is at work."""
+    job = await stack.new_job(client_id=(await stack.new_client(**client))["id"])
+    return await drive(
+        stack,
+        job["slug"],
+        [
+            ("olga", "owner_assigned", {"owner": "sam"}),
+            ("sam", "lead_qualified", {}),
+            ("sam", "quote_drafted", QUOTE),
+            ("sam", "quote_sent", {}),
+            ("olga", "quote_approved", {}),
+            ("olga", "job_scheduled", {"technician": technician, **window()}),
+            ("olga", "checklist_completed", CHECKLIST),
+            (technician, "tech_dispatched", {}),
+            (technician, "tech_checked_in", {}),
+        ],
+    )
