@@ -3,9 +3,13 @@
 Events arrive as the `apply_event` Update (from the API: refused events are rejected by the
 validator and never enter history) or the `event` Signal (from integrations and
 `temporal workflow signal`). Both go through the same pure rules in `models.lifecycle`. After every
-accepted event the workflow writes the projection (a local activity, so the Update returns only
-once the database shows the change), upserts the search attributes and refreshes the Web UI's
-current details. The workflow completes when the job is closed or canceled.
+accepted event the projection is written (by the API from the Update's result, by the workflow
+after signals, reminders and once a job settles), and the workflow upserts the search attributes
+and refreshes the Web UI's current details. Messages an event sends go out through
+`workflows/deliveries.py`, with the quote or invoice PDF attached (`workflows/documents.py`).
+A completed job's closeout (receipt, portal, webhook, notification: `workflows/closeout.py`)
+runs alongside the job. The workflow completes when the job is closed or canceled, once all of
+that has finished.
 """
 
 from __future__ import annotations
