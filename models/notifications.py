@@ -80,9 +80,9 @@ def for_closeout(state: JobState, channel: Channel) -> Notification:
     email = channel in ("email", "both")
     sms = channel in ("sms", "both")
     if sms and not state.client.phone:
-        email = True
+        sms, email = False, True
     if email and not state.client.email and state.client.phone:
-        sms = True
+        sms, email = True, False
     return Notification(
         purpose="closeout", email=email, sms="yes" if sms else "no", attach="work_receipt"
     )

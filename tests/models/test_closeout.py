@@ -2,7 +2,8 @@
 
 - settings validation: defaults, and each refusal names what is wrong;
 - `validate_receipt_fields`: what `job_completed` refuses (missing required field named by label
-  and key, wrong type, option not offered, unknown key).
+  and key, wrong type, option not offered, unknown key);
+- the closeout notification's channel, and the secret-free settings a job workflow gets.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from models.closeout import CloseoutSettings, validate_receipt_fields
+from models.closeout import CloseoutSettings, JobCloseout, validate_receipt_fields
+from models.lifecycle import ClientSnapshot, new_job
+from models.notifications import for_closeout
 
 SECRET = "s" * 16
 
@@ -181,3 +184,46 @@ def test_unknown_keys_and_non_objects_are_refused() -> None:
     assert validate_receipt_fields(FIELDS, ["serial"]) == [  # type: ignore[arg-type]
         "fields must be an object of receipt field values"
     ]
+
+
+# --- the closeout notification's channel ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("channel", "email", "phone", "sends"),
+    [
+        ("email", "a@example.com", "+15550100", (True, "no")),
+        ("sms", "a@example.com", "+15550100", (False, "yes")),
+        ("both", "a@example.com", "+15550100", (True, "yes")),
+        # Nobody goes unannounced: the channel the customer can be reached on is used instead.
+        ("sms", "a@example.com", None, (True, "no")),
+        ("email", None, "+15550100", (False, "yes")),
+        ("both", None, "+15550100", (False, "yes")),
+    ],
+)
+def test_closeout_goes_by_the_channel_the_customer_can_be_reached_on(
+    channel: str, email: str | None, phone: str | None, sends: tuple[bool, str]
+) -> None:
+    client = ClientSnapshot(id=1, name="C", email=email, phone=phone)
+    state = new_job("abcd2345", client)
+    note = for_closeout(state, channel)  # type: ignore[arg-type]
+    assert (note.email, note.sms) == sends
+    assert note.purpose == "closeout" and note.attach == "work_receipt"
+
+
+def test_job_closeout_is_the_settings_without_the_webhook_secret() -> None:
+    settings = CloseoutSettings.model_validate(
+        {
+            "channel": "both",
+            "receipt_fields": FIELDS.model_dump()["receipt_fields"],
+            "webhook_url": "https://portal.example.com/hook",
+            "webhook_secret": "s" * 32,
+        }
+    )
+    job = JobCloseout.of(settings)
+    assert job.webhook is True and job.channel == "both"
+    assert (
+        "s" * 32 not in job.model_dump_json() and "portal.example.com" not in job.model_dump_json()
+    )
+    assert job.labels() == {f.key: f.label for f in settings.receipt_fields}
+    assert validate_receipt_fields(job, {}) == validate_receipt_fields(settings, {})

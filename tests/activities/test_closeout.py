@@ -1,0 +1,251 @@
+"""The closeout activities against a real database (SQLite and PostgreSQL) and a real HTTP
+receiver on 127.0.0.1:
+
+- `sync_portal` stores one snapshot version per completion (a retry finds its own), makes the
+  job's link once, and replaces a link only once it has expired;
+- `post_portal_webhook` signs the body, and sorts answers: 2xx sent; 5xx, 429 and no answer
+  retried (raised for Temporal, the row back to pending) until the last attempt, which records a
+  failure; any other 4xx failed at once; no webhook configured any more: skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlmodel import select
+from sqlmodel.sql.expression import SelectOfScalar
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.closeout import WEBHOOK_LAST_ATTEMPT, CloseoutActivities
+from core import portal, settings_store
+from core.config import Settings
+from core.db import Database
+from core.settings_store import CLOSEOUT
+from models import events as ev
+from models.closeout import CloseoutSettings, JobCloseout
+from models.lifecycle import ClientSnapshot, Completion, JobState, Stage
+from models.portal import PortalSync
+from models.tables import PortalLink, PortalSnapshot
+from tests.fakes.providers import HOST, FakeHttpProvider, Reply, free_port
+
+SECRET = "webhook-secret-for-activity-tests"
+SETTINGS = Settings(_env_file=None, environment="test", provider_timeout=2)  # type: ignore[call-arg]
+
+
+def completed_state(seq: int = 12) -> JobState:
+    at = datetime(2030, 1, 14, 15, 30, tzinfo=UTC)
+    return JobState(
+        slug=f"co{uuid.uuid4().hex[:8]}",
+        client=ClientSnapshot(id=1, name="Example Property Management", email="pm@example.com"),
+        stage=Stage.completed,
+        seq=seq,
+        title="Annual service",
+        created_at=at,
+        stage_entered_at=at,
+        completion=Completion(
+            work_performed="Serviced the rooftop unit",
+            parts_used=[ev.PartUsed(sku="FLT-20", quantity=Decimal("2"))],
+            fields={"serial_number": "SN-1"},
+            completed_by="tess",
+            completed_at=at,
+        ),
+    )
+
+
+def portal_links(slug: str) -> SelectOfScalar[PortalLink]:
+    return select(PortalLink).where(PortalLink.job_slug == slug)
+
+
+def sync_request(state: JobState, webhook: bool = False) -> PortalSync:
+    closeout = JobCloseout(
+        receipt_fields=[{"key": "serial_number", "label": "Unit serial number"}],  # type: ignore[list-item]
+        portal_link_days=30,
+        webhook=webhook,
+    )
+    return PortalSync(state=state, closeout=closeout, receipt_document_id=None)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[FakeHttpProvider]:
+    fake = FakeHttpProvider()
+    try:
+        yield fake
+    finally:
+        fake.close()
+
+
+async def _webhook_to(database: Database, url: str | None) -> None:
+    settings = CloseoutSettings(webhook_url=url, webhook_secret=SECRET if url else None)
+    async with database.session() as session:
+        await settings_store.save(session, CLOSEOUT, settings, "test")
+
+
+@pytest.fixture
+async def webhook(database: Database, receiver: FakeHttpProvider) -> AsyncIterator[str]:
+    url = f"{receiver.base_url}/hooks/jobline"
+    await _webhook_to(database, url)
+    try:
+        yield url
+    finally:
+        await _webhook_to(database, None)
+
+
+async def _snapshot(database: Database, snapshot_id: int) -> PortalSnapshot:
+    async with database.session() as session:
+        row = await session.get(PortalSnapshot, snapshot_id, populate_existing=True)
+    assert row is not None
+    return row
+
+
+def _on_attempt(attempt: int) -> ActivityEnvironment:
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, attempt=attempt)
+    return env
+
+
+async def test_sync_is_idempotent_and_versions_each_completion(database: Database) -> None:
+    activities = CloseoutActivities(database, SETTINGS)
+    state = completed_state()
+    first = await activities.sync_portal(sync_request(state))
+    again = await activities.sync_portal(sync_request(state))
+    assert again == first and first.version == 1
+
+    later = await activities.sync_portal(sync_request(state.model_copy(update={"seq": 20})))
+    assert later.version == 2 and later.snapshot_id != first.snapshot_id
+
+    row = await _snapshot(database, first.snapshot_id)
+    assert row.data["fields"] == [
+        {
+            "key": "serial_number",
+            "label": "Unit serial number",
+            "value": "SN-1",
+            "display": "SN-1",
+        }
+    ]
+    assert row.data["parts_used"] == [{"sku": "FLT-20", "description": "", "quantity": "2"}]
+    assert row.webhook_status is None  # no webhook configured: nothing pending
+
+    async with database.session() as session:
+        link = await portal.link_for_job(session, SETTINGS.secret_key, state.slug)
+        assert link is not None
+        assert await portal.job_for_token(session, link.token) == state.slug
+        stored = (await session.exec(portal_links(state.slug))).one()
+    # Neither the token nor anything that opens the portal without the secret key is stored.
+    assert link.token not in (stored.nonce, stored.token_hash)
+    assert stored.token_hash == hashlib.sha256(link.token.encode()).hexdigest()
+
+
+async def test_an_expired_link_opens_nothing_and_a_new_one_replaces_it(database: Database) -> None:
+    state = completed_state()
+    async with database.session() as session:
+        old = await portal.ensure_link(session, SETTINGS.secret_key, state.slug, timedelta(days=1))
+        row = (await session.exec(portal_links(state.slug))).one()
+        row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+        session.add(row)
+    async with database.session() as session:
+        assert await portal.job_for_token(session, old.token) is None
+        assert await portal.link_for_job(session, SETTINGS.secret_key, state.slug) is None
+        new = await portal.ensure_link(session, SETTINGS.secret_key, state.slug, timedelta(days=1))
+    assert new.token != old.token
+    async with database.session() as session:
+        assert await portal.job_for_token(session, new.token) == state.slug
+        assert await portal.job_for_token(session, old.token) is None
+        # Another secret key makes other tokens: this one is of no use with the right key's rows.
+        other = portal.token_for("another-secret-key", row.nonce)
+        assert await portal.job_for_token(session, other) is None
+
+
+async def test_malformed_tokens_are_refused_before_any_lookup(database: Database) -> None:
+    async with database.session() as session:
+        for token in ("", "short", "A" * 42, "A" * 44, "../" + "A" * 40, "Ä" * 43, "A" * 42 + "="):
+            assert await portal.job_for_token(session, token) is None
+
+
+async def test_webhook_is_signed_and_sent_once(
+    database: Database, receiver: FakeHttpProvider, webhook: str
+) -> None:
+    activities = CloseoutActivities(database, SETTINGS)
+    synced = await activities.sync_portal(sync_request(completed_state(), webhook=True))
+    assert (await _snapshot(database, synced.snapshot_id)).webhook_status == "pending"
+
+    assert await _on_attempt(1).run(activities.post_portal_webhook, synced.snapshot_id) == "sent"
+    [request] = receiver.requests
+    assert request.path == "/hooks/jobline" and request.method == "POST"
+    timestamp = request.headers["x-jobline-timestamp"]
+    mac = hmac.new(SECRET.encode(), f"{timestamp}.".encode() + request.body, hashlib.sha256)
+    assert request.headers["x-jobline-signature"] == "sha256=" + mac.hexdigest()
+    assert request.json()["snapshot"]["work_performed"] == "Serviced the rooftop unit"
+
+    row = await _snapshot(database, synced.snapshot_id)
+    assert (row.webhook_status, row.webhook_attempts, row.webhook_error) == ("sent", 1, None)
+    # A retry of a sent webhook sends nothing.
+    assert await _on_attempt(2).run(activities.post_portal_webhook, synced.snapshot_id) == "sent"
+    assert len(receiver.requests) == 1
+
+
+@pytest.mark.parametrize("status", [500, 503, 429, 408])
+async def test_busy_or_broken_receivers_are_retried(
+    database: Database, receiver: FakeHttpProvider, webhook: str, status: int
+) -> None:
+    activities = CloseoutActivities(database, SETTINGS)
+    synced = await activities.sync_portal(sync_request(completed_state(), webhook=True))
+    receiver.answer_next(Reply(status, "later"))
+    with pytest.raises(ApplicationError) as raised:
+        await _on_attempt(1).run(activities.post_portal_webhook, synced.snapshot_id)
+    assert not raised.value.non_retryable and f"HTTP {status}" in raised.value.message
+    row = await _snapshot(database, synced.snapshot_id)
+    assert (row.webhook_status, row.webhook_attempts) == ("pending", 1)
+
+    assert await _on_attempt(2).run(activities.post_portal_webhook, synced.snapshot_id) == "sent"
+    assert [r.status for r in receiver.requests] == [status, 200]
+
+
+async def test_a_refusal_fails_at_once(
+    database: Database, receiver: FakeHttpProvider, webhook: str
+) -> None:
+    activities = CloseoutActivities(database, SETTINGS)
+    synced = await activities.sync_portal(sync_request(completed_state(), webhook=True))
+    receiver.answer_next(Reply(400, "bad signature"))
+    assert await _on_attempt(1).run(activities.post_portal_webhook, synced.snapshot_id) == "failed"
+    row = await _snapshot(database, synced.snapshot_id)
+    assert row.webhook_status == "failed" and "HTTP 400" in (row.webhook_error or "")
+    assert len(receiver.requests) == 1
+
+
+async def test_an_unreachable_receiver_is_retried_then_given_up(database: Database) -> None:
+    # Nothing listens on this port: connection refused.
+    await _webhook_to(database, f"http://{HOST}:{free_port()}/hook")
+    try:
+        activities = CloseoutActivities(database, SETTINGS)
+        synced = await activities.sync_portal(sync_request(completed_state(), webhook=True))
+        with pytest.raises(ApplicationError, match="ConnectError"):
+            await _on_attempt(1).run(activities.post_portal_webhook, synced.snapshot_id)
+        last = _on_attempt(WEBHOOK_LAST_ATTEMPT)
+        assert await last.run(activities.post_portal_webhook, synced.snapshot_id) == "failed"
+        row = await _snapshot(database, synced.snapshot_id)
+        assert row.webhook_status == "failed"
+        assert (row.webhook_error or "").startswith("gave up: ConnectError")
+        assert row.webhook_attempts == WEBHOOK_LAST_ATTEMPT
+    finally:
+        await _webhook_to(database, None)
+
+
+async def test_a_webhook_removed_since_is_skipped(database: Database) -> None:
+    activities = CloseoutActivities(database, SETTINGS)
+    synced = await activities.sync_portal(sync_request(completed_state(), webhook=True))
+    assert await _on_attempt(1).run(activities.post_portal_webhook, synced.snapshot_id) == "skipped"
+    assert (await _snapshot(database, synced.snapshot_id)).webhook_status == "skipped"
+
+
+async def test_job_closeout_settings_carry_no_secret(database: Database, webhook: str) -> None:
+    loaded = await CloseoutActivities(database, SETTINGS).load_job_closeout()
+    assert loaded.webhook is True
+    assert SECRET not in loaded.model_dump_json() and webhook not in loaded.model_dump_json()
