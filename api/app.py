@@ -16,6 +16,7 @@ from api.documents.routes import router as documents_router
 from api.exports.routes import router as exports_router
 from api.jobs.routes import router as jobs_router
 from api.outbox.routes import router as outbox_router
+from api.portal.routes import router as portal_router
 from api.settings.routes import router as settings_router
 from api.users.routes import router as users_router
 from api.users.service import TokenCache
@@ -76,4 +77,5 @@ def create_app(
     app.include_router(documents_router)
     app.include_router(settings_router)
     app.include_router(exports_router)
+    app.include_router(portal_router)
     return app

@@ -26,7 +26,7 @@ from models.portal import CompletionSnapshot
 from models.tables import PortalLink, PortalSnapshot, utcnow
 
 # 32 bytes of HMAC in unpadded base64url.
-TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")  # use with fullmatch
 
 
 @dataclass(frozen=True)
@@ -99,17 +99,20 @@ async def link_for_job(session: AsyncSession, secret_key: str, job_slug: str) ->
     return _link(row, secret_key)
 
 
-async def job_for_token(session: AsyncSession, token: str) -> str | None:
-    """The slug of the job an open link's token belongs to; None for anything else (malformed,
-    unknown, expired: the caller answers all of them alike)."""
-    if not TOKEN_SHAPE.match(token):
-        return None
+async def open_link(session: AsyncSession, secret_key: str, token: str) -> Link | None:
+    """The open link a token belongs to; None for anything else (malformed, unknown, expired,
+    or made with another secret key), which callers answer all alike."""
+    if not TOKEN_SHAPE.fullmatch(token):
+        return None  # before any query
     row = (
         await session.exec(select(PortalLink).where(PortalLink.token_hash == token_hash(token)))
     ).first()
     if row is None or row.expires_at <= utcnow():
         return None
-    return row.job_slug
+    link = _link(row, secret_key)
+    # The stored hash alone is not enough: the token must be the one this server's secret key
+    # derives, so a new JOBLINE_SECRET_KEY retires every link.
+    return link if hmac.compare_digest(link.token, token) else None
 
 
 async def save_snapshot(

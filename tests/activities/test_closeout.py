@@ -136,7 +136,8 @@ async def test_sync_is_idempotent_and_versions_each_completion(database: Databas
     async with database.session() as session:
         link = await portal.link_for_job(session, SETTINGS.secret_key, state.slug)
         assert link is not None
-        assert await portal.job_for_token(session, link.token) == state.slug
+        opened = await portal.open_link(session, SETTINGS.secret_key, link.token)
+        assert opened == link and opened.job_slug == state.slug
         stored = (await session.exec(portal_links(state.slug))).one()
     # Neither the token nor anything that opens the portal without the secret key is stored.
     assert link.token not in (stored.nonce, stored.token_hash)
@@ -151,22 +152,33 @@ async def test_an_expired_link_opens_nothing_and_a_new_one_replaces_it(database:
         row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
         session.add(row)
     async with database.session() as session:
-        assert await portal.job_for_token(session, old.token) is None
+        assert await portal.open_link(session, SETTINGS.secret_key, old.token) is None
         assert await portal.link_for_job(session, SETTINGS.secret_key, state.slug) is None
         new = await portal.ensure_link(session, SETTINGS.secret_key, state.slug, timedelta(days=1))
     assert new.token != old.token
     async with database.session() as session:
-        assert await portal.job_for_token(session, new.token) == state.slug
-        assert await portal.job_for_token(session, old.token) is None
-        # Another secret key makes other tokens: this one is of no use with the right key's rows.
+        assert await portal.open_link(session, SETTINGS.secret_key, new.token) == new
+        assert await portal.open_link(session, SETTINGS.secret_key, old.token) is None
+        # Tokens belong to the secret key: another key's token for the same nonce opens nothing,
+        # and a new key retires the links made with the old one.
         other = portal.token_for("another-secret-key", row.nonce)
-        assert await portal.job_for_token(session, other) is None
+        assert await portal.open_link(session, SETTINGS.secret_key, other) is None
+        assert await portal.open_link(session, "a-new-secret-key", new.token) is None
 
 
 async def test_malformed_tokens_are_refused_before_any_lookup(database: Database) -> None:
     async with database.session() as session:
-        for token in ("", "short", "A" * 42, "A" * 44, "../" + "A" * 40, "Ä" * 43, "A" * 42 + "="):
-            assert await portal.job_for_token(session, token) is None
+        for token in (
+            "",
+            "short",
+            "A" * 42,
+            "A" * 44,
+            "A" * 43 + "\n",
+            "../" + "A" * 40,
+            "Ä" * 43,
+            "A" * 42 + "=",
+        ):
+            assert await portal.open_link(session, SETTINGS.secret_key, token) is None
 
 
 async def test_webhook_is_signed_and_sent_once(

@@ -34,6 +34,8 @@ PURPOSES = {
     "customer_update",
     "payment_reminder",
     "parts_overdue",
+    "closeout",
+    "invoice",
 }
 MESSAGE_FIELDS = {
     "id",
