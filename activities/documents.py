@@ -28,7 +28,7 @@ from activities.pdf import Logo, PdfRenderer
 from core import documents, settings_store
 from core.db import Database
 from core.settings_store import BRANDING, COMMUNICATIONS
-from models.branding import BrandingSettings
+from models.branding import BrandingSettings, logo_type
 from models.communications import CommunicationSettings
 from models.documents import RENDER_DOCUMENT, RenderDocument, document_key
 from models.events import QuoteLine
@@ -39,14 +39,6 @@ log = logging.getLogger("jobline.documents")
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "documents"
 PDF = "application/pdf"
-# What a logo may be: the formats WeasyPrint decodes as pixels. SVG is not taken, as an SVG is
-# a document that may name other URLs of its own.
-LOGO_TYPES = {
-    b"\x89PNG\r\n\x1a\n": "image/png",
-    b"\xff\xd8\xff": "image/jpeg",
-    b"GIF8": "image/gif",
-}
-
 _templates = Environment(
     loader=FileSystemLoader(TEMPLATES),
     autoescape=True,
@@ -59,14 +51,6 @@ _templates = Environment(
 
 class NotRenderable(Exception):
     """The job has nothing to put in this document yet (no quote, no completion, no invoice)."""
-
-
-def logo_type(content: bytes) -> str | None:
-    """The image type of an uploaded logo by its first bytes, or None if it is not one we take."""
-    for magic, content_type in LOGO_TYPES.items():
-        if content.startswith(magic):
-            return content_type
-    return None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,23 @@ from models.events import Email
 
 _HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 DOCUMENT_ID = r"^[0-9a-f]{32}$"
+# What a logo may be: the formats WeasyPrint and browsers decode as pixels. SVG is not taken, as
+# an SVG is a document that may name other URLs of its own.
+LOGO_TYPES = {
+    b"\x89PNG\r\n\x1a\n": "image/png",
+    b"\xff\xd8\xff": "image/jpeg",
+    b"GIF87a": "image/gif",
+    b"GIF89a": "image/gif",
+}
+LOGO_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif"}
+
+
+def logo_type(content: bytes) -> str | None:
+    """The image type of an uploaded logo by its first bytes, or None if it is not one we take."""
+    for magic, content_type in LOGO_TYPES.items():
+        if content.startswith(magic):
+            return content_type
+    return None
 
 
 def _hex_colour(value: str) -> str:

@@ -10,6 +10,7 @@ portal shows and serves; it takes no payments and changes nothing.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path as FilePath
@@ -25,7 +26,7 @@ from api.deps import SessionDep, SettingsDep
 from api.documents.routes import content_disposition
 from core import documents, portal, settings_store
 from core.settings_store import BRANDING, COMMUNICATIONS
-from models.branding import BrandingSettings
+from models.branding import BrandingSettings, logo_type
 from models.communications import CommunicationSettings
 from models.portal import CompletionSnapshot
 
@@ -93,8 +94,23 @@ def _moment(value: datetime, zone: ZoneInfo) -> str:
     return value.astimezone(zone).strftime("%d %b %Y, %H:%M %Z")
 
 
+async def _logo(session: AsyncSession, branding: BrandingSettings) -> str | None:
+    """The branding logo as a data: URI (the page fetches nothing else), or None."""
+    if branding.logo_document_id is None:
+        return None
+    row = await documents.load(session, branding.logo_document_id)
+    content_type = logo_type(row.content) if row is not None else None
+    if row is None or row.kind != "logo" or content_type is None:
+        return None
+    return f"data:{content_type};base64,{base64.b64encode(row.content).decode()}"
+
+
 def _page(
-    token: str, opened: OpenPortal, branding: BrandingSettings, comms: CommunicationSettings
+    token: str,
+    opened: OpenPortal,
+    branding: BrandingSettings,
+    comms: CommunicationSettings,
+    logo: str | None,
 ) -> str:
     snapshot = opened.snapshot
     zone = comms.zone
@@ -105,6 +121,7 @@ def _page(
             "address": branding.address,
             "contact": contact,
             "primary_color": branding.primary_color,
+            "logo": logo,
         },
         job={
             "reference": snapshot.job_slug if snapshot.job_number is None else snapshot.job_number,
@@ -137,7 +154,8 @@ async def portal_page(session: SessionDep, settings: SettingsDep, token: TokenPa
         return not_found()
     branding = await settings_store.load(session, BRANDING, BrandingSettings)
     comms = await settings_store.load(session, COMMUNICATIONS, CommunicationSettings)
-    return HTMLResponse(_page(token, opened, branding, comms), headers=PAGE_HEADERS)
+    logo = await _logo(session, branding)
+    return HTMLResponse(_page(token, opened, branding, comms, logo), headers=PAGE_HEADERS)
 
 
 @router.get(

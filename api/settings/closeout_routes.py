@@ -12,7 +12,7 @@ from api.deps import SessionDep, require
 from api.errors import AppError, Invalid
 from core import documents, settings_store
 from core.settings_store import BRANDING, CLOSEOUT
-from models.branding import BrandingSettings
+from models.branding import LOGO_EXTENSIONS, BrandingSettings, logo_type
 from models.closeout import Channel, CloseoutFields, CloseoutSettings, ReceiptField
 from models.lifecycle import USER_ROLES, Role
 from models.tables import User
@@ -22,13 +22,6 @@ Reader = Annotated[User, Depends(require(*USER_ROLES, what="reading settings"))]
 Admin = Annotated[User, Depends(require(Role.admin, what="changing settings"))]
 
 MAX_LOGO_BYTES = 1024 * 1024
-# Magic bytes -> (content type, file extension). The upload's own content type is not trusted.
-_IMAGE_SIGNATURES: tuple[tuple[bytes, str, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "image/png", "png"),
-    (b"\xff\xd8\xff", "image/jpeg", "jpg"),
-    (b"GIF87a", "image/gif", "gif"),
-    (b"GIF89a", "image/gif", "gif"),
-)
 
 
 class TooLarge(AppError):
@@ -122,12 +115,11 @@ async def upload_logo(
         )
     if not content:
         raise Invalid("file: the upload is empty; send a PNG, JPEG or GIF image")
-    kind = next(
-        ((t, ext) for magic, t, ext in _IMAGE_SIGNATURES if content.startswith(magic)), None
-    )
-    if kind is None:
+    # The upload's own content type is not trusted: the image's first bytes say what it is.
+    content_type = logo_type(content)
+    if content_type is None:
         raise Invalid("file: not a PNG, JPEG or GIF image (checked by its content, not its name)")
-    content_type, extension = kind
+    extension = LOGO_EXTENSIONS[content_type]
     document_id = await documents.save(
         session, content, kind="logo", filename=f"logo.{extension}", content_type=content_type
     )

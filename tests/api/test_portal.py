@@ -8,6 +8,7 @@ documents are written here directly, as the closeout activity writes them.
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from models.branding import BrandingSettings
 from models.communications import CommunicationSettings
 from models.portal import CompletionSnapshot, ReceiptRow, UsedPart
 from models.tables import PortalLink, utcnow
+from tests.activities.test_documents import png
 from tests.conftest import Stack
 
 RECEIPT = b"%PDF-1.7\n% a work receipt\n%%EOF\n"
@@ -184,6 +186,27 @@ async def test_the_page_shows_the_completed_job(stack: Stack) -> None:
     # Relative to /portal/, so it works behind any public URL.
     assert f'href="{job.token}/receipt.pdf"' in page
     assert "Download your work receipt (PDF)" in page
+
+
+async def test_the_branding_logo_is_inlined_in_the_page(stack: Stack) -> None:
+    job = await completed_job(stack)
+    async with stack.db.session() as session:
+        before = await settings_store.load(session, BRANDING, BrandingSettings)
+    logo = png()
+    uploaded = await stack.http.post(
+        "/api/v1/settings/branding/logo",
+        headers=stack.auth("ada"),
+        files={"file": ("logo.png", logo, "image/png")},
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    try:
+        page = (await stack.http.get(job.page)).text
+    finally:
+        async with stack.db.session() as session:
+            await settings_store.save(session, BRANDING, before, "test")
+    # A data: URI: the page makes no request of its own (its CSP allows no other image source).
+    [src] = re.findall(r'<img class="logo" src="([^"]+)"', page)
+    assert src == "data:image/png;base64," + base64.b64encode(logo).decode()
 
 
 async def test_the_page_shows_the_latest_snapshot(stack: Stack) -> None:
