@@ -21,6 +21,7 @@ CHECKLIST = {
     "parts_verified": True,
     "check_in_phone": "+1 555 0100",
     "pricing_discussion": "not_allowed",
+    "platinum_protocol_acknowledged": True,  # needed for platinum clients only
 }
 EVIDENCE = {
     name: True for name in ("documents", "notes", "parts_usage", "photos", "customer_communication")

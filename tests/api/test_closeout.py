@@ -305,3 +305,53 @@ async def test_portal_link_is_only_for_completed_jobs(stack: Stack) -> None:
     assert job["portal_url"] is None
     unknown = await stack.http.get("/portal/" + "A" * 43)
     assert unknown.status_code == 404
+
+
+async def test_billing_rules_refuse_with_what_is_missing(stack: Stack) -> None:
+    job = await on_site(stack, tier="platinum")
+    slug = job["slug"]
+    await drive(stack, slug, [("tess", "job_completed", COMPLETED)])
+
+    no_po = await stack.event("olga", slug, "invoice_sent", billing_email="ap@example.com")
+    assert no_po.status_code == 422
+    assert (
+        "platinum clients are billed with a billing email and a PO number; missing: po_number"
+        in (no_po.json()["error"]["message"])
+    )
+    other_lines = [{"description": "Fan motor, warranty", "quantity": "1", "unit_price": "0.00"}]
+    unexplained = await stack.event(
+        "olga",
+        slug,
+        "invoice_sent",
+        lines=other_lines,
+        billing_email="ap@example.com",
+        po_number="PO-1",
+    )
+    assert unexplained.status_code == 422
+    assert "override_reason" in unexplained.json()["error"]["message"]
+    assert (await stack.get("olga", f"/api/v1/jobs/{slug}")).json()["stage"] == "completed"
+
+    invoiced = await drive(
+        stack,
+        slug,
+        [
+            (
+                "olga",
+                "invoice_sent",
+                {
+                    "lines": other_lines,
+                    "override_reason": "motor replaced under warranty",
+                    "billing_email": "ap@example.com",
+                    "po_number": "PO-1",
+                },
+            )
+        ],
+    )
+    assert invoiced["invoice"]["total"] == "0.00"
+    assert invoiced["invoice"]["override_reason"] == "motor replaced under warranty"
+
+    incomplete = await stack.event(
+        "mia", slug, "evidence_verified", **{**EVIDENCE, "photos": False}
+    )
+    assert incomplete.status_code == 422
+    assert "photos" in incomplete.json()["error"]["message"]
