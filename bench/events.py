@@ -375,9 +375,13 @@ class StackFailed(Exception):
 class Stack:
     """`jobline dev --no-demo` in its own session, on free ports, in a fresh data dir."""
 
-    def __init__(self, root: Path, pycache: Path | None = None) -> None:
+    def __init__(
+        self, root: Path, pycache: Path | None = None, users: dict[str, str] | None = None
+    ) -> None:
         self.root = root
         self.pycache = pycache
+        # {role: username}, each added with `jobline user add`; `tokens` holds theirs by role.
+        self.users = USERS if users is None else users
         self.data_dir = root / "data"
         self.port, self.temporal_port, self.ui_port = free_ports(3)
         self.dev: subprocess.Popen[bytes] | None = None
@@ -464,7 +468,7 @@ class Stack:
         missing = {"worker", "api", "temporal"} - set(self.processes)
         if missing:
             raise StackFailed(f"did not find the {', '.join(sorted(missing))} process(es)")
-        for role, username in USERS.items():
+        for role, username in self.users.items():
             self.tokens[role] = self._add_user(username, role)
 
     def _remember_children(self) -> None:
@@ -537,9 +541,23 @@ async def _server_side(http: Any) -> dict[str, float]:
     return {kind: float(value) for kind, value in _METRIC.findall(text)}
 
 
-def _expect(response: Any, what: str) -> None:
+def expect(response: Any, what: str) -> None:
     if not 200 <= response.status_code < 300:
         raise AssertionError(f"{what}: HTTP {response.status_code} {response.text[:500]}")
+
+
+async def bench_clients(http: Any, office: dict[str, str], count: int = 4) -> list[int]:
+    """A few clients for the benchmark's jobs; returns their ids."""
+    ids = []
+    for n in range(count):
+        response = await http.post(
+            "/api/v1/clients",
+            json={"name": f"Bench client {n}", "email": f"bench{n}@example.com"},
+            headers=office,
+        )
+        expect(response, "POST /api/v1/clients")
+        ids.append(response.json()["id"])
+    return ids
 
 
 async def api_phase(stack: Stack, jobs: int, concurrency: int, warmup: int) -> Phase:
@@ -551,15 +569,7 @@ async def api_phase(stack: Stack, jobs: int, concurrency: int, warmup: int) -> P
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     phase = Phase(lifecycles=jobs)
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=120, limits=limits) as http:
-        client_ids = []
-        for n in range(4):
-            response = await http.post(
-                "/api/v1/clients",
-                json={"name": f"Bench client {n}", "email": f"bench{n}@example.com"},
-                headers=headers["office"],
-            )
-            _expect(response, "POST /api/v1/clients")
-            client_ids.append(response.json()["id"])
+        client_ids = await bench_clients(http, headers["office"])
 
         async def lifecycle(index: int, into: Phase) -> None:
             started = time.perf_counter()
@@ -569,7 +579,7 @@ async def api_phase(stack: Stack, jobs: int, concurrency: int, warmup: int) -> P
                 headers=headers["office"],
             )
             into.create_s.append(time.perf_counter() - started)
-            _expect(response, "POST /api/v1/jobs")
+            expect(response, "POST /api/v1/jobs")
             slug = response.json()["slug"]
             for role, event in events:
                 started = time.perf_counter()
@@ -577,7 +587,7 @@ async def api_phase(stack: Stack, jobs: int, concurrency: int, warmup: int) -> P
                     f"/api/v1/jobs/{slug}/events", json=event, headers=headers[role]
                 )
                 into.event_s.append(time.perf_counter() - started)
-                _expect(response, f"{event['type']} on {slug}")
+                expect(response, f"{event['type']} on {slug}")
             stage = response.json()["stage"]
             if stage != "closed":
                 raise AssertionError(f"job {slug} ended in {stage!r}, not closed")
@@ -790,16 +800,8 @@ def report(f: dict[str, Any]) -> str:
 # --- main ---------------------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Jobline event latency: HTTP API vs raw Temporal updates"
-    )
-    parser.add_argument("--jobs", type=int, help="lifecycles per phase (default 200)")
-    parser.add_argument("--concurrency", type=int, default=8, help="jobs in flight (default 8)")
-    parser.add_argument(
-        "--warmup", type=int, help="unmeasured lifecycles before each phase (default 2)"
-    )
-    parser.add_argument("--quick", action="store_true", help=f"{QUICK_JOBS} jobs, 1 warm-up")
+def add_stack_options(parser: argparse.ArgumentParser) -> None:
+    """The options of every benchmark that runs on the embedded stack (see `run_on_stack`)."""
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     parser.add_argument(
         "--keep-data", action="store_true", help="keep the temporary data dir and logs"
@@ -810,6 +812,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="keep PYTHONDONTWRITEBYTECODE as it is (by default bytecode is cached in the temp "
         "dir: the workflow sandbox re-imports the workflow module for every new workflow)",
     )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Jobline event latency: HTTP API vs raw Temporal updates"
+    )
+    parser.add_argument("--jobs", type=int, help="lifecycles per phase (default 200)")
+    parser.add_argument("--concurrency", type=int, default=8, help="jobs in flight (default 8)")
+    parser.add_argument(
+        "--warmup", type=int, help="unmeasured lifecycles before each phase (default 2)"
+    )
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_JOBS} jobs, 1 warm-up")
+    add_stack_options(parser)
     args = parser.parse_args(argv)
     if args.jobs is None:
         args.jobs = QUICK_JOBS if args.quick else 200
@@ -828,15 +843,23 @@ async def measure(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     return figures(args, stack, api, raw)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-
+def run_on_stack(
+    args: argparse.Namespace,
+    measure: Callable[[Stack], dict[str, Any]],
+    report: Callable[[dict[str, Any]], str],
+    *,
+    prefix: str = "jobline-bench-",
+    users: dict[str, str] | None = None,
+) -> int:
+    """Start the stack, `measure` on it, print the `report` (and the JSON with --json), and
+    stop everything, also on an error, Ctrl-C or SIGTERM (exit 130). `measure` may stop the
+    stack early to measure something on a quiet machine; stopping again is harmless."""
     # Ctrl-C even when started with SIGINT ignored (`cmd &` in a script): the children inherit
     # the default, so `jobline dev` can stop them in order. SIGTERM is handled as a Ctrl-C (in
     # asyncio.run, that cancels the main task instead of raising inside some other task).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
-    root = Path(tempfile.mkdtemp(prefix="jobline-bench-"))
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     pycache = None
     if not args.no_pycache:
         # As deployed: with PYTHONDONTWRITEBYTECODE=1 and no .pyc files, every new workflow's
@@ -844,7 +867,7 @@ def main(argv: list[str] | None = None) -> int:
         pycache = root / "pycache"
         sys.pycache_prefix = str(pycache)
         sys.dont_write_bytecode = False
-    stack = Stack(root, pycache)
+    stack = Stack(root, pycache, users)
     failed = False
     try:
         print(
@@ -853,7 +876,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         stack.start()
-        result = asyncio.run(measure(args, stack))
+        result = measure(stack)
         print()
         print(report(result), flush=True)
         if args.json:
@@ -877,6 +900,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"data and logs kept in {root}", file=sys.stderr, flush=True)
         else:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run_on_stack(args, lambda stack: asyncio.run(measure(args, stack)), report)
 
 
 if __name__ == "__main__":

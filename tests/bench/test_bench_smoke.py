@@ -7,45 +7,26 @@ never asserted here.
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
+from tests.bench.run import run_bench
 
-ROOT = Path(__file__).resolve().parents[2]
 JOBS = 5
 EVENTS_PER_JOB = 13
 
 
 def test_bench_runs_and_reports_positive_figures(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    command = [
-        sys.executable,
-        str(ROOT / "bench" / "events.py"),
+    stdout = run_bench(
+        "events.py",
         "--jobs",
         str(JOBS),
         "--concurrency",
         "2",
         "--json",
         str(out),
-    ]
-    bench = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        timeout_s=180,
     )
-    try:
-        stdout, stderr = bench.communicate(timeout=180)
-    except subprocess.TimeoutExpired:
-        # SIGTERM, not SIGKILL: the benchmark then stops the stack it started.
-        bench.send_signal(signal.SIGTERM)
-        try:
-            stdout, stderr = bench.communicate(timeout=90)
-        except subprocess.TimeoutExpired:
-            bench.kill()
-            stdout, stderr = bench.communicate()
-        pytest.fail(f"the benchmark took over 180 s\n{stdout[-3000:]}\n{stderr[-3000:]}")
-    assert bench.returncode == 0, f"{stdout[-3000:]}\n{stderr[-3000:]}"
     assert "ratio API p50 / raw p50" in stdout
 
     figures = json.loads(out.read_text())
