@@ -376,10 +376,16 @@ class Stack:
     """`jobline dev --no-demo` in its own session, on free ports, in a fresh data dir."""
 
     def __init__(
-        self, root: Path, pycache: Path | None = None, users: dict[str, str] | None = None
+        self,
+        root: Path,
+        pycache: Path | None = None,
+        users: dict[str, str] | None = None,
+        database_url: str = "",
     ) -> None:
         self.root = root
         self.pycache = pycache
+        # Empty: the embedded SQLite file in the data dir.
+        self.database_url = database_url
         # {role: username}, each added with `jobline user add`; `tokens` holds theirs by role.
         self.users = USERS if users is None else users
         self.data_dir = root / "data"
@@ -401,6 +407,8 @@ class Stack:
         # Only this data dir: no JOBLINE_* of the caller (a database URL, a Temporal address).
         env = {k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")}
         env["JOBLINE_DATA_DIR"] = str(self.data_dir)
+        if self.database_url:
+            env["JOBLINE_DATABASE_URL"] = self.database_url
         env["PYTHONUNBUFFERED"] = "1"
         if self.pycache is not None:
             env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -691,6 +699,7 @@ def figures(args: argparse.Namespace, stack: Stack, api: Phase, raw: Phase) -> d
         "config": {
             "jobs": args.jobs,
             "concurrency": args.concurrency,
+            "database": args.database_url.split(":", 1)[0] if args.database_url else "sqlite",
             "warmup": args.warmup,
             "events_per_job": len(lifecycle_events(datetime.now(UTC))),
             "cpus": os.cpu_count(),
@@ -804,6 +813,12 @@ def add_stack_options(parser: argparse.ArgumentParser) -> None:
     """The options of every benchmark that runs on the embedded stack (see `run_on_stack`)."""
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     parser.add_argument(
+        "--database-url",
+        default="",
+        help="an empty database for the stack (e.g. postgresql+asyncpg://postgres@127.0.0.1/b1); "
+        "default: the embedded SQLite file in the temp data dir",
+    )
+    parser.add_argument(
         "--keep-data", action="store_true", help="keep the temporary data dir and logs"
     )
     parser.add_argument(
@@ -867,7 +882,7 @@ def run_on_stack(
         pycache = root / "pycache"
         sys.pycache_prefix = str(pycache)
         sys.dont_write_bytecode = False
-    stack = Stack(root, pycache, users)
+    stack = Stack(root, pycache, users, args.database_url)
     failed = False
     try:
         print(
