@@ -8,12 +8,13 @@ WeasyPrint asks it for every image, stylesheet and attachment a document names, 
 only the logo, from memory, under the internal `jobline-logo:` address. Every other URL and file
 is refused, whoever wrote it; WeasyPrint leaves the resource out and carries on.
 
-Rendering runs in a small pool of spawned worker processes. Measured on this machine (2 cores,
-the one-page work receipt, ~160 ms bare; ~200 ms a page for long quotes): `asyncio.to_thread`
-renders one at a time at bare speed, but 24 at once only 5.0 a second against 6.0 bare
-(WeasyPrint holds the GIL) and stalls the event loop up to ~200 ms; the process pool renders
-11.1 a second (1.85x bare) and the loop's longest stall stays under 10 ms. Its cost is a one-off
-~2.3 s to start the processes and load the fonts (`PdfRenderer.warm`).
+Rendering runs in a small pool of spawned worker processes. Measured on this machine (2 cores):
+`asyncio.to_thread` renders one at a time at bare speed, but many at once no faster than bare
+(WeasyPrint holds the GIL) and stalls the event loop up to ~200 ms, while the process pool keeps
+the loop's longest stall under 10 ms. `bench/closeout.py` measures it on the work receipt
+(~65 ms bare): 24 at once, the pool renders 28-31 a second against 13-15 bare, about 2x; one at
+a time, bare speed. Its cost is a one-off ~0.6 s to start the processes and load the fonts
+(`PdfRenderer.warm`, which the worker calls as it starts).
 `PdfRenderer(mode="thread")` remains for callers that must not start processes.
 """
 
