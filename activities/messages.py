@@ -269,9 +269,17 @@ class MessageActivities:
                 log.error("message %s not sent: %s", message_id, missing)
                 return row.status
             backend = self.email if row.channel == "email" else self.sms
-            row.status = "sending"
             row.backend = backend.name
             row.attempts += 1
+            if isinstance(backend, Outbox):
+                # Nothing leaves the building, so nothing can be half sent: captured at once, in
+                # this one transaction.
+                row.status = "captured"
+                row.error = None
+                row.sent_at = datetime.now(UTC)
+                session.add(row)
+                return row.status
+            row.status = "sending"
             session.add(row)
             email = Email(
                 idempotency_key=row.idempotency_key,

@@ -40,8 +40,11 @@ WEBHOOK_RETRY = RetryPolicy(
 
 async def close_out(state: JobState, closeout: JobCloseout, deliveries: Deliveries) -> None:
     try:
+        # The render is a regular activity: once it has been scheduled, `job_completed` is in
+        # history, so what follows may be local activities (no round trip to the server each)
+        # without ever acting on an event the server did not keep.
         receipt = await documents.render(state, "work_receipt", closeout.labels())
-        synced: PortalSynced = await workflow.execute_activity(
+        synced: PortalSynced = await workflow.execute_local_activity(
             SYNC_PORTAL,
             PortalSync(state=state, closeout=closeout, receipt_document_id=receipt),
             result_type=PortalSynced,
@@ -60,7 +63,10 @@ async def close_out(state: JobState, closeout: JobCloseout, deliveries: Deliveri
             )
         note = notifications.for_closeout(state, closeout.channel)
         await deliveries.send(
-            QueueMessages(state=state, notification=note, document_ids=[receipt] if receipt else [])
+            QueueMessages(
+                state=state, notification=note, document_ids=[receipt] if receipt else []
+            ),
+            committed=True,
         )
     except ActivityError as failed:
         workflow.logger.error(
