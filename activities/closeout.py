@@ -82,12 +82,7 @@ class CloseoutActivities:
         return PortalSynced(snapshot_id=row.id, version=row.version)
 
     async def _record(self, snapshot_id: int, **changes: object) -> None:
-        async with self.db.session() as session:
-            row = await session.get(PortalSnapshot, snapshot_id)
-            assert row is not None
-            for name, value in changes.items():
-                setattr(row, name, value)
-            session.add(row)
+        await self.db.update(PortalSnapshot, snapshot_id, **changes)
 
     @activity.defn(name=POST_PORTAL_WEBHOOK)
     async def post_portal_webhook(self, snapshot_id: int) -> str:

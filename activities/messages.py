@@ -233,12 +233,7 @@ class MessageActivities:
             return [i for i in ids if i is not None]
 
     async def _mark(self, message_id: int, **changes: object) -> None:
-        async with self.db.session() as session:
-            row = await session.get(OutboxMessage, message_id)
-            assert row is not None
-            for name, value in changes.items():
-                setattr(row, name, value)
-            session.add(row)
+        await self.db.update(OutboxMessage, message_id, **changes)
 
     @activity.defn(name=DELIVER_MESSAGE)
     async def deliver_message(self, message_id: int) -> str:
@@ -311,12 +306,11 @@ class MessageActivities:
             # Back to queued, so Temporal's retry (with backoff) sends it again.
             await self._mark(message_id, status="queued", error=str(failed)[:1000])
             raise
-        status = "captured" if backend.name == "outbox" else "sent"
         await self._mark(
             message_id,
-            status=status,
+            status="sent",
             provider_id=provider_id,
             error=None,
             sent_at=datetime.now(UTC),
         )
-        return status
+        return "sent"

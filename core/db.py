@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 
@@ -51,6 +52,16 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+    async def update(self, model: type[SQLModel], key: object, **changes: object) -> None:
+        """Set some columns of one existing row, in a transaction of its own."""
+        async with self.session() as session:
+            row = await session.get(model, key)
+            if row is None:
+                raise LookupError(f"no {model.__name__} {key!r}")
+            for name, value in changes.items():
+                setattr(row, name, value)
+            session.add(row)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
