@@ -12,12 +12,9 @@ Settings are shared by the whole session, so tests that change them restore what
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from sqlmodel import select
@@ -25,11 +22,10 @@ from sqlmodel import select
 from models.tables import PortalSnapshot
 from tests.activities.test_documents import pdf_text
 from tests.api.journeys import EVIDENCE, drive, on_site
+from tests.api.settings import closeout_settings
 from tests.conftest import Stack
-from tests.fakes.providers import FakeHttpProvider, Reply
+from tests.fakes.providers import FakeHttpProvider, Reply, wait_until
 
-CLOSEOUT = "/api/v1/settings/closeout"
-COMMS = "/api/v1/settings/communications"
 SECRET = "webhook-secret-for-tests-0123456789"
 FIELDS = [
     {"key": "serial_number", "label": "Unit serial number", "type": "text", "required": True},
@@ -49,28 +45,6 @@ COMPLETED = {
 }
 
 
-@contextlib.asynccontextmanager
-async def closeout_settings(stack: Stack, **changes: Any) -> AsyncIterator[None]:
-    before = (await stack.get("ada", CLOSEOUT)).json()
-    wanted = {k: v for k, v in before.items() if k != "webhook_secret_set"}
-    response = await stack.http.put(CLOSEOUT, headers=stack.auth("ada"), json={**wanted, **changes})
-    assert response.status_code == 200, response.text
-    try:
-        yield
-    finally:
-        wanted["webhook_secret"] = None
-        restored = await stack.http.put(CLOSEOUT, headers=stack.auth("ada"), json=wanted)
-        assert restored.status_code == 200, restored.text
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {within:g} s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def messages(stack: Stack, slug: str, purpose: str, count: int = 1) -> list[dict]:
     """The job's outbox messages for `purpose` (email first), once `count` of them exist."""
     found: list[dict] = []
@@ -83,7 +57,7 @@ async def messages(stack: Stack, slug: str, purpose: str, count: int = 1) -> lis
         found = page.json()["items"]
         return len(found) >= count
 
-    await eventually(look, 20, f"{count} {purpose} message(s) for job {slug}")
+    await wait_until(look, 20, f"{count} {purpose} message(s) for job {slug}")
     return sorted(found, key=lambda m: m["channel"])
 
 
@@ -242,10 +216,6 @@ async def test_webhook_gets_the_signed_snapshot_and_is_retried(stack: Stack) -> 
     ]
     assert SECRET not in second.body.decode()
 
-    # A different secret does not verify: the signature is over this body with this secret.
-    forged = hmac.new(b"not-the-secret", second.body, hashlib.sha256).hexdigest()
-    assert second.headers["x-jobline-signature"] != f"sha256={forged}"
-
     async def recorded() -> bool:
         async with stack.db.session() as session:
             row = (
@@ -253,7 +223,7 @@ async def test_webhook_gets_the_signed_snapshot_and_is_retried(stack: Stack) -> 
             ).one()
         return row.webhook_status == "sent" and row.webhook_attempts == 2
 
-    await eventually(recorded, 10, "the webhook's delivery recorded on the snapshot")
+    await wait_until(recorded, 10, "the webhook's delivery recorded on the snapshot")
 
 
 async def test_quote_email_carries_the_quote_pdf(stack: Stack) -> None:

@@ -2,23 +2,18 @@
 everyone reads, admins write, nonsense is a 422 that says what is wrong, the webhook secret is
 never returned, and the logo upload takes PNG, JPEG or GIF of at most 1 MiB.
 
-Settings are one document per database shared by the whole session, so every test that changes
-them restores what it found (in a `finally`).
+Settings are shared by the whole session: every test that changes them restores what it found
+(`tests.api.settings.restoring`).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
-
 import httpx
 import pytest
 
+from tests.api.settings import BRANDING, CLOSEOUT, api_error, put, read, restoring
 from tests.conftest import Stack
 
-CLOSEOUT = "/api/v1/settings/closeout"
-BRANDING = "/api/v1/settings/branding"
 LOGO = "/api/v1/settings/branding/logo"
 READERS = ("ada", "mia", "olga", "sam", "tess")
 NON_ADMINS = ("mia", "olga", "sam", "tess")
@@ -36,41 +31,6 @@ FIELDS = [
         "options": ["R-410A", "R-22"],
     },
 ]
-
-
-def _error(response: httpx.Response, status: int, *mentions: str) -> dict[str, Any]:
-    assert response.status_code == status, (response.status_code, response.text)
-    body = response.json()
-    assert set(body) == {"error"}, body
-    error = body["error"]
-    assert isinstance(error["code"], str) and error["code"]
-    assert isinstance(error["message"], str) and len(error["message"]) >= 8
-    assert "Traceback" not in error["message"]
-    for word in mentions:
-        assert word in error["message"], (word, error["message"])
-    return error
-
-
-async def _put(stack: Stack, path: str, body: object, username: str = "ada") -> httpx.Response:
-    return await stack.http.put(path, headers=stack.auth(username), json=body)
-
-
-async def _read(stack: Stack, path: str) -> dict[str, Any]:
-    response = await stack.get("ada", path)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-@contextlib.asynccontextmanager
-async def _restoring(stack: Stack) -> AsyncIterator[None]:
-    closeout, branding = await _read(stack, CLOSEOUT), await _read(stack, BRANDING)
-    try:
-        yield
-    finally:
-        if not closeout["webhook_secret_set"]:
-            closeout["webhook_secret"] = None  # otherwise omitted: the stored one is kept
-        assert (await _put(stack, CLOSEOUT, closeout)).status_code == 200
-        assert (await _put(stack, BRANDING, branding)).status_code == 200
 
 
 async def _upload(
@@ -104,13 +64,13 @@ async def test_closeout_defaults_everyone_reads(stack: Stack) -> None:
 
 async def test_closeout_writes_are_for_admins(stack: Stack) -> None:
     for username in NON_ADMINS:
-        response = await _put(stack, CLOSEOUT, {"channel": "sms"}, username)
-        _error(response, 403, "admin")
-    assert (await _read(stack, CLOSEOUT))["channel"] == "email"
+        response = await put(stack, CLOSEOUT, {"channel": "sms"}, username)
+        api_error(response, 403, "admin")
+    assert (await read(stack, CLOSEOUT))["channel"] == "email"
 
 
 async def test_closeout_round_trip_and_secret_never_echoed(stack: Stack) -> None:
-    async with _restoring(stack):
+    async with restoring(stack):
         body = {
             "channel": "both",
             "receipt_fields": FIELDS,
@@ -118,7 +78,7 @@ async def test_closeout_round_trip_and_secret_never_echoed(stack: Stack) -> None
             "webhook_url": "https://portal.example.com/hook",
             "webhook_secret": SECRET,
         }
-        response = await _put(stack, CLOSEOUT, body)
+        response = await put(stack, CLOSEOUT, body)
         assert response.status_code == 200, response.text
         assert SECRET not in response.text
         expected = {**body, "webhook_secret_set": True}
@@ -129,20 +89,20 @@ async def test_closeout_round_trip_and_secret_never_echoed(stack: Stack) -> None
             assert read.json() == expected and SECRET not in read.text
 
         # What a GET returns can be PUT back as it is: the stored secret stays.
-        again = await _put(stack, CLOSEOUT, {**expected, "portal_link_days": 7})
+        again = await put(stack, CLOSEOUT, {**expected, "portal_link_days": 7})
         assert again.status_code == 200, again.text
         assert again.json()["webhook_secret_set"] is True
         assert again.json()["portal_link_days"] == 7
 
         # Removing the webhook and its secret together.
-        cleared = await _put(
+        cleared = await put(
             stack, CLOSEOUT, {**expected, "webhook_url": None, "webhook_secret": None}
         )
         assert cleared.status_code == 200, cleared.text
         assert cleared.json()["webhook_secret_set"] is False
         # A webhook without a secret is refused: it could not be signed.
-        _error(
-            await _put(stack, CLOSEOUT, {"webhook_url": "https://portal.example.com/hook"}),
+        api_error(
+            await put(stack, CLOSEOUT, {"webhook_url": "https://portal.example.com/hook"}),
             422,
             "webhook_secret",
         )
@@ -170,9 +130,9 @@ async def test_closeout_round_trip_and_secret_never_echoed(stack: Stack) -> None
     ],
 )
 async def test_closeout_nonsense_is_422(stack: Stack, body: object, mentions: list[str]) -> None:
-    before = await _read(stack, CLOSEOUT)
-    _error(await _put(stack, CLOSEOUT, body), 422, *mentions)
-    assert await _read(stack, CLOSEOUT) == before
+    before = await read(stack, CLOSEOUT)
+    api_error(await put(stack, CLOSEOUT, body), 422, *mentions)
+    assert await read(stack, CLOSEOUT) == before
 
 
 # --- branding ---------------------------------------------------------------------------------
@@ -185,20 +145,20 @@ async def test_branding_defaults_everyone_reads_admin_writes(stack: Stack) -> No
         assert response.json()["primary_color"].startswith("#")
         assert "logo_document_id" in response.json()
     for username in NON_ADMINS:
-        _error(await _put(stack, BRANDING, {"phone": "1"}, username), 403, "admin")
-        _error(await _upload(stack, PNG, username), 403, "admin")
+        api_error(await put(stack, BRANDING, {"phone": "1"}, username), 403, "admin")
+        api_error(await _upload(stack, PNG, username), 403, "admin")
 
 
 async def test_branding_round_trip(stack: Stack) -> None:
-    async with _restoring(stack):
-        current = await _read(stack, BRANDING)
+    async with restoring(stack):
+        current = await read(stack, BRANDING)
         body = {
             **current,
             "company_name": "Cool Air Co",
             "primary_color": "#C00",
             "paper_size": "A4",
         }
-        response = await _put(stack, BRANDING, body)
+        response = await put(stack, BRANDING, body)
         assert response.status_code == 200, response.text
         assert response.json()["primary_color"] == "#cc0000"
         assert (await stack.get("tess", BRANDING)).json()["company_name"] == "Cool Air Co"
@@ -216,9 +176,9 @@ async def test_branding_round_trip(stack: Stack) -> None:
     ],
 )
 async def test_branding_nonsense_is_422(stack: Stack, body: object, mentions: list[str]) -> None:
-    before = await _read(stack, BRANDING)
-    _error(await _put(stack, BRANDING, body), 422, *mentions)
-    assert await _read(stack, BRANDING) == before
+    before = await read(stack, BRANDING)
+    api_error(await put(stack, BRANDING, body), 422, *mentions)
+    assert await read(stack, BRANDING) == before
 
 
 # --- logo upload ------------------------------------------------------------------------------
@@ -228,34 +188,34 @@ async def test_branding_nonsense_is_422(stack: Stack, body: object, mentions: li
     ("content", "filename"), [(PNG, "logo.png"), (JPEG, "logo.jpg"), (GIF, "logo.gif")]
 )
 async def test_logo_upload_sets_branding(stack: Stack, content: bytes, filename: str) -> None:
-    async with _restoring(stack):
+    async with restoring(stack):
         response = await _upload(stack, content, filename=filename)
         assert response.status_code == 200, response.text
         logo_id = response.json()["logo_document_id"]
         assert isinstance(logo_id, str) and len(logo_id) == 32
         assert (await stack.get("tess", BRANDING)).json()["logo_document_id"] == logo_id
         # The uploaded logo may be named in a later PUT (it is a logo document).
-        again = await _put(stack, BRANDING, response.json())
+        again = await put(stack, BRANDING, response.json())
         assert again.status_code == 200, again.text
 
 
 async def test_logo_of_exactly_one_mib_is_accepted(stack: Stack) -> None:
-    async with _restoring(stack):
+    async with restoring(stack):
         content = PNG + b"\x00" * (1024 * 1024 - len(PNG))
         response = await _upload(stack, content)
         assert response.status_code == 200, response.text
 
 
 async def test_logo_bad_uploads(stack: Stack) -> None:
-    before = await _read(stack, BRANDING)
+    before = await read(stack, BRANDING)
     too_big = PNG + b"\x00" * (1024 * 1024 - len(PNG) + 1)
-    _error(await _upload(stack, too_big), 413, "1 MiB")
+    api_error(await _upload(stack, too_big), 413, "1 MiB")
     # The name and content type say PNG; the bytes do not.
-    _error(await _upload(stack, b"<svg xmlns='http://www.w3.org/2000/svg'/>"), 422, "PNG")
-    _error(await _upload(stack, b"%PDF-1.7 not an image"), 422, "PNG, JPEG or GIF")
-    _error(await _upload(stack, b""), 422, "empty")
+    api_error(await _upload(stack, b"<svg xmlns='http://www.w3.org/2000/svg'/>"), 422, "PNG")
+    api_error(await _upload(stack, b"%PDF-1.7 not an image"), 422, "PNG, JPEG or GIF")
+    api_error(await _upload(stack, b""), 422, "empty")
     no_file = await stack.http.post(LOGO, headers=stack.auth("ada"), data={"other": "x"})
-    _error(no_file, 422, "file")
+    api_error(no_file, 422, "file")
     as_json = await stack.http.post(LOGO, headers=stack.auth("ada"), json={"file": "x"})
-    _error(as_json, 422)
-    assert await _read(stack, BRANDING) == before
+    api_error(as_json, 422)
+    assert await read(stack, BRANDING) == before

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from tests.api.settings import api_error
 from tests.conftest import Stack
 
 COMMS = "/api/v1/settings/communications"
@@ -90,19 +91,6 @@ async def _settings_changed(stack: Stack, **changes: Any) -> AsyncIterator[dict[
     finally:
         restored = await _put(stack, "ada", before)
         assert restored.status_code == 200, restored.text
-
-
-def _error(response: httpx.Response, status: int, *mentions: str) -> dict[str, Any]:
-    assert response.status_code == status, (response.status_code, response.text)
-    body = response.json()
-    assert set(body) == {"error"}, body
-    error = body["error"]
-    assert isinstance(error["code"], str) and error["code"]
-    assert isinstance(error["message"], str) and len(error["message"]) >= 8
-    assert "Traceback" not in error["message"]
-    for word in mentions:
-        assert word in error["message"], (word, error["message"])
-    return error
 
 
 async def _client(stack: Stack, **fields: object) -> dict[str, Any]:
@@ -297,7 +285,7 @@ async def test_admin_replaces_the_settings(stack: Stack) -> None:
 async def test_only_admins_change_settings(stack: Stack, username: str) -> None:
     before = await _current(stack)
     response = await _put(stack, username, {**before, "company_name": "Hijacked Ltd"})
-    error = _error(response, 403, "admin")
+    error = api_error(response, 403, "admin")
     assert error["code"] == "forbidden"
     assert (await _current(stack)) == before
 
@@ -372,7 +360,7 @@ async def test_nonsense_settings_are_refused_and_change_nothing(
 ) -> None:
     before = await _current(stack)
     response = await _put(stack, "ada", {**before, **changes})
-    error = _error(response, 422, *mentions)
+    error = api_error(response, 422, *mentions)
     assert error["code"] == "validation_error"
     assert (await _current(stack)) == before
 
@@ -397,7 +385,7 @@ async def test_templates_that_cannot_render_are_refused(
     changes = _bad_template("email_body", text, purpose="customer_update")
     try:
         response = await _put(stack, "ada", {**before, **changes})
-        _error(response, 422, "templates.customer_update.email_body", *mentions)
+        api_error(response, 422, "templates.customer_update.email_body", *mentions)
     finally:
         if (await _current(stack)) != before:
             assert (await _put(stack, "ada", before)).status_code == 200
@@ -409,7 +397,7 @@ async def test_templates_that_cannot_render_are_refused(
 )
 async def test_settings_body_must_be_a_document(stack: Stack, body: object) -> None:
     before = await _current(stack)
-    _error(await _put(stack, "ada", body), 422)
+    api_error(await _put(stack, "ada", body), 422)
     assert (await _current(stack)) == before
 
 
@@ -657,7 +645,7 @@ async def test_sms_refused_when_turned_off(stack: Stack) -> None:
     async with _settings_changed(stack, sms_enabled=False):
         for call in (_preview, _send):
             response = await call(stack, slug, message="Hello.", sms=True)
-            _error(response, 422, "sms")
+            api_error(response, 422, "sms")
         await _assert_nothing_sent(stack, slug, job["seq"])
         # Email alone still goes.
         response = await _send(stack, slug, message="Hello.")
@@ -669,7 +657,7 @@ async def test_client_without_email_needs_a_recipient(stack: Stack) -> None:
     _, job = await _job(stack, email=None, phone="+1 555 0126")
     slug = job["slug"]
     for call in (_preview, _send):
-        _error(await call(stack, slug, message="Hello."), 422, "to_email")
+        api_error(await call(stack, slug, message="Hello."), 422, "to_email")
     await _assert_nothing_sent(stack, slug, job["seq"])
     preview = (await _preview(stack, slug, message="Hello.", to_email="x@example.org")).json()
     assert preview["email"]["to"] == ["x@example.org"]
@@ -678,7 +666,7 @@ async def test_client_without_email_needs_a_recipient(stack: Stack) -> None:
 async def test_sms_without_a_phone_is_refused(stack: Stack) -> None:
     _, job = await _job(stack)
     for call in (_preview, _send):
-        _error(await call(stack, job["slug"], message="Hello.", sms=True), 422, "sms_phone")
+        api_error(await call(stack, job["slug"], message="Hello.", sms=True), 422, "sms_phone")
     await _assert_nothing_sent(stack, job["slug"], job["seq"])
 
 
@@ -699,7 +687,7 @@ BAD_SEND = [
 async def test_bad_send_requests(stack: Stack, body: dict, mentions: tuple[str, ...]) -> None:
     _, job = await _job(stack, phone="+1 555 0127")
     for preview in (True, False):
-        _error(await _send(stack, job["slug"], **body, preview=preview), 422, *mentions)
+        api_error(await _send(stack, job["slug"], **body, preview=preview), 422, *mentions)
     await _assert_nothing_sent(stack, job["slug"], job["seq"])
 
 
@@ -717,14 +705,14 @@ async def test_send_roles_and_missing_jobs(stack: Stack) -> None:
     before = len(await _job_messages(stack, slug))  # the appointment message
     # The assigned technician sees the job but may not send customer updates.
     for call in (_preview, _send):
-        error = _error(await call(stack, slug, "tess", message="Hi."), 403, "office")
+        error = api_error(await call(stack, slug, "tess", message="Hi."), 403, "office")
         assert error["code"] == "role_not_allowed"
     # A technician not on the job does not even see it.
     for call in (_preview, _send):
-        _error(await call(stack, slug, "tom", message="Hi."), 404)
+        api_error(await call(stack, slug, "tom", message="Hi."), 404)
     # No such job.
     for call in (_preview, _send):
-        _error(await call(stack, "zzzzzzzz", message="Hi."), 404, "zzzzzzzz")
+        api_error(await call(stack, "zzzzzzzz", message="Hi."), 404, "zzzzzzzz")
     assert len(await _job_messages(stack, slug)) == before
     view = (await stack.get("olga", f"{JOBS}/{slug}")).json()
     assert view["seq"] == job["seq"]
@@ -764,7 +752,7 @@ async def test_send_to_closed_or_canceled_jobs_is_refused(stack: Stack) -> None:
     for job in (closed, canceled):
         count = len(await _job_messages(stack, job["slug"]))
         for call in (_preview, _send):
-            error = _error(await call(stack, job["slug"], message="One more thing."), 409)
+            error = api_error(await call(stack, job["slug"], message="One more thing."), 409)
             assert error["code"] == "event_not_allowed"
             assert error["stage"] == job["stage"]
             assert error["allowed_events"] == []
@@ -817,7 +805,7 @@ async def test_outbox_readers_and_filters(stack: Stack) -> None:
         for m in page["items"]:
             _assert_message_shape(m)
     for outsider in ("sam", "tess", "tom"):
-        _error(await stack.get(outsider, OUTBOX), 403, "office")
+        api_error(await stack.get(outsider, OUTBOX), 403, "office")
     assert (await stack.http.get(OUTBOX)).status_code == 401
 
     def ids(page: dict) -> list[int]:
@@ -862,7 +850,7 @@ async def test_outbox_readers_and_filters(stack: Stack) -> None:
     ids=lambda p: next(iter(p)),
 )
 async def test_outbox_bad_filters(stack: Stack, params: dict) -> None:
-    _error(await stack.get("olga", OUTBOX, params=params), 422, next(iter(params)))
+    api_error(await stack.get("olga", OUTBOX, params=params), 422, next(iter(params)))
 
 
 # --- messages the lifecycle sends -------------------------------------------------------------
@@ -944,7 +932,7 @@ async def test_quote_by_sms_refused_when_sms_is_off(stack: Stack) -> None:
     slug = job["slug"]
     job = await _drive(stack, slug, _to_quoting())
     async with _settings_changed(stack, sms_enabled=False):
-        _error(await stack.event("olga", slug, "quote_sent", sms=True), 422, "sms")
+        api_error(await stack.event("olga", slug, "quote_sent", sms=True), 422, "sms")
         view = (await stack.get("olga", f"{JOBS}/{slug}")).json()
         assert (view["stage"], view["seq"], view["communications"]) == ("quoting", job["seq"], [])
         # Without the SMS the quote goes by email.

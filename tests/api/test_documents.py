@@ -7,7 +7,7 @@ plain 404.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
@@ -18,18 +18,11 @@ from models.documents import RenderDocument
 from models.lifecycle import Completion, JobState
 from models.tables import Job
 from tests.activities.test_documents import pdf_text, png
+from tests.api.journeys import window
 from tests.conftest import Stack
 
 DOCS = "/api/v1/documents"
 STAFF = ("ada", "mia", "olga", "sam", "sue")
-
-
-def _window() -> dict[str, str]:
-    start = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
-    return {
-        "window_start": start.isoformat(),
-        "window_end": (start + timedelta(hours=3)).isoformat(),
-    }
 
 
 async def _tess_job(stack: Stack) -> str:
@@ -37,7 +30,7 @@ async def _tess_job(stack: Stack) -> str:
     slug = (await stack.new_job())["slug"]
     for type_, fields in (
         ("emergency_dispatch", {}),
-        ("job_scheduled", {"technician": "tess", **_window()}),
+        ("job_scheduled", {"technician": "tess", **window()}),
     ):
         response = await stack.event("olga", slug, type_, **fields)
         assert response.status_code == 200, response.text
@@ -107,7 +100,7 @@ async def test_a_technician_who_worked_on_a_job_reads_its_documents(stack: Stack
     response = await stack.event("tess", slug, "note_added", text="Gate code is 4411")
     assert response.status_code == 200, response.text
     # Reassigned to tom: tess worked on it, so she still sees it; so does tom now.
-    response = await stack.event("olga", slug, "job_scheduled", technician="tom", **_window())
+    response = await stack.event("olga", slug, "job_scheduled", technician="tom", **window())
     assert response.status_code == 200, response.text
     document_id = await _store(
         stack,

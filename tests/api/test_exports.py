@@ -30,6 +30,7 @@ from api.exports import routes as export_routes
 from api.exports import service as exports
 from api.exports.sheets import csv_cell, guard
 from models.tables import User
+from tests.api.journeys import CHECKLIST, drive, window
 from tests.conftest import Stack
 
 EXPORTS = "/api/v1/exports"
@@ -91,20 +92,6 @@ def _part(sku: str, description: str, quantity: int, supplier: str, po: str, day
     }
 
 
-def _window() -> dict[str, str]:
-    start = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
-    return {
-        "window_start": start.isoformat(),
-        "window_end": (start + timedelta(hours=3)).isoformat(),
-    }
-
-
-async def _drive(stack: Stack, slug: str, steps: list[tuple[str, str, dict]]) -> None:
-    for username, type_, fields in steps:
-        response = await stack.event(username, slug, type_, **fields)
-        assert response.status_code == 200, (type_, response.text)
-
-
 async def _settled(stack: Stack, slug: str) -> dict:
     """The job once no reminder is due soon (a past-due part is reminded about at once)."""
     soon = datetime.now(UTC) + timedelta(hours=1)
@@ -148,7 +135,7 @@ async def jobs(stack: Stack) -> Jobs:
             {"description": "Labour", "quantity": "2.5", "unit_price": "95.00"},
         ]
     }
-    await _drive(
+    await drive(
         stack,
         parts["slug"],
         [
@@ -174,21 +161,13 @@ async def jobs(stack: Stack) -> Jobs:
     closed = await stack.new_job(
         client_id=client_b["id"], title=f"Boiler out {tag}", priority="emergency"
     )
-    await _drive(
+    await drive(
         stack,
         closed["slug"],
         [
             ("olga", "emergency_dispatch", {}),
-            ("olga", "job_scheduled", {"technician": "tess", **_window()}),
-            (
-                "olga",
-                "checklist_completed",
-                {
-                    "parts_verified": True,
-                    "check_in_phone": "+1 555 0100",
-                    "pricing_discussion": "not_allowed",
-                },
-            ),
+            ("olga", "job_scheduled", {"technician": "tess", **window()}),
+            ("olga", "checklist_completed", CHECKLIST),
             ("tess", "tech_dispatched", {}),
             ("tess", "tech_checked_in", {}),
             ("tess", "job_completed", {"work_performed": "Relit the boiler"}),
@@ -208,7 +187,7 @@ async def jobs(stack: Stack) -> Jobs:
     )
 
     canceled = await stack.new_job(client_id=client_a["id"], title=f'=HYPERLINK("http://x/{tag}")')
-    await _drive(
+    await drive(
         stack,
         canceled["slug"],
         [

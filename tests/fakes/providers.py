@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.policy
+import inspect
 import json
 import secrets
 import socket
@@ -25,7 +26,7 @@ import threading
 import time
 import urllib.parse
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes
@@ -46,9 +47,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def wait_until(check: Callable[[], bool], within: float, what: str) -> None:
+async def _result(value: bool | Awaitable[bool]) -> bool:
+    return await value if inspect.isawaitable(value) else value
+
+
+async def wait_until(check: Callable[[], bool | Awaitable[bool]], within: float, what: str) -> None:
+    """Polls `check` (plain or async) every 50 ms until it is true, failing after `within` s."""
     deadline = time.monotonic() + within
-    while not check():
+    while not await _result(check()):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within:g} s waiting for {what}")
         await asyncio.sleep(0.05)

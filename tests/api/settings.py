@@ -1,0 +1,67 @@
+"""Helpers for API tests that change the session-wide settings, and read the error shape.
+
+Settings are one document per database shared by the whole session, so every test that changes
+them restores what it found (in a `finally`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from tests.conftest import Stack
+
+CLOSEOUT = "/api/v1/settings/closeout"
+BRANDING = "/api/v1/settings/branding"
+
+
+def api_error(response: httpx.Response, status: int, *mentions: str) -> dict[str, Any]:
+    """The `{"error": {...}}` of a refusal, checked: status, a code, a readable message that
+    names each of `mentions`."""
+    assert response.status_code == status, (response.status_code, response.text)
+    body = response.json()
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert isinstance(error["code"], str) and error["code"]
+    assert isinstance(error["message"], str) and len(error["message"]) >= 8
+    assert "Traceback" not in error["message"]
+    for word in mentions:
+        assert word in error["message"], (word, error["message"])
+    return error
+
+
+async def put(stack: Stack, path: str, body: object, username: str = "ada") -> httpx.Response:
+    return await stack.http.put(path, headers=stack.auth(username), json=body)
+
+
+async def read(stack: Stack, path: str) -> dict[str, Any]:
+    response = await stack.get("ada", path)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@contextlib.asynccontextmanager
+async def restoring(stack: Stack) -> AsyncIterator[None]:
+    """The closeout and branding settings as they were before, whatever happens inside."""
+    closeout, branding = await read(stack, CLOSEOUT), await read(stack, BRANDING)
+    try:
+        yield
+    finally:
+        if not closeout["webhook_secret_set"]:
+            closeout["webhook_secret"] = None  # otherwise omitted: the stored one is kept
+        assert (await put(stack, CLOSEOUT, closeout)).status_code == 200
+        assert (await put(stack, BRANDING, branding)).status_code == 200
+
+
+@contextlib.asynccontextmanager
+async def closeout_settings(stack: Stack, **changes: Any) -> AsyncIterator[None]:
+    """The closeout settings with `changes`, restored afterwards."""
+    async with restoring(stack):
+        current = await read(stack, CLOSEOUT)
+        del current["webhook_secret_set"]
+        response = await put(stack, CLOSEOUT, {**current, **changes})
+        assert response.status_code == 200, response.text
+        yield
