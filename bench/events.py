@@ -42,7 +42,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,74 +92,12 @@ class RawBaseline:
 
 
 def lifecycle_events(now: datetime) -> list[tuple[str, dict[str, Any]]]:
-    """(role, event body) from a fresh lead to closed: 13 events, as `jobline dev`'s demo does."""
-    start = (now + timedelta(days=1)).replace(hour=14, minute=0, second=0, microsecond=0)
-    return [
-        ("office", {"type": "owner_assigned", "owner": USERS["sales"]}),
-        ("sales", {"type": "lead_qualified"}),
-        (
-            "sales",
-            {
-                "type": "quote_drafted",
-                "lines": [
-                    {
-                        "description": "Diagnose and repair rooftop unit",
-                        "quantity": "1",
-                        "unit_price": "640.00",
-                    },
-                    {
-                        "description": "Refrigerant R-410A (lb)",
-                        "quantity": "4",
-                        "unit_price": "38.50",
-                        "sku": "R410A",
-                    },
-                ],
-            },
-        ),
-        ("sales", {"type": "quote_sent"}),
-        ("office", {"type": "quote_approved"}),
-        (
-            "office",
-            {
-                "type": "job_scheduled",
-                "technician": USERS["technician"],
-                "window_start": start.isoformat(),
-                "window_end": (start + timedelta(hours=3)).isoformat(),
-            },
-        ),
-        (
-            "office",
-            {
-                "type": "checklist_completed",
-                "parts_verified": True,
-                "check_in_phone": "+1 555 0199",
-                "pricing_discussion": "not_allowed",
-                "platinum_protocol_acknowledged": False,
-            },
-        ),
-        ("technician", {"type": "tech_dispatched"}),
-        ("technician", {"type": "tech_checked_in"}),
-        (
-            "technician",
-            {
-                "type": "job_completed",
-                "work_performed": "Replaced contactor, recharged refrigerant, verified cooling",
-            },
-        ),
-        ("office", {"type": "invoice_sent"}),
-        (
-            "manager",
-            {
-                "type": "evidence_verified",
-                "documents": True,
-                "notes": True,
-                "parts_usage": True,
-                "photos": True,
-                "customer_communication": True,
-            },
-        ),
-        ("office", {"type": "payment_recorded", "amount": "794.00", "method": "check"}),
-    ]
+    """(role, event body) from a fresh lead to closed: the 13 events of `jobline dev`'s closed
+    demo job."""
+    from cli.demo import demo_events
+
+    role_of = {username: role for role, username in USERS.items()}
+    return [(role_of[username], body) for username, body in demo_events("closed", now)]
 
 
 def job_body(client_id: int, index: int) -> dict[str, Any]:

@@ -77,18 +77,18 @@ async def has_jobs(db: Database) -> bool:
         return bool(await session.scalar(select(func.count()).select_from(Job)))
 
 
-def _window(days: int) -> dict[str, str]:
-    start = (datetime.now(UTC) + timedelta(days=days)).replace(
-        hour=14, minute=0, second=0, microsecond=0
-    )
+def _window(days: int, now: datetime) -> dict[str, str]:
+    start = (now + timedelta(days=days)).replace(hour=14, minute=0, second=0, microsecond=0)
     return {
         "window_start": start.isoformat(),
         "window_end": (start + timedelta(hours=3)).isoformat(),
     }
 
 
-def _events(kind: str) -> list[tuple[str, dict[str, Any]]]:
-    """The events that take a fresh lead to the named point of the pipeline."""
+def demo_events(kind: str, now: datetime | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """(username, event body): the events that take a fresh lead to the named point of the
+    pipeline (`closed` is the whole lifecycle, which bench/events.py also drives)."""
+    now = now or datetime.now(UTC)
     quote = {
         "type": "quote_drafted",
         "lines": [
@@ -111,7 +111,7 @@ def _events(kind: str) -> list[tuple[str, dict[str, Any]]]:
         "quantity": 1,
         "supplier": "Ferguson",
         "po_number": "PO-4411",
-        "expected_delivery": (datetime.now(UTC) + timedelta(days=4)).date().isoformat(),
+        "expected_delivery": (now + timedelta(days=4)).date().isoformat(),
     }
     checklist = {
         "type": "checklist_completed",
@@ -135,7 +135,7 @@ def _events(kind: str) -> list[tuple[str, dict[str, Any]]]:
         ("olga", {"type": "quote_approved"}),
     ]
     on_site = [
-        ("olga", {"type": "job_scheduled", "technician": "tess", **_window(1)}),
+        ("olga", {"type": "job_scheduled", "technician": "tess", **_window(1, now)}),
         ("olga", checklist),
         ("tess", {"type": "tech_dispatched"}),
         ("tess", {"type": "tech_checked_in"}),
@@ -158,7 +158,7 @@ def _events(kind: str) -> list[tuple[str, dict[str, Any]]]:
         "awaiting_parts": [*sold, ("olga", {"type": "parts_ordered", "parts": [part]})],
         "scheduled": [
             *sold,
-            ("olga", {"type": "job_scheduled", "technician": "tess", **_window(2)}),
+            ("olga", {"type": "job_scheduled", "technician": "tess", **_window(2, now)}),
         ],
         "emergency_on_site": [("olga", {"type": "emergency_dispatch"}), *on_site],
         "completed": [*sold, *completed],
@@ -212,7 +212,7 @@ def create_demo_data(base_url: str, tokens: dict[str, tuple[str, str]]) -> int:
             response = http.post("/api/v1/jobs", json=body, headers=auth(creator))
             response.raise_for_status()
             slug = response.json()["slug"]
-            for username, event in _events(kind):
+            for username, event in demo_events(kind):
                 if creator == "sam" and event["type"] == "owner_assigned":
                     continue
                 http.post(
