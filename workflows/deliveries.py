@@ -1,8 +1,9 @@
 """Messages the job workflow sends: queued as outbox rows, then delivered in the background.
 
 Queueing is awaited (a regular activity, so the rows exist before the event's Update returns and
-only for events the server has committed); delivery runs alongside the job, retried with backoff,
-and never fails it: a provider that refuses a message for good marks that message failed.
+only for events the server has committed; a local activity once an earlier activity has shown the
+event committed); delivery runs alongside the job, retried with backoff, and never fails it: a
+provider that refuses a message for good marks that message failed.
 """
 
 from __future__ import annotations
@@ -45,23 +46,14 @@ class Deliveries:
         """Queue the messages and start their delivery. `committed`: the event is already in
         history (this runs after an activity it started), so the queueing can be a local
         activity, which saves a round trip to the server."""
-        ids: list[int]
-        if committed:
-            ids = await workflow.execute_local_activity(
-                QUEUE_MESSAGES,
-                request,
-                result_type=list[int],
-                start_to_close_timeout=QUEUE_TIMEOUT,
-                retry_policy=QUEUE_RETRY,
-            )
-        else:
-            ids = await workflow.execute_activity(
-                QUEUE_MESSAGES,
-                request,
-                result_type=list[int],
-                start_to_close_timeout=QUEUE_TIMEOUT,
-                retry_policy=QUEUE_RETRY,
-            )
+        queue = workflow.execute_local_activity if committed else workflow.execute_activity
+        ids: list[int] = await queue(
+            QUEUE_MESSAGES,
+            request,
+            result_type=list[int],
+            start_to_close_timeout=QUEUE_TIMEOUT,
+            retry_policy=QUEUE_RETRY,
+        )
         for message_id in ids:
             handle = workflow.start_activity(
                 DELIVER_MESSAGE,
