@@ -800,12 +800,13 @@ def apply(state: JobState, event: ev._Event, actor: Actor, at: datetime) -> Acce
         else:
             return Accepted(state=new_state, assign_number=event_type in _NUMBERED)
     assert problem is not None
-    code, message = problem
+    return refusal(state, actor, *problem)
+
+
+def refusal(state: JobState, actor: Actor, code: RefusalCode, message: str) -> Refusal:
+    """A refusal that says what the job takes now, as the API answers it."""
     return Refusal(
-        code=code,
-        message=message,
-        stage=state.stage,
-        allowed_events=allowed_events(state, actor),
+        code=code, message=message, stage=state.stage, allowed_events=allowed_events(state, actor)
     )
 
 

@@ -256,13 +256,9 @@ class JobWorkflow:
             closeout = await self._load_closeout()
             problems = validate_receipt_fields(closeout, request.event.fields)
             if problems:
+                message = "fields: " + "; ".join(problems)
                 raise refusal_error(
-                    Refusal(
-                        code="invalid_event",
-                        message="fields: " + "; ".join(problems),
-                        stage=self.state.stage,
-                        allowed_events=lifecycle.allowed_events(self.state, request.actor),
-                    )
+                    lifecycle.refusal(self.state, request.actor, "invalid_event", message)
                 )
         decision_before = self.state
         state = decision.state
