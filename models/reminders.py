@@ -34,11 +34,11 @@ class Due:
     at: datetime
 
 
-def outside_quiet_hours(when: datetime, settings: CommunicationSettings) -> datetime:
-    """`when`, or the end of the quiet hours it falls in (company time zone), to the minute."""
+def _end_of_quiet(when: datetime, settings: CommunicationSettings) -> datetime | None:
+    """The end of the quiet hours `when` falls in (company time zone), or None if it does not."""
     quiet = settings.quiet_hours
     if quiet is None:
-        return when
+        return None
     local = when.astimezone(settings.zone)
     clock = local.time()
     if quiet.start < quiet.end:  # e.g. 12:00–13:00
@@ -48,11 +48,21 @@ def outside_quiet_hours(when: datetime, settings: CommunicationSettings) -> date
         inside = clock >= quiet.start or clock < quiet.end
         end_day = local.date() + timedelta(days=1) if clock >= quiet.start else local.date()
     if not inside:
-        return when
+        return None
     end = datetime.combine(end_day, quiet.end, tzinfo=settings.zone)
     if end < when:  # the clocks went back and `when` is in the repeated hour's second pass
         end = end.replace(fold=1)
     return end.astimezone(when.tzinfo)
+
+
+def outside_quiet_hours(when: datetime, settings: CommunicationSettings) -> datetime:
+    """`when`, or the end of the quiet hours it falls in (company time zone), to the minute."""
+    # Usually one step. When the clocks spring forward over the whole allowed window (quiet
+    # 01:01–01:00 on the night 01:00 is skipped), that end is inside the next quiet hours, and
+    # the next end, a day later, is the answer.
+    while (end := _end_of_quiet(when, settings)) is not None:
+        when = end
+    return when
 
 
 def _end_of_day(day: date, settings: CommunicationSettings) -> datetime:

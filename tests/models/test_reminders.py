@@ -220,6 +220,13 @@ def test_quiet_hours_ending_in_the_hour_the_clocks_repeat() -> None:
     assert outside_quiet_hours(second.astimezone(UTC), settings) == at("2025-11-02T07:30:00")
 
 
+def test_quiet_hours_whose_free_minute_the_clocks_skip() -> None:
+    # Quiet 01:01-01:00 in London leaves 01:00-01:01 free, but on 2025-03-30 the clocks jump from
+    # 01:00 GMT to 02:00 BST: that day has no free minute, so the reminder waits for the next.
+    settings = quiet("01:01", "01:00", "Europe/London")
+    assert outside_quiet_hours(at("2025-03-30T00:59:00"), settings) == at("2025-03-31T00:00:00")
+
+
 ZONES = ["UTC", "America/Chicago", "Europe/London", "Australia/Lord_Howe", "Asia/Kolkata"]
 MINUTES_OF_DAY = st.integers(min_value=0, max_value=24 * 60 - 1)
 QUIET_HOURS = (
@@ -269,7 +276,12 @@ def test_outside_quiet_hours_is_never_quiet_nor_earlier(
     shifted = outside_quiet_hours(when, settings)
     assert shifted >= when
     assert not _inside(shifted, settings)
-    assert shifted - when <= timedelta(hours=25)
+    # A day at most (25 h with the hour the clocks skip), two when the clocks may skip the whole
+    # allowed window (quiet hours that leave an hour or less free).
+    assert settings.quiet_hours is not None
+    start, end = settings.quiet_hours.start, settings.quiet_hours.end
+    free = (start.hour * 60 + start.minute - end.hour * 60 - end.minute) % (24 * 60)
+    assert shifted - when <= timedelta(hours=25 if free > 60 else 49)
     if not _inside(when, settings):
         assert shifted == when
     else:
