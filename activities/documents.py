@@ -237,11 +237,6 @@ def default_renderer() -> PdfRenderer:
     return _default
 
 
-async def render_pdf(html: str, logo: Logo | None = None) -> bytes:
-    """HTML to PDF off the event loop, fetching nothing but the logo given here."""
-    return await default_renderer().render(html, logo)
-
-
 # --- the activity -----------------------------------------------------------------------------
 
 

@@ -18,7 +18,6 @@ RENDER_DOCUMENT = "render_document"
 DocumentKind = Literal["quote", "work_receipt", "invoice", "result", "logo"]
 # The kinds rendered from a job's state by `render_document`.
 RenderableKind = Literal["quote", "work_receipt", "invoice"]
-RENDERABLE: tuple[str, ...] = RenderableKind.__args__  # type: ignore[attr-defined]
 
 
 class RenderDocument(BaseModel):

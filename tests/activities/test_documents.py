@@ -28,7 +28,7 @@ from pypdf import PdfReader
 from sqlmodel import select
 from temporalio.exceptions import ApplicationError
 
-from activities.documents import DocumentActivities, default_renderer, document_html, render_pdf
+from activities.documents import DocumentActivities, default_renderer, document_html
 from activities.pdf import Logo, PdfRenderer, render_pdf_sync
 from core import documents, settings_store
 from core.db import Database
@@ -478,7 +478,7 @@ async def test_rendering_does_not_block_the_event_loop() -> None:
 
     ticking = asyncio.create_task(ticker())
     started = time.perf_counter()
-    pdfs = await asyncio.gather(*(render_pdf(html) for _ in range(4)))
+    pdfs = await asyncio.gather(*(default_renderer().render(html) for _ in range(4)))
     elapsed = time.perf_counter() - started
     stop.set()
     await ticking
