@@ -20,6 +20,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -57,27 +58,31 @@ class CloseoutActivities:
 
     @activity.defn(name=LOAD_JOB_CLOSEOUT)
     async def load_job_closeout(self) -> JobCloseout:
-        async with self.db.session() as session:
-            stored = await settings_store.load(session, CLOSEOUT, CloseoutSettings)
+        stored = await self.db.run(
+            lambda session: settings_store.load(session, CLOSEOUT, CloseoutSettings), write=False
+        )
         return JobCloseout.of(stored)
 
     @activity.defn(name=SYNC_PORTAL)
     async def sync_portal(self, request: PortalSync) -> PortalSynced:
         state = request.state
         snapshot = snapshot_of(state, request.closeout, request.receipt_document_id)
-        async with self.db.session() as session:
+
+        async def sync(session: AsyncSession) -> PortalSnapshot:
             await portal.ensure_link(
                 session,
                 self.settings.secret_key,
                 state.slug,
                 timedelta(days=request.closeout.portal_link_days),
             )
-            row = await portal.save_snapshot(
+            return await portal.save_snapshot(
                 session,
                 snapshot,
                 source_key=f"job-{state.slug}:{state.seq}",
                 webhook=request.closeout.webhook,
             )
+
+        row = await self.db.run(sync)
         assert row.id is not None
         return PortalSynced(snapshot_id=row.id, version=row.version)
 
@@ -88,13 +93,16 @@ class CloseoutActivities:
     async def post_portal_webhook(self, snapshot_id: int) -> str:
         """POST one snapshot to the external portal; `sent`, `failed` (refused for good, or
         given up on) or `skipped` (no webhook configured any more)."""
-        async with self.db.session() as session:
+
+        async def read(session: AsyncSession) -> tuple[PortalSnapshot | None, CloseoutSettings]:
             row = await session.get(PortalSnapshot, snapshot_id)
-            if row is None:
-                raise ApplicationError(f"no portal snapshot {snapshot_id}", non_retryable=True)
-            if row.webhook_status in ("sent", "failed"):
-                return row.webhook_status
-            settings = await settings_store.load(session, CLOSEOUT, CloseoutSettings)
+            return row, await settings_store.load(session, CLOSEOUT, CloseoutSettings)
+
+        row, settings = await self.db.run(read, write=False)
+        if row is None:
+            raise ApplicationError(f"no portal snapshot {snapshot_id}", non_retryable=True)
+        if row.webhook_status in ("sent", "failed"):
+            return row.webhook_status
         if not settings.webhook_url or not settings.webhook_secret:
             await self._record(snapshot_id, webhook_status="skipped")
             return "skipped"

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -263,13 +264,21 @@ class DocumentActivities:
         """Render and store one document; returns its id. A retry (same job, seq and kind)
         returns the id the first attempt stored, and renders nothing."""
         key = document_key(request.state, request.kind)
-        async with self.db.session() as session:
+
+        async def read(
+            session: AsyncSession,
+        ) -> str | tuple[BrandingSettings, CommunicationSettings, Logo | None]:
             existing = await documents.id_for_key(session, key)
             if existing is not None:
                 return existing
             branding = await settings_store.load(session, BRANDING, BrandingSettings)
             comms = await settings_store.load(session, COMMUNICATIONS, CommunicationSettings)
-            logo = await load_logo(session, branding)
+            return branding, comms, await load_logo(session, branding)
+
+        found = await self.db.run(read, write=False)
+        if isinstance(found, str):
+            return found
+        branding, comms, logo = found
         try:
             rendered = document_html(request, branding, comms, has_logo=logo is not None)
         except NotRenderable as nothing:
@@ -277,8 +286,8 @@ class DocumentActivities:
                 str(nothing), type="document_not_renderable", non_retryable=True
             ) from None
         pdf = await self.renderer.render(rendered.html, logo)
-        async with self.db.session() as session:
-            document_id = await documents.save(
+        document_id = await self.db.run(
+            lambda session: documents.save(
                 session,
                 pdf,
                 kind=request.kind,
@@ -287,6 +296,7 @@ class DocumentActivities:
                 job_slug=request.state.slug,
                 key=key,
             )
+        )
         log.info(
             "rendered %s for job %s: document %s (%d bytes)",
             request.kind,

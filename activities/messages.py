@@ -144,15 +144,18 @@ class MessageActivities:
 
     @activity.defn(name=LOAD_COMMUNICATION_SETTINGS)
     async def load_communication_settings(self) -> CommunicationSettings:
-        async with self.db.session() as session:
-            return await settings_store.load(session, COMMUNICATIONS, CommunicationSettings)
+        return await self.db.run(
+            lambda session: settings_store.load(session, COMMUNICATIONS, CommunicationSettings),
+            write=False,
+        )
 
     @activity.defn(name=QUEUE_MESSAGES)
     async def queue_messages(self, request: QueueMessages) -> list[int]:
         note = request.notification
         state = request.state
         slug = state.slug
-        async with self.db.session() as session:
+
+        async def queue(session: AsyncSession) -> list[int]:
             comms = await settings_store.load(session, COMMUNICATIONS, CommunicationSettings)
             link = await portal.link_for_job(session, self.settings.secret_key, slug)
             text = render(
@@ -232,17 +235,21 @@ class MessageActivities:
                 ids.append(existing.one())
             return [i for i in ids if i is not None]
 
+        return await self.db.run(queue)
+
     async def _mark(self, message_id: int, **changes: object) -> None:
         await self.db.update(OutboxMessage, message_id, **changes)
 
     @activity.defn(name=DELIVER_MESSAGE)
     async def deliver_message(self, message_id: int) -> str:
-        async with self.db.session() as session:
+        async def claim(session: AsyncSession) -> tuple[OutboxMessage, list[Attachment] | None]:
+            """The message, and its files when it is to be handed to a provider now (None when
+            it is finished, or was finished here)."""
             row = await session.get(OutboxMessage, message_id)
             if row is None:
                 raise ApplicationError(f"no message {message_id}", non_retryable=True)
             if row.status in FINISHED:
-                return row.status
+                return row, None
             if row.status == "sending":
                 # A worker died between handing the message over and recording the answer.
                 row.status = "unknown"
@@ -252,7 +259,7 @@ class MessageActivities:
                 )
                 session.add(row)
                 log.warning("message %s left unknown after an interrupted send", message_id)
-                return row.status
+                return row, None
             try:
                 files = await _attached(session, list(row.attachments))
             except MissingAttachment as missing:
@@ -262,7 +269,7 @@ class MessageActivities:
                 row.error = str(missing)
                 session.add(row)
                 log.error("message %s not sent: %s", message_id, missing)
-                return row.status
+                return row, None
             backend = self.email if row.channel == "email" else self.sms
             row.backend = backend.name
             row.attempts += 1
@@ -273,25 +280,30 @@ class MessageActivities:
                 row.error = None
                 row.sent_at = datetime.now(UTC)
                 session.add(row)
-                return row.status
+                return row, None
             row.status = "sending"
             session.add(row)
-            email = Email(
-                idempotency_key=row.idempotency_key,
-                sender=self.settings.email_from,
-                to=[a.strip() for a in row.to.split(",") if a.strip()],
-                cc=list(row.cc),
-                bcc=list(row.bcc),
-                subject=row.subject,
-                body=row.body,
-                attachments=files,
-            )
-            sms = Sms(idempotency_key=row.idempotency_key, to=row.to, body=row.body)
+            return row, files
+
         # `sending` is committed before the provider is called (see the module docstring).
+        row, files = await self.db.run(claim)
+        if files is None:
+            return row.status
         try:
             if row.channel == "email":
+                email = Email(
+                    idempotency_key=row.idempotency_key,
+                    sender=self.settings.email_from,
+                    to=[a.strip() for a in row.to.split(",") if a.strip()],
+                    cc=list(row.cc),
+                    bcc=list(row.bcc),
+                    subject=row.subject,
+                    body=row.body,
+                    attachments=files,
+                )
                 provider_id = await _heartbeating(self.email.send_email(email))
             else:
+                sms = Sms(idempotency_key=row.idempotency_key, to=row.to, body=row.body)
                 provider_id = await _heartbeating(self.sms.send_sms(sms))
         except PermanentFailure as refused:
             await self._mark(message_id, status="failed", error=str(refused)[:1000])
