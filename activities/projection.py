@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
 from core.db import Database
-from core.projection_store import insert, write_projection
+from core.projection_store import already_written, insert, write_projection
 from models.messages import ALLOCATE_JOB_NUMBER, PROJECT_JOB, ProjectionInput
 from models.tables import JobNumber
 
@@ -23,18 +24,27 @@ class ProjectionActivities:
 
     @activity.defn(name=PROJECT_JOB)
     async def project_job(self, input: ProjectionInput) -> None:
-        async with self.db.session() as session:
+        if input.only_if_missing and await self.db.run(
+            lambda session: already_written(session, input), write=False
+        ):
+            return
+
+        async def write(session: AsyncSession) -> None:
             await write_projection(session, self.db.dialect, input)
+
+        await self.db.run(write)
 
     @activity.defn(name=ALLOCATE_JOB_NUMBER)
     async def allocate_job_number(self, job_slug: str) -> int:
-        async with self.db.session() as session:
+        async def allocate(session: AsyncSession) -> int | None:
             claim = insert(self.db.dialect, JobNumber).values(
                 job_slug=job_slug, assigned_at=datetime.now(UTC)
             )
             await session.execute(claim.on_conflict_do_nothing(index_elements=["job_slug"]))
-            number = await session.scalar(
+            return await session.scalar(
                 select(JobNumber.number).where(JobNumber.job_slug == job_slug)
             )
+
+        number = await self.db.run(allocate)
         assert number is not None
         return number

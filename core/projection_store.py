@@ -15,12 +15,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.lifecycle import JobState
-from models.messages import ProjectionInput
+from models.messages import ProjectionInput, TimelineRecord
 from models.reminders import is_stuck
 from models.tables import Job, JobEvent
 
@@ -58,6 +58,38 @@ def job_row(
     }
 
 
+def timeline_row(slug: str, record: TimelineRecord) -> dict[str, Any]:
+    """The job_events row of one timeline record."""
+    return {
+        "job_slug": slug,
+        "seq": record.seq,
+        "type": record.type,
+        "actor": record.actor.username,
+        "actor_role": record.actor.role.value,
+        "at": record.at,
+        "summary": record.summary[:500],
+        "payload": record.payload,
+    }
+
+
+async def already_written(session: AsyncSession, input: ProjectionInput) -> bool:
+    """Whether the job's row holds exactly this state and its timeline every one of these
+    records (a read: it takes no turn for SQLite's write lock)."""
+    state = input.state
+    row = (await session.execute(select(Job.seq, Job.state).where(Job.slug == state.slug))).first()
+    if row is None or row.seq != state.seq or row.state != state.model_dump(mode="json"):
+        return False
+    wanted = {(record.seq, record.type) for record in input.records}
+    if not wanted:
+        return True
+    found = await session.execute(
+        select(JobEvent.seq, JobEvent.type).where(
+            JobEvent.job_slug == state.slug, JobEvent.seq.in_([seq for seq, _ in wanted])
+        )
+    )
+    return wanted <= {(seq, type_) for seq, type_ in found.all()}
+
+
 async def write_projection(session: AsyncSession, dialect: str, input: ProjectionInput) -> bool:
     """Upsert the job row and its timeline; False if a newer write was already there."""
     state = input.state
@@ -78,19 +110,7 @@ async def write_projection(session: AsyncSession, dialect: str, input: Projectio
         return False  # a newer write is already there, with every record of this one
     if input.records:
         timeline = insert(dialect, JobEvent).values(
-            [
-                {
-                    "job_slug": state.slug,
-                    "seq": record.seq,
-                    "type": record.type,
-                    "actor": record.actor.username,
-                    "actor_role": record.actor.role.value,
-                    "at": record.at,
-                    "summary": record.summary[:500],
-                    "payload": record.payload,
-                }
-                for record in input.records
-            ]
+            [timeline_row(state.slug, record) for record in input.records]
         )
         replace = {
             name: timeline.excluded[name]

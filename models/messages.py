@@ -65,6 +65,10 @@ class ProjectionInput(BaseModel):
     position: int = 0
     at: datetime | None = None
     next_reminder_at: datetime | None = None
+    # A settling job's write, in case the API that sent its last Update did not write it: when
+    # the database already holds this state and these records (the usual case), it writes
+    # nothing, so a burst of jobs settling together costs reads, not turns for the write lock.
+    only_if_missing: bool = False
 
 
 class QueueMessages(BaseModel):

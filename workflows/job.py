@@ -53,6 +53,11 @@ REMINDERS_PATCH = "reminders-and-api-projection"
 # A job settles this long after its last Update; its projection is then written from the worker
 # too, in case the API that sent the Update did not live to write it.
 SETTLE_AFTER = timedelta(seconds=30)
+# From this patch on, each run settles somewhere in SETTLE_SPREAD after SETTLE_AFTER (drawn once
+# per run), so the jobs of a burst do not all settle in the same second; and a settle writes
+# only what the database misses (usually nothing: the API wrote it), so it costs a read.
+SPREAD_SETTLE_PATCH = "spread-settle"
+SETTLE_SPREAD = timedelta(seconds=30)
 # From this patch on: required receipt fields on `job_completed`, closeout (receipt, portal,
 # notification), the quote PDF on the quote email and the invoice PDF to the billing email.
 CLOSEOUT_PATCH = "closeout-and-documents"
@@ -92,6 +97,11 @@ class JobWorkflow:
         self._lock = asyncio.Lock()
         self._reminders_on = workflow.patched(REMINDERS_PATCH)
         self._closeout_on = workflow.patched(CLOSEOUT_PATCH)
+        self._settle_after = SETTLE_AFTER
+        self._settle_reads_first = workflow.patched(SPREAD_SETTLE_PATCH)
+        if self._settle_reads_first:
+            spread = workflow.random().uniform(0, SETTLE_SPREAD.total_seconds())
+            self._settle_after += timedelta(seconds=spread)
         # Until the run loop has loaded them, the defaults give a first next-reminder estimate.
         self._settings = CommunicationSettings()
         self._next_reminder_at: datetime | None = None
@@ -138,8 +148,9 @@ class JobWorkflow:
             )
             if self._alarm_rang:
                 self._alarm_rang = False
-                self._settings_read_at = None  # a timer fired: the next wait reads afresh
-                await self._on_alarm(due)
+                settled = await self._on_alarm(due)
+                if not (settled and self._settle_reads_first):
+                    self._settings_read_at = None  # a reminder's timer: the next wait reads afresh
                 continue
             if self._projection_behind:
                 await self._catch_up_projection()
@@ -295,7 +306,7 @@ class JobWorkflow:
                 projection = self._projection_input(self._unprojected[-1:])
                 self._last_update_at = workflow.now()
                 if self._settle_at is None:
-                    self._settle_at = self._last_update_at + SETTLE_AFTER
+                    self._settle_at = self._last_update_at + self._settle_after
             else:
                 await self._project()
         self._publish()
@@ -327,21 +338,24 @@ class JobWorkflow:
             projection=projection,
         )
 
-    def _projection_input(self, records: list[TimelineRecord]) -> ProjectionInput:
+    def _projection_input(
+        self, records: list[TimelineRecord], only_if_missing: bool = False
+    ) -> ProjectionInput:
         return ProjectionInput(
             state=self.state,
             records=records,
             position=self._position(),
             at=workflow.now(),
             next_reminder_at=self._next_reminder_at,
+            only_if_missing=only_if_missing,
         )
 
-    async def _project(self) -> None:
+    async def _project(self, only_if_missing: bool = False) -> None:
         records = list(self._unprojected)
         try:
             await workflow.execute_local_activity(
                 PROJECT_JOB,
-                self._projection_input(records),
+                self._projection_input(records, only_if_missing),
                 start_to_close_timeout=LOCAL_WRITE_TIMEOUT,
                 schedule_to_close_timeout=LOCAL_WRITE_DEADLINE,
                 retry_policy=LOCAL_WRITE_RETRY,
@@ -452,20 +466,22 @@ class JobWorkflow:
         self._alarm_at = None
         self._alarm_rang = True
 
-    async def _on_alarm(self, due: reminders.Due | None) -> None:
+    async def _on_alarm(self, due: reminders.Due | None) -> bool:
+        """Settle the job or fire its reminder, whichever is due; True for a settle."""
         now = workflow.now()
         if self._settle_at is not None and self._settle_at <= now:
             quiet_since = self._last_update_at or now
-            if now - quiet_since < SETTLE_AFTER:
-                self._settle_at = quiet_since + SETTLE_AFTER  # still busy: settle later
-                return
+            if now - quiet_since < self._settle_after:
+                self._settle_at = quiet_since + self._settle_after  # still busy: settle later
+                return True
             async with self._lock:
                 if self._unprojected:
-                    await self._project()
+                    await self._project(only_if_missing=self._settle_reads_first)
                 self._settle_at = None
-            return
+            return True
         if due is not None and due.at <= now:
             await self._fire(due)
+        return False
 
     async def _show_next_reminder(self, at: datetime | None) -> None:
         """Settings may have moved the next reminder: keep the job view and NextReminderAt true."""

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
@@ -45,13 +46,14 @@ from temporalio.worker import Replayer
 from core import settings_store
 from core.db import Database
 from core.migrate import upgrade
+from core.projection_store import write_projection
 from core.settings_store import CLOSEOUT, COMMUNICATIONS
 from core.temporal import workflow_id
 from models import events as ev
 from models.closeout import CloseoutSettings
 from models.communications import CommunicationSettings
 from models.lifecycle import Actor, ClientSnapshot, JobState, Role, Stage
-from models.messages import EventRequest, JobInput, JobSummary
+from models.messages import EventOutcome, EventRequest, JobInput, JobSummary
 from models.tables import Client as ClientRow
 from tests.conftest import venv_binary
 from tests.fakes.providers import FakeHttpProvider
@@ -129,12 +131,15 @@ class Job:
         slug: str,
         customer: ClientSnapshot,
         env: WorkflowEnvironment | None = None,
+        db: Database | None = None,
     ) -> None:
         self.client = client
         self.slug = slug
         self.customer = customer
         # The time-skipping server, for scenarios that wait for reminders.
         self.env = env
+        # Given, each Update's projection is written as the API writes it.
+        self.db = db
         self.handle: WorkflowHandle[Any, Any] | None = None
         self.updates = 0
         self.signals = 0
@@ -161,6 +166,13 @@ class Job:
         assert outcome.seq == 1 and outcome.stage == Stage.lead, outcome
         self.handle = await start.workflow_handle()
         self.updates += 1
+        await self._write(outcome)
+
+    async def _write(self, outcome: EventOutcome) -> None:
+        projection = outcome.projection
+        if self.db is not None and projection is not None:
+            db = self.db
+            await db.run(lambda session: write_projection(session, db.dialect, projection))
 
     async def send(self, actor: Actor, type_: str, **fields: Any) -> Stage:
         assert self.handle is not None
@@ -168,6 +180,7 @@ class Job:
             JobWorkflow.apply_event, EventRequest(event=event(type_, **fields), actor=actor)
         )
         self.updates += 1
+        await self._write(outcome)
         return outcome.stage
 
     async def refuse(self, actor: Actor, type_: str, code: str, **fields: Any) -> None:
@@ -225,6 +238,24 @@ class Job:
                 return state
             await asyncio.sleep(0.05)
         raise AssertionError(f"{what} never fired")
+
+    async def settled(self, count: int) -> None:
+        """Waits until the job has settled `count` times: a timer fired and the projection
+        activity that follows it ran."""
+        assert self.handle is not None
+        for _ in range(200):
+            seen = 0
+            fired = False
+            async for item in self.handle.fetch_history_events():
+                if item.event_type == EventType.EVENT_TYPE_TIMER_FIRED:
+                    fired = True
+                elif fired and item.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+                    seen += 1
+                    fired = False
+            if seen >= count:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"the job did not settle {count} time(s)")
 
     async def finish(self, stage: Stage) -> dict[str, Any]:
         assert self.handle is not None
@@ -486,6 +517,26 @@ async def quote_follow_ups(job: Job) -> Stage:
     return Stage.canceled
 
 
+async def settles(job: Job) -> Stage:
+    """On the time-skipping server, with each Update's projection written as the API writes it:
+    a lead goes quiet and settles (finding its projection written, it writes nothing), a signal's
+    event (written by the worker) and an Update, a second settle, then the job is canceled."""
+    await job.create(OLGA, title="Thermostat offline", source="incoming_call")
+    await job.send(OLGA, "owner_assigned", owner="sam")
+    started = await job.state()
+    assert started.created_at is not None
+    await job.skip_to(started.created_at + timedelta(minutes=2))
+    await job.settled(1)
+    await job.signal(OLGA, "note_added", text="Thermostat model confirmed by phone")
+    await job.send(OLGA, "note_added", text="Customer asked for a morning visit")
+    await job.skip_to(started.created_at + timedelta(minutes=4))
+    await job.settled(2)
+    assert await job.send(MIA, "job_canceled", reason="Customer fixed it themselves") == (
+        Stage.canceled
+    )
+    return Stage.canceled
+
+
 async def closeout(job: Job) -> Stage:
     """Completion with the closeout settings of CLOSEOUT_SETTINGS: a required receipt field, the
     notification by email and SMS, and a webhook to a local receiver; then invoice and payment."""
@@ -542,6 +593,7 @@ SCENARIOS: dict[str, tuple[str, Scenario]] = {
 # Run on the time-skipping test server, with these communication settings saved first.
 TIME_SKIPPING: dict[str, tuple[str, Scenario, CommunicationSettings]] = {
     "quote_follow_ups": ("standard", quote_follow_ups, FOLLOW_UP_SETTINGS),
+    "settles": ("standard", settles, CommunicationSettings(quiet_hours=None)),
 }
 KNOWN = [*SCENARIOS, *TIME_SKIPPING]
 
@@ -636,7 +688,7 @@ async def capture(names: list[str]) -> dict[str, int]:
                     time_skipping_env(identity=IDENTITY) as env,
                     build_worker(env.client, db, TASK_QUEUE),
                 ):
-                    job = Job(env.client, _slug(name), CLIENTS[tier], env=env)
+                    job = Job(env.client, _slug(name), CLIENTS[tier], env=env, db=db)
                     counts[name] = await _run(name, job, scenario)
         finally:
             await db.dispose()
