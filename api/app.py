@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from temporalio.client import Client as TemporalClient
 
 from api import errors, health
+from api.admission import Admission
 from api.clients.routes import router as clients_router
 from api.documents.routes import router as documents_router
 from api.exports.routes import router as exports_router
@@ -55,6 +56,7 @@ def create_app(
         app.state.db = db or Database(settings.resolved_database_url)
         app.state.temporal = temporal or await _connect_with_retry(settings)
         app.state.tokens = TokenCache()
+        app.state.admission = Admission(settings.api_max_in_flight, settings.api_admission_wait_s)
         try:
             yield
         finally:

@@ -9,8 +9,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core.db import DatabaseBusy
 from models.lifecycle import Refusal
 
 log = logging.getLogger("jobline.api")
@@ -55,8 +58,12 @@ class Invalid(AppError):
 
 
 class Unavailable(AppError):
+    """Jobline cannot take this now (the database or the workflow service is busy or down);
+    the same request later can succeed."""
+
     status_code = 503
     code = "unavailable"
+    retry_after_s = 2
 
 
 _REFUSAL_STATUS = {"role_not_allowed": 403, "event_not_allowed": 409, "invalid_event": 422}
@@ -100,7 +107,21 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        if isinstance(exc, Unavailable):
+            headers = {"Retry-After": str(exc.retry_after_s)}
         return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+
+    async def _database_busy(request: Request, exc: Exception) -> JSONResponse:
+        # Back-pressure, not a fault: a warning without a traceback, and a 503 to retry.
+        log.warning("database busy on %s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse(
+            {"error": {"code": "busy", "message": "the database is busy; try again shortly"}},
+            status_code=503,
+            headers={"Retry-After": str(DatabaseBusy.retry_after_s)},
+        )
+
+    for busy in (DatabaseBusy, OperationalError, PoolTimeout):
+        app.add_exception_handler(busy, _database_busy)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -134,4 +155,5 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"description": "Your role may not do this; the message says who may"},
     404: {"description": "Not found (or not visible to you)"},
     422: {"description": "The request is not valid; the message says what to fix"},
+    503: {"description": "Busy (database or workflow service): retry after `Retry-After` s"},
 }

@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET = "change-me-outside-development"
@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # host:port for the worker's Prometheus endpoint (Temporal SDK metrics); empty: none.
     worker_metrics_address: str = ""
+    # Back-pressure (api/admission.py): requests of one API process that may wait on jobs'
+    # workflows at once, and how long one more waits for a turn before its 503.
+    api_max_in_flight: int = Field(default=64, ge=1)
+    api_admission_wait_s: float = Field(default=2.0, ge=0)
 
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> Settings:

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Response
 
+from api.admission import Admitted
 from api.deps import CurrentUser, DatabaseDep, JobReader, SessionDep, SettingsDep, TemporalDep
 from api.errors import ERROR_RESPONSES, Invalid
 from api.jobs import send, service
@@ -18,6 +19,7 @@ from core import portal
 from core.config import Settings
 from models import events as ev
 from models.lifecycle import Milestone, Stage
+from models.messages import EventOutcome
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 Slug = Annotated[str, Path(min_length=4, max_length=32, pattern=r"^[a-z0-9-]+$")]
@@ -50,9 +52,29 @@ async def create_job(
     settings: SettingsDep,
     db: DatabaseDep,
     user: JobReader,
+    admitted: Admitted,
 ) -> JobView:
-    slug = await service.create_job(session, db.dialect, temporal, settings.task_queue, user, body)
-    return await _view(session, settings, user, slug)
+    outcome = await service.create_job(session, db, temporal, settings.task_queue, user, body)
+    return await _answer(session, settings, user, outcome)
+
+
+async def _answer(
+    session: SessionDep, settings: Settings, user: CurrentUser, outcome: EventOutcome
+) -> JobView:
+    """The job as the event left it: the state the workflow handed back (only the timeline and
+    messages are read)."""
+    projection = outcome.projection
+    assert projection is not None
+    slug = projection.state.slug
+    return view_of_state(
+        projection.state,
+        service.with_records(await service.timeline(session, slug), outcome),
+        await outbox.for_job(session, slug),
+        actor_of(user),
+        next_reminder_at=projection.next_reminder_at,
+        updated_at=projection.at or datetime.now(UTC),
+        portal=await _portal(session, settings, slug),
+    )
 
 
 @router.get("", response_model=JobPage)
@@ -94,6 +116,7 @@ async def post_event(
     db: DatabaseDep,
     settings: SettingsDep,
     user: JobReader,
+    admitted: Admitted,
 ) -> JobView:
     if isinstance(event, ev.JobCreated):
         raise Invalid("job_created starts a new job: POST /api/v1/jobs")
@@ -102,16 +125,7 @@ async def post_event(
     outcome = await service.send_event(session, db, temporal, user, slug, event)
     if outcome.projection is None:
         return await _view(session, settings, user, slug)
-    # The state the workflow handed back is the job now; only the timeline is read.
-    return view_of_state(
-        outcome.projection.state,
-        await service.timeline(session, slug),
-        await outbox.for_job(session, slug),
-        actor_of(user),
-        next_reminder_at=outcome.projection.next_reminder_at,
-        updated_at=outcome.projection.at or datetime.now(UTC),
-        portal=await _portal(session, settings, slug),
-    )
+    return await _answer(session, settings, user, outcome)
 
 
 @router.post(
@@ -128,6 +142,7 @@ async def send_customer_update(
     db: DatabaseDep,
     user: JobReader,
     response: Response,
+    admitted: Admitted,
 ) -> SendResult | SendPreview:
     """Email the customer (and SMS when asked); `preview: true` renders both and sends nothing."""
     if body.preview:

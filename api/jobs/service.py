@@ -7,6 +7,7 @@ the workflow's refusals into API errors.
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,8 +31,8 @@ from api.clients import service as clients
 from api.errors import EventRefused, Invalid, NotFound, Unavailable
 from api.text import NUL_MESSAGE, find_nul
 from api.users.service import actor_of, find_user
-from core.db import Database
-from core.projection_store import write_projection
+from core.db import Database, DatabaseBusy
+from core.projection_store import timeline_row, write_projection
 from core.temporal import workflow_id
 from models import events as ev
 from models import lifecycle
@@ -40,6 +41,7 @@ from models.messages import EventOutcome, EventRequest, JobInput
 from models.tables import Job, JobEvent, User
 from workflows.job import JobWorkflow
 
+log = logging.getLogger("jobline.api")
 _SLUG_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: slugs get read out on phones
 
 
@@ -107,12 +109,12 @@ def _refusal_from(error: WorkflowUpdateFailedError) -> Refusal | None:
 
 async def create_job(
     session: AsyncSession,
-    dialect: str,
+    db: Database,
     temporal: TemporalClient,
     task_queue: str,
     user: User,
     body: ev.JobCreated,
-) -> str:
+) -> EventOutcome:
     _check_text(body)
     client = await clients.find(session, body.client_id)
     if client is None:
@@ -147,8 +149,8 @@ async def create_job(
         raise EventRefused(refusal) from None
     except RPCError as rpc:
         raise Unavailable(f"the workflow service did not take the job: {rpc.message}") from None
-    await _write(session, outcome, dialect)
-    return slug
+    await _write(db, temporal.get_workflow_handle(workflow_id(slug)), outcome)
+    return outcome
 
 
 async def send_event(
@@ -180,7 +182,7 @@ async def send_event(
         if rpc.status != RPCStatusCode.NOT_FOUND:
             raise Unavailable(f"the workflow service is not reachable: {rpc.message}") from None
         await _refuse_without_workflow(session, user, slug, event)
-    await _write(session, outcome, db.dialect)
+    await _write(db, handle, outcome)
     return outcome
 
 
@@ -196,11 +198,32 @@ async def _refuse_without_workflow(
     raise Unavailable(f"job {slug!r} has no running workflow; ops have been told") from None
 
 
-async def _write(session: AsyncSession, outcome: EventOutcome, dialect: str) -> None:
-    """Read-your-writes: the projection the workflow handed back is in the database before the
-    API answers (the worker writes the same again when the job settles)."""
-    if outcome.projection is not None:
-        await write_projection(session, dialect, outcome.projection)
+async def _write(db: Database, handle: WorkflowHandle[Any, Any], outcome: EventOutcome) -> None:
+    """Read-your-writes: the projection the workflow handed back is committed before the API
+    answers (when the job settles, the worker writes whatever of it is missing).
+
+    The event is applied by now, so a database too busy to take the write must not become an
+    error the client would retry (and apply twice): the workflow is asked to write it instead,
+    retrying until the database takes it, and the answer is built from the outcome."""
+    projection = outcome.projection
+    if projection is None:
+        return
+    try:
+        await db.run(lambda session: write_projection(session, db.dialect, projection))
+    except DatabaseBusy as busy:
+        log.warning("job %s: projection left to the workflow: %s", projection.state.slug, busy)
+        await _refresh_projection(handle)
+
+
+def with_records(timeline: list[JobEvent], outcome: EventOutcome) -> list[JobEvent]:
+    """The stored timeline, with the outcome's own records should the write not be there."""
+    if outcome.projection is None:
+        return timeline
+    slug = outcome.projection.state.slug
+    rows = {row.seq: row for row in timeline}
+    for record in outcome.projection.records:
+        rows.setdefault(record.seq, JobEvent(**timeline_row(slug, record)))
+    return [rows[seq] for seq in sorted(rows)]
 
 
 async def _refresh_projection(handle: WorkflowHandle[Any, Any]) -> None:
