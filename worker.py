@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Sequence
-from typing import Any
+from datetime import timedelta
+from typing import Any, NoReturn
 
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
@@ -27,6 +29,10 @@ from workflows.job import JobWorkflow
 from workflows.runner import workflow_runner
 
 log = logging.getLogger("jobline.worker")
+# How long a stopping worker lets running activities finish before cancelling them, and the
+# little more it allows itself to hand them back before it exits regardless.
+DRAIN_LIMIT = timedelta(seconds=10)
+MARGIN = timedelta(seconds=3)
 
 
 def activities_for(db: Database, settings: Settings) -> Sequence[Any]:
@@ -56,6 +62,12 @@ def build_worker(
         workflows=[JobWorkflow],
         activities=activities_for(db, settings or Settings()),
         workflow_runner=workflow_runner(),
+        # Nearly every activity holds a database connection for a moment. Running more at once
+        # than the pool has connections only queues them inside the worker, where their
+        # timeouts run out (issue 13): the rest wait in Temporal's task queue instead.
+        max_concurrent_local_activities=db.connections,
+        max_concurrent_activities=2 * db.connections,
+        graceful_shutdown_timeout=DRAIN_LIMIT,
     )
 
 
@@ -70,21 +82,49 @@ async def run_worker(settings: Settings) -> None:
     db = Database(settings.resolved_database_url)
     client = await connect(settings, runtime=_runtime(settings))
     worker = build_worker(client, db, settings.task_queue, settings)
-    # SIGTERM (Kubernetes, compose) and Ctrl-C both drain: running tasks finish, then exit.
+    # SIGTERM (Kubernetes, compose) and Ctrl-C both drain: running activities get DRAIN_LIMIT to
+    # finish, then are cancelled (Temporal retries them elsewhere). A worker that has not stopped
+    # by then, or a second signal, stops at once.
+    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, lambda: asyncio.ensure_future(worker.shutdown()))
+        loop.add_signal_handler(signum, _on_signal, stop)
     log.info("worker polling task queue %s at %s", settings.task_queue, settings.temporal_address)
     # The PDF processes start (and load their fonts) while the worker polls, so the first
     # technician to tap "complete" does not wait for them.
     warming = asyncio.ensure_future(default_renderer().warm())
+    running = asyncio.ensure_future(worker.run())
+    stopping = asyncio.ensure_future(stop.wait())
     try:
-        await worker.run()
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not running.done():
+            log.info("worker draining (at most %s s)", DRAIN_LIMIT.total_seconds())
+            shutdown = asyncio.ensure_future(worker.shutdown())
+            done, _ = await asyncio.wait({running}, timeout=(DRAIN_LIMIT + MARGIN).total_seconds())
+            if not done:
+                _stop_now("the worker did not drain in time; stopping without it")
+            shutdown.cancel()
+        running.result()
     finally:
+        stopping.cancel()
         warming.cancel()
         default_renderer().close()
         await db.dispose()
     log.info("worker stopped")
+
+
+def _on_signal(stop: asyncio.Event) -> None:
+    if stop.is_set():
+        _stop_now("second signal: stopping without draining")
+    stop.set()
+
+
+def _stop_now(why: str) -> NoReturn:
+    """Exit without waiting for anything: what was running is retried by the next worker, as
+    after a crash, and the PDF processes end with this one (they watch their parent)."""
+    log.warning(why)
+    logging.shutdown()
+    os._exit(1)
 
 
 if __name__ == "__main__":

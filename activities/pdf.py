@@ -21,10 +21,13 @@ a time, bare speed. Its cost is a one-off ~0.6 s to start the processes and load
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -78,9 +81,23 @@ def render_pdf_sync(html: str, logo: Logo | None = None) -> PdfResult:
     return PdfResult(pdf=pdf, refused=fetcher.refused)
 
 
-def _child_init() -> None:
+def _child_init(parent: int) -> None:
     # Ctrl-C reaches the whole process group (`jobline dev`); the parent shuts the pool down.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # And when the parent dies without doing so (killed, or stopping in a hurry), this process
+    # goes with it instead of staying behind for good.
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(0)
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this process when its parent exits (prctl PR_SET_PDEATHSIG)."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _warm() -> int:
@@ -114,6 +131,7 @@ class PdfRenderer:
                     max_workers=self.workers,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_child_init,
+                    initargs=(os.getpid(),),
                 )
             return self._pool
 

@@ -1,0 +1,146 @@
+"""`jobline worker` stops when told, even mid-storm, and its PDF processes go with it (issue 13).
+
+The storm: another process holds SQLite's write lock while twenty jobs each wait to write their
+projection, so the worker's local activities are all in the middle of retrying when it is told
+to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from temporalio.client import Client
+
+from models.events import NoteAdded
+from models.lifecycle import ClientSnapshot
+from models.messages import EventRequest
+from tests.workflows.test_durability import OLGA, Job, _fresh_sqlite
+from worker import DRAIN_LIMIT, MARGIN
+from workflows.job import JobWorkflow
+
+ROOT = Path(__file__).resolve().parents[2]
+JOBS = 20
+
+
+class WorkerProcess:
+    def __init__(self, client: Client, db_path: Path, task_queue: str, data_dir: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")}
+        env.update(
+            JOBLINE_DATABASE_URL=f"sqlite+aiosqlite:///{db_path}",
+            JOBLINE_TEMPORAL_ADDRESS=client.service_client.config.target_host,
+            JOBLINE_TASK_QUEUE=task_queue,
+            JOBLINE_DATA_DIR=str(data_dir),
+            PYTHONUNBUFFERED="1",
+        )
+        self.log = data_dir / "worker.log"
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "cli.main", "worker"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def pdf_processes(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.Error:
+            return []
+
+    def wait_until_warm(self, seconds: float = 60) -> list[psutil.Process]:
+        """The worker polls and its PDF processes have started."""
+        deadline = time.monotonic() + seconds
+        while True:
+            assert self.process.poll() is None, self.log.read_text()
+            children = self.pdf_processes()
+            if "worker polling" in self.log.read_text() and len(children) >= 2:
+                return children
+            assert time.monotonic() < deadline, self.log.read_text()
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"shutdown-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def locked(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    holder = sqlite3.connect(tmp_path / "jobline.db")
+    yield holder
+    holder.rollback()
+    holder.close()
+
+
+async def _storm(client: Client, task_queue: str, customer: ClientSnapshot) -> None:
+    """Jobs whose next projection writes cannot get through: the write lock is taken by the
+    caller, and each job is sent a signal (its projection is the worker's to write)."""
+    jobs = [Job(client, task_queue, customer) for _ in range(JOBS)]
+    await asyncio.gather(*(job.create() for job in jobs))
+    for job in jobs:
+        await job.handle.signal(
+            JobWorkflow.event_signal, EventRequest(event=NoteAdded(text="storm"), actor=OLGA)
+        )
+
+
+def _gone(processes: list[psutil.Process], within: float) -> bool:
+    _, alive = psutil.wait_procs(processes, timeout=within)
+    return not alive
+
+
+async def test_a_stopped_worker_drains_within_its_limit_mid_storm(
+    temporal_client: Client, tmp_path: Path, task_queue: str, locked: sqlite3.Connection
+) -> None:
+    db_path = tmp_path / "jobline.db"
+    db, customer = await _fresh_sqlite(db_path)
+    await db.dispose()
+    worker = WorkerProcess(temporal_client, db_path, task_queue, tmp_path)
+    try:
+        pool = worker.wait_until_warm()
+        locked.execute("BEGIN IMMEDIATE")
+        await _storm(temporal_client, task_queue, customer)
+        await asyncio.sleep(2)  # the projection writes are retrying now
+        assert worker.process.poll() is None
+
+        started = time.monotonic()
+        worker.process.send_signal(signal.SIGTERM)
+        limit = (DRAIN_LIMIT + MARGIN).total_seconds() + 2
+        await asyncio.to_thread(worker.process.wait, limit)
+        took = time.monotonic() - started
+        assert took < limit, f"took {took:.1f} s"
+        assert _gone(pool, within=5), "the PDF processes outlived their worker"
+    finally:
+        worker.stop()
+
+
+async def test_a_killed_workers_pdf_processes_die_with_it(
+    temporal_client: Client, tmp_path: Path, task_queue: str
+) -> None:
+    db_path = tmp_path / "jobline.db"
+    db, _ = await _fresh_sqlite(db_path)
+    await db.dispose()
+    worker = WorkerProcess(temporal_client, db_path, task_queue, tmp_path)
+    try:
+        pool = worker.wait_until_warm()
+        worker.process.kill()  # SIGKILL: no chance to shut the pool down
+        worker.process.wait()
+        assert _gone(pool, within=5), "the PDF processes outlived their killed worker"
+    finally:
+        worker.stop()
