@@ -8,9 +8,9 @@ As a new office loads a season's backlog on the embedded default (issue 13):
 2. Burst: --jobs `POST /api/v1/jobs` under one client, all left in `lead`, from --concurrency
    clients at once; every answer's status and time is kept (nothing is retried).
 3. Events: a `note_added` on --probe of the new jobs, each timed; they must answer 200.
-4. Recovery: samples the worker's and Temporal's CPU every second from the end of the burst
-   until the worker stays under --idle-below % of a core for --quiet-s seconds in a row (at most
-   --recover-s); every job's deferred writes fall into this window.
+4. Recovery: samples the worker's and Temporal's CPU every second for --observe-s from the end of
+   the burst (every job's deferred settle falls in this window) and reports when the worker went
+   under --idle-below % of a core for good.
 5. Idle cost: the CPU (% of one core) and RSS of worker and Temporal over --idle-s, with every
    burst job open and idle; and the timers some of those jobs hold (from their histories).
 6. Logs: counts the tracebacks and ERROR lines in each process's log.
@@ -197,27 +197,26 @@ async def open_timers(stack: Stack, slugs: list[str], count: int) -> dict[str, A
 
 
 def recovery(
-    processes: dict[str, psutil.Process],
-    below_percent: float,
-    quiet_s: int,
-    limit_s: float,
+    processes: dict[str, psutil.Process], below_percent: float, quiet_s: float, observe_s: float
 ) -> dict[str, Any]:
-    """Seconds until the worker stays under `below_percent` for `quiet_s` samples in a row."""
+    """Samples the CPU every second for `observe_s` (long enough to see the jobs' deferred
+    settles): the worker recovered when it went under `below_percent` for good, that is at the
+    end of its last busy second, provided the quiet that followed lasted `quiet_s` or more."""
     started = time.monotonic()
     trace: list[dict[str, float]] = []
-    quiet_since: float | None = None
-    while True:
+    last_busy = 0.0
+    at = 0.0
+    while at < observe_s:
         sample = cpu_percent_over(processes, 1.0)
         at = time.monotonic() - started
         trace.append({"at_s": round(at, 1), **{k: round(v, 1) for k, v in sample.items()}})
-        if sample["worker"] < below_percent:
-            quiet_since = quiet_since if quiet_since is not None else at - 1.0
-            if at - quiet_since >= quiet_s:
-                return {"idle_after_s": round(quiet_since, 1), "recovered": True, "trace": trace}
-        else:
-            quiet_since = None
-        if at > limit_s:
-            return {"idle_after_s": None, "recovered": False, "trace": trace}
+        if sample["worker"] >= below_percent:
+            last_busy = at
+    return {
+        "idle_after_s": round(last_busy, 1),
+        "recovered": at - last_busy >= quiet_s,
+        "trace": trace,
+    }
 
 
 def idle_cost(processes: dict[str, psutil.Process], seconds: float) -> dict[str, Any]:
@@ -246,11 +245,14 @@ def report(f: dict[str, Any]) -> str:
     ]
     if r["recovered"]:
         lines.append(
-            f"Recovery: worker under {f['idle_below']:g}% of a core from {r['idle_after_s']:.0f} s "
-            f"after the burst (held {f['quiet_s']} s)"
+            f"Recovery: worker under {f['idle_below']:g}% of a core for good from "
+            f"{r['idle_after_s']:.0f} s after the burst (watched {f['observe_s']:g} s)"
         )
     else:
-        lines.append(f"Recovery: NOT back under {f['idle_below']:g}% within {f['recover_s']} s")
+        lines.append(
+            f"Recovery: NOT back under {f['idle_below']:g}% for {f['quiet_s']} s "
+            f"within {f['observe_s']:g} s"
+        )
     peak = {
         name: max(s[name] for s in r["trace"]) if r["trace"] else 0.0
         for name in ("worker", "temporal", "api")
@@ -287,8 +289,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--idle-below", type=float, default=5.0, help="worker %% of a core that counts as idle"
     )
-    parser.add_argument("--quiet-s", type=int, default=10, help="idle this long in a row")
-    parser.add_argument("--recover-s", type=float, default=300, help="give up after this long")
+    parser.add_argument("--quiet-s", type=int, default=10, help="idle this long to count")
+    parser.add_argument(
+        "--observe-s", type=float, default=90, help="CPU watched this long after the burst"
+    )
     parser.add_argument("--idle-s", type=float, default=60, help="idle-cost window (default 60)")
     _events_module().add_stack_options(parser)
     args = parser.parse_args(argv)
@@ -305,7 +309,7 @@ def measure(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     print(f"  {created['statuses']} in {created['wall_s']:.1f} s; probing events ...", flush=True)
     probed = asyncio.run(probe_events(stack, slugs, args.probe))
     print("Waiting for the worker to go idle ...", flush=True)
-    recovered = recovery(processes, args.idle_below, args.quiet_s, args.recover_s)
+    recovered = recovery(processes, args.idle_below, args.quiet_s, args.observe_s)
     print(f"Idle cost over {args.idle_s:g} s ...", flush=True)
     idle = idle_cost(processes, args.idle_s)
     timers = asyncio.run(open_timers(stack, slugs, args.probe))
@@ -319,7 +323,7 @@ def measure(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         "open_jobs": len(slugs),
         "idle_below": args.idle_below,
         "quiet_s": args.quiet_s,
-        "recover_s": args.recover_s,
+        "observe_s": args.observe_s,
         "logs": log_problems(stack),
     }
 

@@ -10,7 +10,7 @@
 2. Setup, untimed: creates --jobs jobs and drives each to `on_site` through the HTTP API with the
    first nine events of `bench.events.lifecycle_events` (owner_assigned ... tech_checked_in),
    --concurrency jobs at a time. Then waits --settle seconds (by default the job workflow's
-   SETTLE_AFTER + SETTLE_SPREAD and 5 s more, from the last setup event) so that the worker's
+   SETTLE_QUIET + SETTLE_SPREAD and 5 s more, from the last setup event) so that the worker's
    settles are over before the timed phase starts.
 3. Closeout phase, timed, --concurrency jobs at a time: `POST /api/v1/jobs/{slug}/events` with
    `job_completed` (parts used, receipt fields; its 2xx latency is timed), then
@@ -610,9 +610,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if args.quick:
             args.settle = 0.0
         else:
-            from workflows.job import SETTLE_AFTER, SETTLE_SPREAD
+            from workflows.job import SETTLE_QUIET, SETTLE_SPREAD
 
-            args.settle = (SETTLE_AFTER + SETTLE_SPREAD).total_seconds() + 5
+            args.settle = (SETTLE_QUIET + SETTLE_SPREAD).total_seconds() + 5
     if args.jobs < 1 or args.concurrency < 1 or args.receipts < 1:
         parser.error("--jobs, --concurrency and --receipts must be positive")
     if args.poll_ms <= 0 or args.settle < 0:

@@ -53,11 +53,13 @@ REMINDERS_PATCH = "reminders-and-api-projection"
 # A job settles this long after its last Update; its projection is then written from the worker
 # too, in case the API that sent the Update did not live to write it.
 SETTLE_AFTER = timedelta(seconds=30)
-# From this patch on, each run settles somewhere in SETTLE_SPREAD after SETTLE_AFTER (drawn once
-# per run), so the jobs of a burst do not all settle in the same second; and a settle writes
-# only what the database misses (usually nothing: the API wrote it), so it costs a read.
+# From this patch on, a run settles SETTLE_QUIET and a share of SETTLE_SPREAD (drawn once per run)
+# after its last Update, so the jobs of a burst do not all settle in the same second, and all of
+# them within half a minute of it; a settle writes only what the database misses (usually
+# nothing: the API wrote it), so it costs a read.
 SPREAD_SETTLE_PATCH = "spread-settle"
-SETTLE_SPREAD = timedelta(seconds=30)
+SETTLE_QUIET = timedelta(seconds=15)
+SETTLE_SPREAD = timedelta(seconds=15)
 # From this patch on: required receipt fields on `job_completed`, closeout (receipt, portal,
 # notification), the quote PDF on the quote email and the invoice PDF to the billing email.
 CLOSEOUT_PATCH = "closeout-and-documents"
@@ -101,7 +103,7 @@ class JobWorkflow:
         self._settle_reads_first = workflow.patched(SPREAD_SETTLE_PATCH)
         if self._settle_reads_first:
             spread = workflow.random().uniform(0, SETTLE_SPREAD.total_seconds())
-            self._settle_after += timedelta(seconds=spread)
+            self._settle_after = SETTLE_QUIET + timedelta(seconds=spread)
         # Until the run loop has loaded them, the defaults give a first next-reminder estimate.
         self._settings = CommunicationSettings()
         self._next_reminder_at: datetime | None = None

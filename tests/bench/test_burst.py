@@ -34,7 +34,7 @@ def test_a_burst_of_a_thousand_jobs_all_land_and_the_stack_goes_quiet(tmp_path: 
         "5",
         "--quiet-s",
         "10",
-        "--recover-s",
+        "--observe-s",
         str(IDLE_WITHIN_S + 15),
         "--idle-s",
         "5",
