@@ -1,13 +1,14 @@
-"""`jobline worker` stops when told, even mid-storm, and its PDF processes go with it (issue 13).
+"""`jobline worker` under a storm (issue 13): it catches up by itself and goes quiet once the
+storm is over, it stops when told even in the middle of one, and its PDF processes go with it.
 
 The storm: another process holds SQLite's write lock while twenty jobs each wait to write their
-projection, so the worker's local activities are all in the middle of retrying when it is told
-to stop.
+projection, so the worker's local activities are all failing and retrying.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import psutil
@@ -25,6 +26,7 @@ from temporalio.client import Client
 from models.events import NoteAdded
 from models.lifecycle import ClientSnapshot
 from models.messages import EventRequest
+from tests.fakes.providers import wait_until
 from tests.workflows.test_durability import OLGA, Job, _fresh_sqlite
 from worker import DRAIN_LIMIT, MARGIN
 from workflows.job import JobWorkflow
@@ -89,7 +91,7 @@ def locked(tmp_path: Path) -> Iterator[sqlite3.Connection]:
     holder.close()
 
 
-async def _storm(client: Client, task_queue: str, customer: ClientSnapshot) -> None:
+async def _storm(client: Client, task_queue: str, customer: ClientSnapshot) -> list[Job]:
     """Jobs whose next projection writes cannot get through: the write lock is taken by the
     caller, and each job is sent a signal (its projection is the worker's to write)."""
     jobs = [Job(client, task_queue, customer) for _ in range(JOBS)]
@@ -98,6 +100,7 @@ async def _storm(client: Client, task_queue: str, customer: ClientSnapshot) -> N
         await job.handle.signal(
             JobWorkflow.event_signal, EventRequest(event=NoteAdded(text="storm"), actor=OLGA)
         )
+    return jobs
 
 
 def _gone(processes: list[psutil.Process], within: float) -> bool:
@@ -105,42 +108,77 @@ def _gone(processes: list[psutil.Process], within: float) -> bool:
     return not alive
 
 
-async def test_a_stopped_worker_drains_within_its_limit_mid_storm(
-    temporal_client: Client, tmp_path: Path, task_queue: str, locked: sqlite3.Connection
-) -> None:
+@pytest.fixture
+async def worker(
+    temporal_client: Client, tmp_path: Path, task_queue: str
+) -> AsyncIterator[tuple[WorkerProcess, ClientSnapshot]]:
+    """`jobline worker` on a fresh SQLite database with one client, polling and warm."""
     db_path = tmp_path / "jobline.db"
     db, customer = await _fresh_sqlite(db_path)
     await db.dispose()
-    worker = WorkerProcess(temporal_client, db_path, task_queue, tmp_path)
+    process = WorkerProcess(temporal_client, db_path, task_queue, tmp_path)
     try:
-        pool = worker.wait_until_warm()
-        locked.execute("BEGIN IMMEDIATE")
-        await _storm(temporal_client, task_queue, customer)
-        await asyncio.sleep(2)  # the projection writes are retrying now
-        assert worker.process.poll() is None
-
-        started = time.monotonic()
-        worker.process.send_signal(signal.SIGTERM)
-        limit = (DRAIN_LIMIT + MARGIN).total_seconds() + 2
-        await asyncio.to_thread(worker.process.wait, limit)
-        took = time.monotonic() - started
-        assert took < limit, f"took {took:.1f} s"
-        assert _gone(pool, within=5), "the PDF processes outlived their worker"
+        process.wait_until_warm()
+        yield process, customer
     finally:
-        worker.stop()
+        process.stop()
+
+
+async def test_a_stopped_worker_drains_within_its_limit_mid_storm(
+    temporal_client: Client,
+    task_queue: str,
+    worker: tuple[WorkerProcess, ClientSnapshot],
+    locked: sqlite3.Connection,
+) -> None:
+    process, customer = worker
+    pool = process.pdf_processes()
+    locked.execute("BEGIN IMMEDIATE")
+    await _storm(temporal_client, task_queue, customer)
+    await asyncio.sleep(2)  # the projection writes are retrying now
+    assert process.process.poll() is None
+
+    started = time.monotonic()
+    process.process.send_signal(signal.SIGTERM)
+    limit = (DRAIN_LIMIT + MARGIN).total_seconds() + 2
+    await asyncio.to_thread(process.process.wait, limit)
+    took = time.monotonic() - started
+    assert took < limit, f"took {took:.1f} s"
+    assert _gone(pool, within=5), "the PDF processes outlived their worker"
 
 
 async def test_a_killed_workers_pdf_processes_die_with_it(
-    temporal_client: Client, tmp_path: Path, task_queue: str
+    worker: tuple[WorkerProcess, ClientSnapshot],
 ) -> None:
-    db_path = tmp_path / "jobline.db"
-    db, _ = await _fresh_sqlite(db_path)
-    await db.dispose()
-    worker = WorkerProcess(temporal_client, db_path, task_queue, tmp_path)
-    try:
-        pool = worker.wait_until_warm()
-        worker.process.kill()  # SIGKILL: no chance to shut the pool down
-        worker.process.wait()
-        assert _gone(pool, within=5), "the PDF processes outlived their killed worker"
-    finally:
-        worker.stop()
+    process, _ = worker
+    pool = process.pdf_processes()
+    process.process.kill()  # SIGKILL: no chance to shut the pool down
+    process.process.wait()
+    assert _gone(pool, within=5), "the PDF processes outlived their killed worker"
+
+
+async def test_after_a_locked_database_the_worker_catches_up_and_goes_quiet(
+    temporal_client: Client,
+    tmp_path: Path,
+    task_queue: str,
+    worker: tuple[WorkerProcess, ClientSnapshot],
+    locked: sqlite3.Connection,
+) -> None:
+    process, customer = worker
+    locked.execute("BEGIN IMMEDIATE")
+    jobs = await _storm(temporal_client, task_queue, customer)
+    await asyncio.sleep(12)  # past the local activities' retries: the run loops catch up
+    locked.rollback()
+
+    def projected() -> int:
+        with contextlib.closing(sqlite3.connect(tmp_path / "jobline.db")) as db:
+            return int(db.execute("SELECT count(*) FROM jobs WHERE seq = 2").fetchone()[0])
+
+    await wait_until(lambda: projected() == len(jobs), within=60, what="every note projected")
+    # Back to idle by itself: nothing left retrying.
+    worker_process = psutil.Process(process.process.pid)
+    await asyncio.sleep(5)
+    before = worker_process.cpu_times()
+    await asyncio.sleep(10)
+    after = worker_process.cpu_times()
+    busy = (after.user + after.system) - (before.user + before.system)
+    assert busy / 10 < 0.05, f"{100 * busy / 10:.1f}% of a core after the storm"
