@@ -124,16 +124,23 @@ async def worker(
         process.stop()
 
 
-async def test_a_stopped_worker_drains_within_its_limit_mid_storm(
+@pytest.fixture
+async def storm(
     temporal_client: Client,
     task_queue: str,
     worker: tuple[WorkerProcess, ClientSnapshot],
     locked: sqlite3.Connection,
-) -> None:
-    process, customer = worker
-    pool = process.pdf_processes()
+) -> list[Job]:
+    """The write lock taken, and jobs whose projection the worker must write."""
     locked.execute("BEGIN IMMEDIATE")
-    await _storm(temporal_client, task_queue, customer)
+    return await _storm(temporal_client, task_queue, worker[1])
+
+
+async def test_a_stopped_worker_drains_within_its_limit_mid_storm(
+    worker: tuple[WorkerProcess, ClientSnapshot], storm: list[Job]
+) -> None:
+    process, _ = worker
+    pool = process.pdf_processes()
     await asyncio.sleep(2)  # the projection writes are retrying now
     assert process.process.poll() is None
 
@@ -157,15 +164,12 @@ async def test_a_killed_workers_pdf_processes_die_with_it(
 
 
 async def test_after_a_locked_database_the_worker_catches_up_and_goes_quiet(
-    temporal_client: Client,
     tmp_path: Path,
-    task_queue: str,
     worker: tuple[WorkerProcess, ClientSnapshot],
+    storm: list[Job],
     locked: sqlite3.Connection,
 ) -> None:
-    process, customer = worker
-    locked.execute("BEGIN IMMEDIATE")
-    jobs = await _storm(temporal_client, task_queue, customer)
+    process, _ = worker
     await asyncio.sleep(12)  # past the local activities' retries: the run loops catch up
     locked.rollback()
 
@@ -173,7 +177,7 @@ async def test_after_a_locked_database_the_worker_catches_up_and_goes_quiet(
         with contextlib.closing(sqlite3.connect(tmp_path / "jobline.db")) as db:
             return int(db.execute("SELECT count(*) FROM jobs WHERE seq = 2").fetchone()[0])
 
-    await wait_until(lambda: projected() == len(jobs), within=60, what="every note projected")
+    await wait_until(lambda: projected() == len(storm), within=60, what="every note projected")
     # Back to idle by itself: nothing left retrying.
     worker_process = psutil.Process(process.process.pid)
     await asyncio.sleep(5)
