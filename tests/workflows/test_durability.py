@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from pydantic import TypeAdapter
+from sqlalchemy import delete
 from sqlmodel import col, select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
@@ -431,6 +432,46 @@ async def test_projection_is_sequence_guarded_and_idempotent(database: Database)
     assert JobState.model_validate(row.state) == s4
     assert [t[1] for t in await _timeline(database, slug)] == [1, 2, 3, 4]
     assert (await _timeline(database, slug))[:3] == timeline
+
+
+async def test_a_settle_writes_only_what_the_database_misses(database: Database) -> None:
+    """A settle (`only_if_missing`) is a read when the API wrote everything, and a write when it
+    did not: a record missing, or a state that is not the one stored."""
+    customer = await _new_client(database)
+    slug = f"settle-{uuid.uuid4().hex[:10]}"
+    (s1, r1), (s2, r2), (s3, r3), _ = _states(customer, slug)
+    projection = ProjectionActivities(database)
+    await projection.project_job(ProjectionInput(state=s2, records=[r1, r2], position=10))
+
+    # Everything there already: nothing is written (the position stays the API's).
+    await projection.project_job(
+        ProjectionInput(state=s2, records=[r1, r2], position=20, only_if_missing=True)
+    )
+    assert (await _job_row(database, slug)).position == 10
+
+    # The API wrote only the last of two events (the one before was lost with its API).
+    await projection.project_job(ProjectionInput(state=s3, records=[r3], position=30))
+    await projection.project_job(
+        ProjectionInput(state=s3, records=[r3], position=31, only_if_missing=True)
+    )
+    assert (await _job_row(database, slug)).position == 30
+    async with database.session() as session:
+        await session.execute(delete(JobEvent).where(JobEvent.job_slug == slug, JobEvent.seq == 2))
+    await projection.project_job(
+        ProjectionInput(state=s3, records=[r2, r3], position=40, only_if_missing=True)
+    )
+    assert [t[1] for t in await _timeline(database, slug)] == [1, 2, 3]
+    assert (await _job_row(database, slug)).position == 40
+
+    # A stored state that is not this one (written from a task the server discarded) is
+    # replaced, even at the same seq.
+    other = s3.model_copy(update={"title": "Written by a discarded task"})
+    await projection.project_job(ProjectionInput(state=other, records=[r3], position=50))
+    await projection.project_job(
+        ProjectionInput(state=s3, records=[r3], position=60, only_if_missing=True)
+    )
+    row = await _job_row(database, slug)
+    assert row.position == 60 and JobState.model_validate(row.state) == s3
 
 
 async def test_concurrent_events_leave_a_true_timeline(
