@@ -85,12 +85,13 @@ async def search(
 ) -> tuple[list[Client], int]:
     query = select(Client)
     if q:
-        like = f"%{q.lower()}%"
+        # autoescape: a % or _ typed into the search box means itself, not "anything".
+        text = q.lower()
         query = query.where(
             or_(
-                func.lower(Client.name).like(like),
-                func.lower(func.coalesce(Client.email, "")).like(like),
-                func.coalesce(Client.phone, "").like(like),
+                func.lower(Client.name).contains(text, autoescape=True),
+                func.lower(func.coalesce(Client.email, "")).contains(text, autoescape=True),
+                func.coalesce(Client.phone, "").contains(text, autoescape=True),
             )
         )
     if tier:

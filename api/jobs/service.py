@@ -256,10 +256,11 @@ def filtered(user: User, f: JobFilters) -> SelectOfScalar[Job]:
     if f.stuck is not None:
         query = query.where(Job.stuck == f.stuck)
     if f.q:
-        like = f"%{f.q.lower()}%"
+        # autoescape: a % or _ typed into the search box means itself, not "anything".
+        text = f.q.lower()
         conditions: list[ColumnElement[bool]] = [
-            func.lower(Job.title).like(like),
-            func.lower(Job.client_name).like(like),
+            func.lower(Job.title).contains(text, autoescape=True),
+            func.lower(Job.client_name).contains(text, autoescape=True),
             col(Job.slug) == f.q.lower(),
         ]
         if f.q.isdigit():
