@@ -24,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import attempts
 from core import portal, settings_store
 from core.config import Settings
 from core.db import Database
@@ -40,8 +41,6 @@ from models.portal import (
 from models.tables import PortalSnapshot
 
 log = logging.getLogger("jobline.closeout")
-# The workflow's webhook retry policy allows this many attempts; the last one gives up gracefully.
-WEBHOOK_LAST_ATTEMPT = 10
 # Answers worth trying again: the receiver is busy, timed out, or broke for a while.
 RETRY_STATUSES = frozenset({408, 425, 429})
 
@@ -124,7 +123,7 @@ class CloseoutActivities:
             "X-Jobline-Timestamp": timestamp,
             "X-Jobline-Signature": signature(settings.webhook_secret, timestamp, body),
         }
-        attempt = activity.info().attempt if activity.in_activity() else 1
+        attempt = attempts.attempt()
         try:
             async with httpx.AsyncClient(timeout=self.settings.provider_timeout) as client:
                 answer = await client.post(settings.webhook_url, content=body, headers=headers)
@@ -152,7 +151,7 @@ class CloseoutActivities:
         return "failed"
 
     async def _retry_or_give_up(self, snapshot_id: int, attempt: int, problem: str) -> str:
-        if attempt >= WEBHOOK_LAST_ATTEMPT:
+        if attempts.is_last_attempt():  # the workflow's retry policy says how many there are
             await self._record(
                 snapshot_id,
                 webhook_status="failed",

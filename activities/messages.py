@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.attempts import is_last_attempt
 from activities.delivery.base import (
     Attachment,
     Email,
@@ -53,8 +54,6 @@ from models.tables import Document, OutboxMessage, User
 
 log = logging.getLogger("jobline.messages")
 FINISHED = frozenset({"sent", "failed", "captured", "unknown"})
-# The workflow's delivery retry policy allows 12 attempts; the last one gives up gracefully.
-LAST_ATTEMPT = 12
 HEARTBEAT_EVERY = 2.0  # seconds; the workflow's heartbeat timeout is 10 s
 # A rendered subject longer than the outbox keeps (a long company name and job title) is cut to
 # fit: refused by the database, the queueing would be retried forever and hold the event.
@@ -312,7 +311,7 @@ class MessageActivities:
             await self._mark(message_id, status="unknown", error=str(unanswered)[:1000])
             return "unknown"
         except TransientFailure as failed:
-            if activity.in_activity() and activity.info().attempt >= LAST_ATTEMPT:
+            if is_last_attempt():  # the workflow's retry policy says how many there are
                 await self._mark(message_id, status="failed", error=f"gave up: {failed}"[:1000])
                 return "failed"
             # Back to queued, so Temporal's retry (with backoff) sends it again.

@@ -24,7 +24,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.closeout import WEBHOOK_LAST_ATTEMPT, CloseoutActivities
+from activities.closeout import CloseoutActivities
 from core import portal, settings_store
 from core.config import Settings
 from core.db import Database
@@ -35,6 +35,7 @@ from models.lifecycle import ClientSnapshot, Completion, JobState, Stage
 from models.portal import PortalSync
 from models.tables import PortalLink, PortalSnapshot
 from tests.fakes.providers import HOST, FakeHttpProvider, Reply, free_port
+from workflows.closeout import WEBHOOK_RETRY
 
 SECRET = "webhook-secret-for-activity-tests"
 SETTINGS = Settings(_env_file=None, environment="test", provider_timeout=2)  # type: ignore[call-arg]
@@ -106,8 +107,9 @@ async def _snapshot(database: Database, snapshot_id: int) -> PortalSnapshot:
 
 
 def _on_attempt(attempt: int) -> ActivityEnvironment:
+    """The webhook activity on this attempt, under the workflow's own retry policy."""
     env = ActivityEnvironment()
-    env.info = dataclasses.replace(env.info, attempt=attempt)
+    env.info = dataclasses.replace(env.info, attempt=attempt, retry_policy=WEBHOOK_RETRY)
     return env
 
 
@@ -240,12 +242,12 @@ async def test_an_unreachable_receiver_is_retried_then_given_up(database: Databa
         synced = await activities.sync_portal(sync_request(completed_state(), webhook=True))
         with pytest.raises(ApplicationError, match="ConnectError"):
             await _on_attempt(1).run(activities.post_portal_webhook, synced.snapshot_id)
-        last = _on_attempt(WEBHOOK_LAST_ATTEMPT)
+        last = _on_attempt(WEBHOOK_RETRY.maximum_attempts)
         assert await last.run(activities.post_portal_webhook, synced.snapshot_id) == "failed"
         row = await _snapshot(database, synced.snapshot_id)
         assert row.webhook_status == "failed"
         assert (row.webhook_error or "").startswith("gave up: ConnectError")
-        assert row.webhook_attempts == WEBHOOK_LAST_ATTEMPT
+        assert row.webhook_attempts == WEBHOOK_RETRY.maximum_attempts
     finally:
         await _webhook_to(database, None)
 

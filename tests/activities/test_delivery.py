@@ -20,7 +20,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.delivery.base import Email, TransientFailure
 from activities.delivery.smtp import SmtpBackend
-from activities.messages import LAST_ATTEMPT, MessageActivities
+from activities.messages import MessageActivities
 from core import documents
 from core.config import Settings
 from core.db import Database
@@ -36,6 +36,7 @@ from tests.fakes.providers import (  # noqa: F401  (pytest fixtures)
     smtp_server_fixture,
     twilio_server_fixture,
 )
+from workflows.deliveries import DELIVERY_RETRY
 
 SENDER = "Jobline <no-reply@jobline.example>"
 FROM_NUMBER = "+15005550006"
@@ -501,7 +502,9 @@ async def test_the_last_attempt_gives_up_as_failed(
     row = await queued(database)
     sendgrid_server.fail_next(503, "Service Unavailable")
     env = ActivityEnvironment()
-    env.info = dataclasses.replace(env.info, attempt=LAST_ATTEMPT)
+    # The last attempt the workflow's own retry policy allows, as Temporal hands it over.
+    last = DELIVERY_RETRY.maximum_attempts
+    env.info = dataclasses.replace(env.info, attempt=last, retry_policy=DELIVERY_RETRY)
     assert await env.run(activities.deliver_message, ident(row)) == "failed"
     failed = await reload(database, row)
     assert failed.status == "failed"
