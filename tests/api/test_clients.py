@@ -160,3 +160,101 @@ async def test_percent_and_underscore_in_a_search_mean_themselves(stack: Stack) 
 
     assert await found(f"{tag} 100%") == ([ids["percent"]], [ids["percent"]])
     assert await found(f"{tag} a_b") == ([ids["underscore"]], [ids["underscore"]])
+
+
+async def test_every_staff_role_may_read_but_technicians_may_not_write(stack: Stack) -> None:
+    client = await stack.new_client()
+    for user in ("ada", "mia", "olga", "sam", "tess"):
+        assert (await stack.get(user, CLIENTS)).status_code == 200, user
+        assert (await stack.get(user, f"{CLIENTS}/{client['id']}")).status_code == 200, user
+
+    for user in ("ada", "mia", "olga", "sue"):
+        response = await stack.post(user, CLIENTS, {"name": f"Made by {user}"})
+        assert response.status_code == 201, (user, response.text)
+
+    before = (await stack.get("olga", CLIENTS, params={"page_size": 1})).json()["total"]
+    refused = await stack.post("tom", CLIENTS, {"name": "Tom's cousin"})
+    error = _assert_error(refused, 403, "forbidden")
+    # The message says who may: the writing roles, and what the caller is.
+    for role in ("office", "sales", "manager", "admin"):
+        assert role in error["message"], error["message"]
+    assert "technician" in error["message"]
+    after = (await stack.get("olga", CLIENTS, params={"page_size": 1})).json()["total"]
+    assert after == before
+
+    refused = await stack.patch("tess", f"{CLIENTS}/{client['id']}", {"name": "Renamed"})
+    _assert_error(refused, 403, "forbidden")
+    unchanged = (await stack.get("olga", f"{CLIENTS}/{client['id']}")).json()
+    assert unchanged == client
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", CLIENTS),
+        ("POST", CLIENTS),
+        ("GET", f"{CLIENTS}/1"),
+        ("PATCH", f"{CLIENTS}/1"),
+    ],
+)
+async def test_a_token_is_required(stack: Stack, method: str, path: str) -> None:
+    body = {"name": "Nobody's client"} if method != "GET" else None
+    before = (await stack.get("olga", CLIENTS, params={"page_size": 1})).json()["total"]
+    for headers in (
+        {},
+        {"Authorization": "Bearer jl_not-a-real-token"},
+        {"Authorization": f"Bearer {stack.tokens['olga']}x"},
+        {"Authorization": f"Basic {stack.tokens['olga']}"},
+        {"Authorization": "Bearer"},
+    ):
+        response = await stack.http.request(method, path, json=body, headers=headers)
+        _assert_error(response, 401, "not_authenticated")
+        assert response.headers["www-authenticate"] == "Bearer"
+    after = (await stack.get("olga", CLIENTS, params={"page_size": 1})).json()["total"]
+    assert after == before
+
+
+async def test_unknown_client_is_404(stack: Stack) -> None:
+    error = _assert_error(await stack.get("olga", f"{CLIENTS}/{NO_SUCH_ID}"), 404, "not_found")
+    assert str(NO_SUCH_ID) in error["message"]
+    _assert_error(await stack.patch("olga", f"{CLIENTS}/{NO_SUCH_ID}", {"name": "x"}), 404)
+    # A technician may read clients, so they get the same honest 404.
+    _assert_error(await stack.get("tess", f"{CLIENTS}/{NO_SUCH_ID}"), 404)
+
+
+async def test_patch_changes_only_the_given_fields(stack: Stack) -> None:
+    client = await stack.new_client(
+        name="Original Name",
+        email="orig@example.com",
+        phone="555-0100",
+        tier="gov",
+        billing_email="billing@example.com",
+        address="1 First St",
+        notes="original notes",
+    )
+    path = f"{CLIENTS}/{client['id']}"
+
+    response = await stack.patch("sam", path, {"phone": "555-0199", "notes": "moved the gate"})
+    assert response.status_code == 200, response.text
+    patched = response.json()
+    assert patched["phone"] == "555-0199" and patched["notes"] == "moved the gate"
+    untouched = ("id", "client_number", "name", "email", "tier", "billing_email", "address")
+    for field in untouched:
+        assert patched[field] == client[field], field
+    assert patched["created_at"] == client["created_at"]
+    assert patched["updated_at"] >= client["updated_at"]
+    assert (await stack.get("olga", path)).json() == patched
+
+    # null clears an optional contact field, and only that one.
+    cleared = (await stack.patch("olga", path, {"billing_email": None})).json()
+    assert cleared["billing_email"] is None
+    assert cleared["email"] == "orig@example.com" and cleared["phone"] == "555-0199"
+
+    retiered = (await stack.patch("mia", path, {"tier": "platinum", "name": "New Name"})).json()
+    assert retiered["tier"] == "platinum" and retiered["name"] == "New Name"
+    assert retiered["address"] == "1 First St" and retiered["notes"] == "moved the gate"
+
+    # An empty patch changes no field.
+    same = (await stack.patch("olga", path, {})).json()
+    for field in ("name", "email", "phone", "tier", "billing_email", "address", "notes"):
+        assert same[field] == retiered[field], field
