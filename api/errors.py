@@ -66,6 +66,12 @@ class Unavailable(AppError):
     retry_after_s = 2
 
 
+class Busy(Unavailable):
+    """The database did not take the work in time (locked, out of connections)."""
+
+    code = "busy"
+
+
 _REFUSAL_STATUS = {"role_not_allowed": 403, "event_not_allowed": 409, "invalid_event": 422}
 
 
@@ -114,11 +120,7 @@ def install(app: FastAPI) -> None:
     async def _database_busy(request: Request, exc: Exception) -> JSONResponse:
         # Back-pressure, not a fault: a warning without a traceback, and a 503 to retry.
         log.warning("database busy on %s %s: %s", request.method, request.url.path, exc)
-        return JSONResponse(
-            {"error": {"code": "busy", "message": "the database is busy; try again shortly"}},
-            status_code=503,
-            headers={"Retry-After": str(DatabaseBusy.retry_after_s)},
-        )
+        return await _app_error(request, Busy("the database is busy; try again shortly"))
 
     for busy in (DatabaseBusy, OperationalError, PoolTimeout):
         app.add_exception_handler(busy, _database_busy)

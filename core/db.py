@@ -51,8 +51,6 @@ RETRY_MAX_S = 0.5
 class DatabaseBusy(Exception):
     """The database did not take the work within the retry window: try again later."""
 
-    retry_after_s = 2
-
 
 def is_busy(error: BaseException) -> bool:
     """A database that is locked, out of connections or dropped the connection: worth a retry,
