@@ -49,22 +49,15 @@ def _events_module() -> Any:
 # --- process figures ----------------------------------------------------------------------------
 
 
-def _tree(process: psutil.Process) -> list[psutil.Process]:
-    import psutil
-
-    try:
-        return [process, *process.children(recursive=True)]
-    except psutil.Error:
-        return [process]
-
-
 def cpu_seconds(process: psutil.Process) -> float:
     """CPU time of a process and its children (the worker's PDF pool, say)."""
-    return float(_events_module()._cpu_s(_tree(process)))
+    events = _events_module()
+    return float(events._cpu_s(events._tree(process, True)))
 
 
 def rss_mib(process: psutil.Process) -> float:
-    return float(_events_module()._rss(_tree(process))) / (1024 * 1024)
+    events = _events_module()
+    return float(events._rss(events._tree(process, True))) / (1024 * 1024)
 
 
 def cpu_percent_over(processes: dict[str, psutil.Process], seconds: float) -> dict[str, float]:
