@@ -744,7 +744,13 @@ RULES: dict[str, Rule] = {
     "payment_recorded": Rule(frozenset(AFTER_COMPLETION), OFFICE, _payment_recorded),
     "job_canceled": Rule(frozenset(BEFORE_COMPLETION), OFFICE_MANAGER, _job_canceled),
     "note_added": Rule(frozenset(OPEN_STAGES), STAFF, _record_only),
-    "contact_updated": Rule(frozenset(OPEN_STAGES), STAFF, _contact_updated),
+    # Where the customer's messages go is the office's call (DESIGN.md §4), not a technician's.
+    "contact_updated": Rule(
+        frozenset(OPEN_STAGES),
+        OFFICE_SALES_MANAGER,
+        _contact_updated,
+        instead={Role.technician: "tell the office with note_added"},
+    ),
     "communication_logged": Rule(frozenset(OPEN_STAGES), STAFF, _record_only),
     "customer_update_sent": Rule(frozenset(OPEN_STAGES), OFFICE_SALES_MANAGER, _customer_update),
 }

@@ -107,7 +107,7 @@ DESIGN: dict[str, tuple[frozenset[Stage | None], frozenset[Role], Stage | str]] 
     "payment_recorded": (frozenset({S.completed, S.invoiced, S.verified}), OFFICE_ONLY, SAME),
     "job_canceled": (BEFORE_COMPLETED, OFFICE_MANAGER, S.canceled),
     "note_added": (OPEN, STAFF, SAME),
-    "contact_updated": (OPEN, STAFF, SAME),
+    "contact_updated": (OPEN, OFFICE_SALES_MANAGER, SAME),
     "communication_logged": (OPEN, STAFF, SAME),
     # Not a row of §4: the "send a customer update" dialog (§4 outbox purpose customer_update).
     "customer_update_sent": (OPEN, OFFICE_SALES_MANAGER, SAME),
@@ -867,7 +867,7 @@ def test_job_incomplete(reason: str, to: Stage) -> None:
     assert state.incomplete_visits == 1
     assert state.stage_entered_at == job.at
     # the technician is no longer assigned
-    assert allowed_events(state, TECH) == ["note_added", "contact_updated", "communication_logged"]
+    assert allowed_events(state, TECH) == ["note_added", "communication_logged"]
 
 
 def test_job_incomplete_reason_is_required_and_constrained() -> None:
@@ -1094,10 +1094,19 @@ def test_job_canceled_needs_a_reason() -> None:
 
 def test_contact_updated_updates_the_client_snapshot() -> None:
     job = reach(S.quoting, email=None)
-    state = job.do(TECH, "contact_updated", email="new@example.com").state
+    state = job.do(OFFICE, "contact_updated", email="new@example.com").state
     assert state.client.email == "new@example.com"
     assert state.client.phone is None
     assert job.do(OFFICE, "quote_sent").state.quote.sent_to == "new@example.com"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("change", [{"email": "attacker@example.com"}, {"phone": "555-0666"}])
+def test_a_technician_cannot_change_where_the_customers_messages_go(change: dict) -> None:
+    job = reach(S.on_site)  # tina is the assigned technician, at work on the job
+    refusal = job.refused(TECH, "contact_updated", **change)
+    assert refusal.code == "role_not_allowed"
+    assert "office" in refusal.message and "note_added" in refusal.message
+    assert "contact_updated" not in allowed_events(job.state, TECH)
 
 
 def test_customer_update_needs_an_address() -> None:
