@@ -179,8 +179,8 @@ def document_html(
         ]
         body = {
             "receipt": {
+                # For the customer: what was done. The technician's notes are internal.
                 "work_performed": completion.work_performed,
-                "notes": completion.notes,
                 "technician": technician,
                 "parts_used": [part.model_dump() for part in used_parts(state)],
                 "fields": [

@@ -1,6 +1,9 @@
 """What the customer's closeout portal shows (DESIGN.md §6 "Closeout"): the snapshot of a
 completed job that the portal-sync activity stores and the webhook sends.
 
+Customer-facing only: the technician's `work_performed` is the summary the customer reads; their
+`notes` on completion (like every note on the job) are internal and never enter a snapshot.
+
 Pure: built from the job's state and the closeout settings. The work receipt is rendered from the
 same rows (`used_parts`, `receipt_rows`), so the portal and the PDF always say the same thing.
 """
@@ -45,7 +48,6 @@ class CompletionSnapshot(BaseModel):
     technician: str
     completed_at: datetime
     work_performed: str
-    notes: str
     parts_used: list[UsedPart]
     fields: list[ReceiptRow]
     receipt_document_id: str | None
@@ -135,7 +137,6 @@ def snapshot_of(
         technician=technician_of(state),
         completed_at=completion.completed_at,
         work_performed=completion.work_performed,
-        notes=completion.notes,
         parts_used=used_parts(state),
         fields=receipt_rows(completion.fields, closeout.labels()),
         receipt_document_id=receipt_document_id,

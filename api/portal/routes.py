@@ -131,7 +131,6 @@ def _page(
             "technician": snapshot.technician,
             "completed_at": _moment(snapshot.completed_at, zone),
             "work_performed": snapshot.work_performed,
-            "notes": snapshot.notes,
             "parts_used": snapshot.parts_used,
             "fields": snapshot.fields,
         },

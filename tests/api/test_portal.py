@@ -72,7 +72,6 @@ def _snapshot(job_slug: str, receipt_id: str | None, **fields: Any) -> Completio
         "technician": "tess",
         "completed_at": COMPLETED_AT,
         "work_performed": "Replaced the run capacitor and cleaned the condenser coil.",
-        "notes": "Filter due for replacement in spring.",
         "parts_used": [
             UsedPart(sku="CAP-45-5", description="Run capacitor 45/5 uF", quantity="1"),
             UsedPart(sku="FLT-16x25", description="Pleated filter 16x25", quantity="2.5"),
@@ -175,7 +174,6 @@ async def test_the_page_shows_the_completed_job(stack: Stack) -> None:
         completed,
         "tess",
         "Replaced the run capacitor and cleaned the condenser coil.",
-        "Filter due for replacement in spring.",
         '<td>CAP-45-5</td><td>Run capacitor 45/5 uF</td><td class="qty">1</td>',
         '<td>FLT-16x25</td><td>Pleated filter 16x25</td><td class="qty">2.5</td>',
         "<dt>Gate code</dt><dd>4411</dd>",
@@ -345,7 +343,7 @@ async def test_customer_and_technician_text_prints_as_text(stack: Stack) -> None
         stack,
         title="<b>Leak</b>",
         work_performed='<script>alert("x")</script><img src=x onerror=alert(1)>',
-        notes='"></p><iframe src="https://evil.example"></iframe>',
+        site_address='"></dd><iframe src="https://evil.example"></iframe>',
         parts_used=[UsedPart(sku="<i>SKU</i>", description="<a href=x>part</a>", quantity="1")],
         fields=[ReceiptRow(key="k", label="<u>Label</u>", value="<s>v</s>", display="<s>v</s>")],
     )
