@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -22,11 +21,15 @@ from pydantic import (
     model_validator,
 )
 
+from models.bounds import MONEY_MAX, date_problem, parse_decimal
+from models.text import NulFree
+
 Channel = Literal["email", "sms", "both"]
 FieldType = Literal["text", "number", "currency", "date", "dropdown", "checkbox"]
 FIELD_TYPES: tuple[str, ...] = FieldType.__args__  # type: ignore[attr-defined]
 
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # what the message asks for; not 20300105
 MAX_TEXT = 2000
 SECRET_MIN = 16
 
@@ -67,7 +70,7 @@ WebUrl = Annotated[
 Secret = Annotated[str, StringConstraints(min_length=SECRET_MIN, max_length=256)]
 
 
-class ReceiptField(BaseModel):
+class ReceiptField(NulFree):
     """One field the technician fills in on completion; printed on the work receipt."""
 
     model_config = ConfigDict(extra="forbid")
@@ -92,7 +95,7 @@ class ReceiptField(BaseModel):
         return self
 
 
-class CloseoutFields(BaseModel):
+class CloseoutFields(NulFree):
     """The settings' fields, each checked on its own (the webhook pair is checked together in
     `CloseoutSettings`)."""
 
@@ -133,16 +136,6 @@ def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _decimal(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
-
-
 def _problem(field: ReceiptField, value: Any) -> str | None:
     name = f"{field.label} ({field.key})"
     if field.type == "text":
@@ -151,21 +144,28 @@ def _problem(field: ReceiptField, value: Any) -> str | None:
         if len(value) > MAX_TEXT:
             return f"{name} is longer than {MAX_TEXT} characters"
     elif field.type == "number":
-        if _decimal(value) is None:
-            return f"{name} must be a number"
+        if parse_decimal(value) is None:
+            return f"{name} must be a number (the digits 0-9, like 12.5)"
     elif field.type == "currency":
-        amount = _decimal(value)
+        # Read as the events read money (models.bounds), and bounded the same way.
+        amount = parse_decimal(value)
         if amount is None:
             return f"{name} must be an amount of money (like 125.50)"
         if amount < 0:
             return f"{name} must not be negative"
         if -amount.as_tuple().exponent > 2:  # type: ignore[operator]
             return f"{name} has more than two decimal places"
+        if amount > MONEY_MAX:
+            return f"{name} must be at most {MONEY_MAX:,.2f}"
     elif field.type == "date":
         try:
-            date.fromisoformat(value)
+            day = date.fromisoformat(value) if _DATE.fullmatch(value) else None
         except (ValueError, TypeError):
+            day = None
+        if day is None:
             return f"{name} must be a date (YYYY-MM-DD)"
+        if problem := date_problem(day):
+            return f"{name} {problem}"
     elif field.type == "dropdown":
         if not isinstance(value, str) or value not in field.options:
             return f"{name}: {value!r} is not one of the options: {', '.join(field.options)}"

@@ -8,18 +8,30 @@ timeline. Shape checks live here; rules that depend on the job's state live in `
 from __future__ import annotations
 
 import re
-from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     model_validator,
+)
+
+# The ranges taken at the edge (dates, money, ids) are defined once, in models.bounds.
+from models.bounds import (
+    CENT,
+    BoundedDate,
+    BoundedDatetime,
+    Id,
+    Money,
+    PositiveMoney,
+    Quantity,
+    WholeQuantity,
+    total_problem,
 )
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
@@ -47,10 +59,6 @@ Email = Annotated[
 Phone = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=32), AfterValidator(_phone)
 ]
-Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
-PositiveMoney = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=2)]
-Quantity = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=3)]
-
 Source = Literal["incoming_call", "incoming_email", "outgoing_call", "outgoing_email"]
 Priority = Literal["standard", "emergency"]
 PaymentMethod = Literal["cash", "check", "card", "ach", "other"]
@@ -73,7 +81,25 @@ class QuoteLine(BaseModel):
 
     @property
     def amount(self) -> Decimal:
-        return (self.quantity * self.unit_price).quantize(Decimal("0.01"))
+        return (self.quantity * self.unit_price).quantize(CENT)
+
+    @model_validator(mode="after")
+    def _line_total_bounded(self) -> QuoteLine:
+        if problem := total_problem([self.amount], "the line's amount (quantity x unit_price)"):
+            raise ValueError(problem)
+        return self
+
+
+def _document_total_bounded(lines: list[QuoteLine]) -> list[QuoteLine]:
+    if problem := total_problem((line.amount for line in lines), "the lines' total"):
+        raise ValueError(problem)
+    return lines
+
+
+# A quote's or an invoice's lines: what one document may hold, its total bounded too.
+Lines = Annotated[
+    list[QuoteLine], Field(min_length=1, max_length=200), AfterValidator(_document_total_bounded)
+]
 
 
 class PartLine(BaseModel):
@@ -81,10 +107,10 @@ class PartLine(BaseModel):
 
     sku: ShortText
     description: ShortText
-    quantity: Annotated[int, Field(gt=0, le=100_000)]
+    quantity: WholeQuantity
     supplier: ShortText
     po_number: ShortText
-    expected_delivery: date
+    expected_delivery: BoundedDate
 
 
 class PartUsed(BaseModel):
@@ -96,7 +122,7 @@ class PartUsed(BaseModel):
 
 class JobCreated(_Event):
     type: Literal["job_created"] = "job_created"
-    client_id: Annotated[int, Field(gt=0)]
+    client_id: Id
     title: ShortText
     description: OptionalText = ""
     source: Source
@@ -115,16 +141,16 @@ class LeadQualified(_Event):
 
 class QuoteDrafted(_Event):
     type: Literal["quote_drafted"] = "quote_drafted"
-    lines: Annotated[list[QuoteLine], Field(min_length=1, max_length=200)]
-    valid_until: date | None = None
+    lines: Lines
+    valid_until: BoundedDate | None = None
     notes: OptionalText = ""
 
 
 class QuoteSent(_Event):
     type: Literal["quote_sent"] = "quote_sent"
     to_email: Email | None = None
-    sms: bool = False
-    approval_expected_at: AwareDatetime | None = None
+    sms: StrictBool = False
+    approval_expected_at: BoundedDatetime | None = None
 
 
 class QuoteApproved(_Event):
@@ -175,8 +201,8 @@ class PartsDelivered(_Event):
 class JobScheduled(_Event):
     type: Literal["job_scheduled"] = "job_scheduled"
     technician: ShortText
-    window_start: AwareDatetime
-    window_end: AwareDatetime
+    window_start: BoundedDatetime
+    window_end: BoundedDatetime
 
     @model_validator(mode="after")
     def _window_order(self) -> JobScheduled:
@@ -187,15 +213,15 @@ class JobScheduled(_Event):
 
 class ChecklistCompleted(_Event):
     type: Literal["checklist_completed"] = "checklist_completed"
-    parts_verified: bool
+    parts_verified: StrictBool
     check_in_phone: Phone
     pricing_discussion: Literal["allowed", "not_allowed"]
-    platinum_protocol_acknowledged: bool = False
+    platinum_protocol_acknowledged: StrictBool = False
 
 
 class TechDispatched(_Event):
     type: Literal["tech_dispatched"] = "tech_dispatched"
-    notify_customer: bool = False
+    notify_customer: StrictBool = False
 
 
 class TechCheckedIn(_Event):
@@ -218,27 +244,27 @@ class JobIncomplete(_Event):
 
 class InvoiceSent(_Event):
     type: Literal["invoice_sent"] = "invoice_sent"
-    lines: Annotated[list[QuoteLine], Field(min_length=1, max_length=200)] | None = None
+    lines: Lines | None = None
     override_reason: Text | None = None
     billing_email: Email | None = None
     po_number: ShortText | None = None
-    submitted_to_client_portal: bool = False
+    submitted_to_client_portal: StrictBool = False
 
 
 class EvidenceVerified(_Event):
     type: Literal["evidence_verified"] = "evidence_verified"
-    documents: bool
-    notes: bool
-    parts_usage: bool
-    photos: bool
-    customer_communication: bool
+    documents: StrictBool
+    notes: StrictBool
+    parts_usage: StrictBool
+    photos: StrictBool
+    customer_communication: StrictBool
 
 
 class PaymentRecorded(_Event):
     type: Literal["payment_recorded"] = "payment_recorded"
     amount: PositiveMoney
     method: PaymentMethod
-    paid_on_site: bool = False
+    paid_on_site: StrictBool = False
 
 
 class JobCanceled(_Event):
@@ -270,8 +296,8 @@ class CustomerUpdateSent(_Event):
     type: Literal["customer_update_sent"] = "customer_update_sent"
     message: Text
     to_email: Email | None = None
-    bcc_me: bool = False
-    sms: bool = False
+    bcc_me: StrictBool = False
+    sms: StrictBool = False
     sms_phone: Phone | None = None
 
 

@@ -65,64 +65,95 @@ def outside_quiet_hours(when: datetime, settings: CommunicationSettings) -> date
     return when
 
 
-def _end_of_day(day: date, settings: CommunicationSettings) -> datetime:
-    return datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=settings.zone)
+def _end_of_day(day: date, settings: CommunicationSettings) -> datetime | None:
+    """Midnight after `day` in the company's zone; None past the last day a datetime holds."""
+    try:
+        return datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=settings.zone)
+    except OverflowError:
+        return None
+
+
+def _quote_due(state: JobState, settings: CommunicationSettings) -> Due | None:
+    quote = state.quote
+    if state.stage != Stage.quote_sent or quote is None or quote.sent_at is None:
+        return None
+    r = state.reminders
+    same_quote = r.follow_ups_for == quote.sent_at
+    if r.quote_stale and same_quote:
+        return None
+    sent = r.follow_ups_sent if same_quote else 0
+    interval = timedelta(hours=settings.follow_up_interval_hours)
+    last = r.last_follow_up_at if same_quote and sent else None
+    if sent < settings.max_follow_ups:
+        first = quote.approval_expected_at or quote.sent_at + interval
+        return Due("quote_follow_up", last + interval if last else first)
+    return Due("quote_stale", (last or quote.sent_at) + interval)
+
+
+def _appointment_due(state: JobState, settings: CommunicationSettings) -> Due | None:
+    schedule = state.schedule
+    if state.stage != Stage.scheduled or schedule is None:
+        return None
+    at = schedule.window_start - timedelta(hours=settings.appointment_reminder_hours)
+    booked = schedule.scheduled_at or at
+    if state.reminders.appointment_reminded_for != schedule.window_start and booked <= at:
+        return Due("appointment_reminder", at)
+    return None
+
+
+def _parts_due(state: JobState, settings: CommunicationSettings) -> Due | None:
+    if state.stage != Stage.awaiting_parts:
+        return None
+    late = [
+        end
+        for p in state.outstanding_parts
+        if p.line.sku not in state.reminders.parts_overdue_skus
+        and (end := _end_of_day(p.line.expected_delivery, settings)) is not None
+    ]
+    return Due("parts_overdue", min(late)) if late else None
+
+
+def _payment_due(state: JobState, settings: CommunicationSettings) -> Due | None:
+    invoice = state.invoice
+    if state.stage not in (Stage.invoiced, Stage.verified) or not invoice or state.paid_in_full:
+        return None
+    r = state.reminders
+    last = r.last_payment_reminder_at if r.payment_reminders_for == invoice.sent_at else None
+    return Due(
+        "payment_reminder",
+        (last or invoice.sent_at) + timedelta(days=settings.payment_reminder_days),
+    )
+
+
+def _stuck_due(state: JobState, settings: CommunicationSettings) -> Due | None:
+    limit = settings.stage_limits_hours.get(state.stage) if state.stage else None
+    entered = state.stage_entered_at
+    if limit and entered is not None and state.reminders.stuck_since != entered:
+        return Due("stuck", entered + timedelta(hours=limit))
+    return None
+
+
+_KINDS = (_quote_due, _appointment_due, _parts_due, _payment_due, _stuck_due)
 
 
 def pending(state: JobState, settings: CommunicationSettings) -> list[Due]:
     """Every reminder this job is waiting for, earliest first."""
     if state.stage is None or state.stage in FINAL_STAGES:
         return []
-    r = state.reminders
     dues: list[Due] = []
-
-    quote = state.quote
-    if state.stage == Stage.quote_sent and quote is not None and quote.sent_at is not None:
-        same_quote = r.follow_ups_for == quote.sent_at
-        sent = r.follow_ups_sent if same_quote else 0
-        stale = r.quote_stale and same_quote
-        interval = timedelta(hours=settings.follow_up_interval_hours)
-        last = r.last_follow_up_at if same_quote and sent else None
-        if not stale:
-            if sent < settings.max_follow_ups:
-                first = quote.approval_expected_at or quote.sent_at + interval
-                dues.append(Due("quote_follow_up", last + interval if last else first))
-            else:
-                dues.append(Due("quote_stale", (last or quote.sent_at) + interval))
-
-    schedule = state.schedule
-    if state.stage == Stage.scheduled and schedule is not None:
-        at = schedule.window_start - timedelta(hours=settings.appointment_reminder_hours)
-        booked = schedule.scheduled_at or at
-        if r.appointment_reminded_for != schedule.window_start and booked <= at:
-            dues.append(Due("appointment_reminder", at))
-
-    if state.stage == Stage.awaiting_parts:
-        late = [
-            _end_of_day(p.line.expected_delivery, settings)
-            for p in state.outstanding_parts
-            if p.line.sku not in r.parts_overdue_skus
-        ]
-        if late:
-            dues.append(Due("parts_overdue", min(late)))
-
-    invoice = state.invoice
-    if state.stage in (Stage.invoiced, Stage.verified) and invoice and not state.paid_in_full:
-        same_invoice = r.payment_reminders_for == invoice.sent_at
-        last = r.last_payment_reminder_at if same_invoice else None
-        every = timedelta(days=settings.payment_reminder_days)
-        dues.append(Due("payment_reminder", (last or invoice.sent_at) + every))
-
-    limit = settings.stage_limits_hours.get(state.stage)
-    entered = state.stage_entered_at
-    if limit and entered is not None and r.stuck_since != entered:
-        dues.append(Due("stuck", entered + timedelta(hours=limit)))
-
-    shifted = [
-        Due(d.kind, outside_quiet_hours(d.at, settings)) if d.kind in CUSTOMER_FACING else d
-        for d in dues
-    ]
-    return sorted(shifted, key=lambda d: d.at)
+    for kind in _KINDS:
+        # Dates are bounded at the edge (models/bounds.py), and over that range nothing here
+        # overflows (tests/models/test_reminders.py). A date taken before they were is not
+        # allowed to stop the job: a reminder whose time a datetime cannot hold is never due.
+        try:
+            due = kind(state, settings)
+            if due is not None and due.kind in CUSTOMER_FACING:
+                due = Due(due.kind, outside_quiet_hours(due.at, settings))
+        except OverflowError:
+            continue
+        if due is not None:
+            dues.append(due)
+    return sorted(dues, key=lambda d: d.at)
 
 
 def is_stuck(state: JobState) -> bool:
@@ -144,7 +175,7 @@ def overdue_skus(state: JobState, settings: CommunicationSettings, at: datetime)
     return [
         p.line.sku
         for p in state.outstanding_parts
-        if _end_of_day(p.line.expected_delivery, settings) <= at
+        if (end := _end_of_day(p.line.expected_delivery, settings)) is not None and end <= at
     ]
 
 

@@ -144,6 +144,21 @@ def test_good_fields_have_no_problems() -> None:
     assert validate_receipt_fields(CloseoutSettings(), {}) == []
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("next_visit", "2000-01-01"),
+        ("next_visit", "2100-12-31"),
+        ("charge", "10000000.00"),
+        ("charge", "0.00"),
+        ("charge", "-0"),
+        ("hours", 0.5),
+    ],
+)
+def test_the_edges_of_the_range_are_taken(key: str, value: Any) -> None:
+    assert validate_receipt_fields(FIELDS, {"serial": "X1", "signed": True, key: value}) == []
+
+
 def test_missing_required_fields_are_named_by_label_and_key() -> None:
     problems = validate_receipt_fields(FIELDS, {"serial": "  "})
     assert problems == [
@@ -163,8 +178,19 @@ def test_missing_required_fields_are_named_by_label_and_key() -> None:
         ("charge", "12.345", "two decimal places"),
         ("charge", "-1", "negative"),
         ("charge", "ten", "amount of money"),
+        ("charge", "10000000.01", "at most 10,000,000.00"),
+        ("charge", "٥", "amount of money"),
+        ("charge", " 5", "amount of money"),
+        ("charge", "1e3", "amount of money"),
+        ("hours", "٥", "must be a number"),
+        ("hours", "1_000", "must be a number"),
         ("next_visit", "tomorrow", "YYYY-MM-DD"),
         ("next_visit", 20261201, "YYYY-MM-DD"),
+        ("next_visit", "20261201", "YYYY-MM-DD"),
+        # The range every date takes (models/bounds.py): one day outside either end.
+        ("next_visit", "1999-12-31", "2000-01-01 to 2100-12-31"),
+        ("next_visit", "2101-01-01", "2000-01-01 to 2100-12-31"),
+        ("next_visit", "9999-12-31", "2000-01-01 to 2100-12-31"),
         ("refrigerant", "R-12", "not one of the options: R-410A, R-22"),
         ("signed", "yes", "true or false"),
     ],

@@ -20,11 +20,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
 from models import events as ev
+from models.bounds import DATE_MAX, DATE_MIN, DATETIME_MAX, DATETIME_MIN
 from models.communications import CommunicationSettings, QuietHours
 from models.lifecycle import Accepted, Actor, ClientSnapshot, JobState, Role, Stage, apply, new_job
 from models.notifications import Notification, for_reminder
@@ -699,3 +700,194 @@ def test_a_quote_gets_exactly_its_follow_ups_then_goes_stale(
     # The job goes on: approval clears the flag.
     job(OLGA, "quote_approved")
     assert not is_stuck(job.state) and pending(job.state, settings) == []
+
+
+# --- the allowed range of dates (models/bounds.py) -----------------------------------------------
+
+# The zones furthest from UTC either way, and one with daylight saving time.
+EDGE_ZONES = ["Pacific/Kiritimati", "Etc/GMT+12", "America/Chicago", "UTC"]
+OFFSETS = st.sampled_from([UTC, timezone(timedelta(hours=14)), timezone(timedelta(hours=-12))])
+ROOM = timedelta(days=30)  # what a path needs after its first event (a schedule two days on, ...)
+
+
+def moments(
+    low: datetime = DATETIME_MIN, high: datetime = DATETIME_MAX
+) -> st.SearchStrategy[datetime]:
+    """Instants in [low, high], written in any offset (the instant is what is bounded)."""
+    return st.builds(
+        lambda when, offset: when.replace(tzinfo=UTC).astimezone(offset),
+        st.datetimes(low.replace(tzinfo=None), high.replace(tzinfo=None)),
+        OFFSETS,
+    )
+
+
+def _hours(low: int = 1, high: int = 24 * 90) -> st.SearchStrategy[int]:
+    return st.one_of(st.sampled_from([low, high]), st.integers(low, high))
+
+
+EDGE_SETTINGS = st.builds(
+    lambda zone, quiet_hours, interval, follow_ups, appointment, payment, limit: PLAIN.model_copy(
+        update={
+            "timezone": zone,
+            "quiet_hours": quiet_hours,
+            "follow_up_interval_hours": interval,
+            "max_follow_ups": follow_ups,
+            "appointment_reminder_hours": appointment,
+            "payment_reminder_days": payment,
+            "stage_limits_hours": {s: limit for s in Stage if s not in FINAL},
+        }
+    ),
+    st.sampled_from(EDGE_ZONES),
+    st.one_of(st.none(), QUIET_HOURS),
+    _hours(),
+    st.sampled_from([0, 1, 3, 50]),
+    _hours(),
+    _hours(1, 365),
+    _hours(),
+)
+FINAL = {Stage.closed, Stage.canceled}
+
+
+def _far(zone: str) -> CommunicationSettings:
+    """The longest waits the settings allow, quiet hours but for a minute, in `zone`."""
+    return PLAIN.model_copy(
+        update={
+            "timezone": zone,
+            "quiet_hours": QuietHours(start=time(0, 1), end=time(0, 0)),
+            "follow_up_interval_hours": 24 * 90,
+            "max_follow_ups": 3,
+            "appointment_reminder_hours": 24 * 90,
+            "payment_reminder_days": 365,
+            "stage_limits_hours": {s: 24 * 90 for s in Stage if s not in FINAL},
+        }
+    )
+
+
+# The edges themselves, in the zones furthest ahead of and behind UTC.
+EAST, WEST = _far("Pacific/Kiritimati"), _far("Etc/GMT+12")
+LAST_START = DATETIME_MAX - ROOM
+
+
+def _every_reminder_fires(job: Job, settings: CommunicationSettings, limit: int = 60) -> set[str]:
+    """Fires whatever is due, as the workflow does, until nothing is (payment reminders repeat
+    until paid: a few of them do). Every step's arithmetic must hold."""
+    seen: set[str] = set()
+    for _ in range(limit):
+        dues = pending(job.state, settings)
+        if not dues:
+            break
+        assert all(d.at.tzinfo is not None for d in dues)
+        due = job.fire(settings)
+        describe(due, job.state, settings)
+        is_stuck(job.state)
+        seen.add(due.kind)
+    return seen
+
+
+@settings(max_examples=200, deadline=None)
+@given(start=moments(high=LAST_START), expected=moments(), comms_=EDGE_SETTINGS)
+@example(start=DATETIME_MIN, expected=DATETIME_MAX, comms_=EAST)
+@example(
+    start=LAST_START, expected=DATETIME_MAX.astimezone(timezone(timedelta(hours=-12))), comms_=WEST
+)
+@example(start=DATETIME_MIN, expected=DATETIME_MIN, comms_=WEST)
+def test_quote_reminders_hold_over_the_allowed_range(
+    start: datetime, expected: datetime, comms_: CommunicationSettings
+) -> None:
+    job = Job(at=start)
+    fields = {"approval_expected_at": expected} if expected > start + H else {}
+    job.quote_sent(**fields)
+    seen = _every_reminder_fires(job, comms_)
+    assert "quote_stale" in seen or "stuck" in seen
+
+
+@settings(max_examples=200, deadline=None)
+@given(start=moments(high=LAST_START), window=moments(high=DATETIME_MAX - H), comms_=EDGE_SETTINGS)
+@example(start=DATETIME_MIN, window=DATETIME_MIN, comms_=WEST)
+@example(start=DATETIME_MIN, window=DATETIME_MAX - H, comms_=EAST)
+@example(start=LAST_START, window=DATETIME_MAX - H, comms_=WEST)
+def test_appointment_reminders_hold_over_the_allowed_range(
+    start: datetime, window: datetime, comms_: CommunicationSettings
+) -> None:
+    job = Job(at=start)
+    job.approved()
+    end = min(window + 3 * H, DATETIME_MAX)
+    job(OLGA, "job_scheduled", technician="tess", window_start=window, window_end=end)
+    assert _every_reminder_fires(job, comms_) <= {"appointment_reminder", "stuck"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    start=moments(high=LAST_START),
+    days=st.lists(st.dates(DATE_MIN, DATE_MAX), min_size=1, max_size=3),
+    comms_=EDGE_SETTINGS,
+)
+@example(start=DATETIME_MIN, days=[DATE_MIN, DATE_MAX], comms_=EAST)
+@example(start=LAST_START, days=[DATE_MAX, DATE_MIN], comms_=WEST)
+def test_parts_overdue_holds_over_the_allowed_range(
+    start: datetime, days: list[date], comms_: CommunicationSettings
+) -> None:
+    job = Job(at=start)
+    job.approved()
+    job(OLGA, "parts_ordered", parts=[_part(f"P{n}", day) for n, day in enumerate(days)])
+    seen = _every_reminder_fires(job, comms_)
+    assert "parts_overdue" in seen
+    assert job.state.reminders.parts_overdue_skus == sorted(f"P{n}" for n in range(len(days)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(start=moments(high=LAST_START), comms_=EDGE_SETTINGS)
+@example(start=DATETIME_MIN, comms_=WEST)
+@example(start=LAST_START, comms_=EAST)
+def test_payment_reminders_and_stuck_hold_over_the_allowed_range(
+    start: datetime, comms_: CommunicationSettings
+) -> None:
+    job = Job(at=start)
+    job.invoiced()
+    seen = _every_reminder_fires(job, comms_, limit=8)
+    assert "payment_reminder" in seen
+
+
+def test_a_date_from_before_the_bounds_never_stops_the_job() -> None:
+    """Jobs that took a year-1 or year-9999 date before dates were bounded keep their other
+    reminders: the one whose time a datetime cannot hold is never due (it used to raise
+    OverflowError in every workflow task)."""
+    far_west = timezone(timedelta(hours=-12))
+    settings = _far("Pacific/Kiritimati")
+
+    quote = Job()
+    quote.quote_sent()
+    assert quote.state.quote is not None
+    beyond = datetime(9999, 12, 31, 23, 0, tzinfo=far_west)
+    quote.state = quote.state.model_copy(
+        update={"quote": quote.state.quote.model_copy(update={"approval_expected_at": beyond})}
+    )
+    assert [d.kind for d in pending(quote.state, settings)] == ["stuck"]
+
+    visit = Job()
+    visit.approved()
+    visit.scheduled(BASE + 2 * D)
+    assert visit.state.schedule is not None
+    first = datetime(1, 1, 1, tzinfo=UTC)
+    schedule = visit.state.schedule.model_copy(
+        update={"window_start": first, "window_end": first + H}
+    )
+    visit.state = visit.state.model_copy(update={"schedule": schedule})
+    assert [d.kind for d in pending(visit.state, settings)] == ["stuck"]
+
+    parts = Job()
+    parts.approved()
+    parts(OLGA, "parts_ordered", parts=[_part("FAN", date(2030, 1, 10))])
+    order = parts.state.parts[0]
+    last_day = order.model_copy(
+        update={"line": order.line.model_copy(update={"expected_delivery": date.max})}
+    )
+    parts.state = parts.state.model_copy(update={"parts": [last_day]})
+    assert [d.kind for d in pending(parts.state, settings)] == ["stuck"]
+    due = parts.fire(settings)
+    assert (
+        fired(
+            parts.state, Due("parts_overdue", due.at), due.at, settings
+        ).reminders.parts_overdue_skus
+        == []
+    )
