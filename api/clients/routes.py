@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 
 from api.clients import service
-from api.clients.schemas import ClientCreate, ClientPage, ClientPublic, ClientUpdate
+from api.clients.schemas import ClientCreate, ClientPage, ClientPublic, ClientShown, ClientUpdate
 from api.deps import ClientReader, ClientWriter, SessionDep
 from api.errors import ERROR_RESPONSES
 from api.text import NoNul
@@ -22,21 +22,23 @@ async def create_client(body: ClientCreate, session: SessionDep, _: ClientWriter
 @router.get("", response_model=ClientPage)
 async def list_clients(
     session: SessionDep,
-    _: ClientReader,
+    user: ClientReader,
     q: Annotated[str | None, Query(max_length=200), NoNul] = None,
     tier: Literal["standard", "platinum", "gov"] | None = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ClientPage:
-    rows, total = await service.search(session, q, tier, page, page_size)
+    """Technicians list the clients of the jobs assigned to them, without the internal notes."""
+    rows, total = await service.search(session, user, q, tier, page, page_size)
     return ClientPage(
-        items=[service.public(c) for c in rows], total=total, page=page, page_size=page_size
+        items=[service.shown_to(user, c) for c in rows], total=total, page=page, page_size=page_size
     )
 
 
-@router.get("/{client_id}", response_model=ClientPublic)
-async def get_client(client_id: ClientId, session: SessionDep, _: ClientReader) -> ClientPublic:
-    return service.public(await service.get(session, client_id))
+@router.get("/{client_id}", response_model=ClientShown)
+async def get_client(client_id: ClientId, session: SessionDep, user: ClientReader) -> ClientShown:
+    """Technicians read the clients of the jobs assigned to them, without the internal notes."""
+    return service.shown_to(user, await service.read(session, user, client_id))
 
 
 @router.patch("/{client_id}", response_model=ClientPublic)

@@ -17,7 +17,8 @@ Tier = Literal["standard", "platinum", "gov"]
 
 
 class ClientCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: text is text (never a number read as one), and nothing is guessed.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: Name
     email: Email | None = None
@@ -29,7 +30,7 @@ class ClientCreate(BaseModel):
 
 
 class ClientUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: Name | None = None
     email: Email | None = None
@@ -55,7 +56,9 @@ class ClientUpdate(BaseModel):
         return self
 
 
-class ClientPublic(BaseModel):
+class ClientContact(BaseModel):
+    """A client as a technician reads it: everything but the office's internal notes."""
+
     id: int
     client_number: str
     name: str
@@ -64,13 +67,22 @@ class ClientPublic(BaseModel):
     tier: Tier
     billing_email: str | None
     address: str
-    notes: str
     created_at: datetime
     updated_at: datetime
 
 
+class ClientPublic(ClientContact):
+    """A client as the office reads it."""
+
+    notes: str
+
+
+# The full record first: a reader who may see the notes gets them.
+ClientShown = ClientPublic | ClientContact
+
+
 class ClientPage(BaseModel):
-    items: list[ClientPublic]
+    items: list[ClientShown]
     total: int
     page: int
     page_size: int

@@ -6,10 +6,11 @@ from sqlalchemy import func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.clients.schemas import ClientCreate, ClientPublic, ClientUpdate
+from api import visibility
+from api.clients.schemas import ClientContact, ClientCreate, ClientPublic, ClientShown, ClientUpdate
 from api.errors import NotFound
 from models.lifecycle import ClientSnapshot
-from models.tables import Client, utcnow
+from models.tables import Client, User, utcnow
 
 
 def public(client: Client) -> ClientPublic:
@@ -27,6 +28,14 @@ def public(client: Client) -> ClientPublic:
         created_at=client.created_at,
         updated_at=client.updated_at,
     )
+
+
+def shown_to(user: User, client: Client) -> ClientShown:
+    """The client as this user may read it: without the internal notes for a technician."""
+    full = public(client)
+    if visibility.sees_client_notes(user):
+        return full
+    return ClientContact.model_validate(full.model_dump(exclude={"notes"}))
 
 
 def snapshot(client: Client) -> ClientSnapshot:
@@ -59,6 +68,16 @@ async def get(session: AsyncSession, client_id: int) -> Client:
     return client
 
 
+async def read(session: AsyncSession, user: User, client_id: int) -> Client:
+    """A client this user may see (a technician: the client of a job assigned to them), else
+    not found."""
+    query = visibility.clients(select(Client).where(Client.id == client_id), user)
+    client = (await session.exec(query)).first() if 0 < client_id <= MAX_ID else None
+    if client is None:
+        raise NotFound(f"no client with id {client_id}")
+    return client
+
+
 async def create(session: AsyncSession, data: ClientCreate) -> Client:
     client = Client(**data.model_dump())
     session.add(client)
@@ -81,9 +100,9 @@ async def update(session: AsyncSession, client_id: int, data: ClientUpdate) -> C
 
 
 async def search(
-    session: AsyncSession, q: str | None, tier: str | None, page: int, page_size: int
+    session: AsyncSession, user: User, q: str | None, tier: str | None, page: int, page_size: int
 ) -> tuple[list[Client], int]:
-    query = select(Client)
+    query = visibility.clients(select(Client), user)
     if q:
         # autoescape: a % or _ typed into the search box means itself, not "anything".
         text = q.lower()

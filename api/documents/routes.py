@@ -2,7 +2,7 @@
 invoices and result documents, by the id their messages and jobs carry.
 
 Office, sales, managers and admins read any document; a technician reads the documents of the
-jobs they may see (assigned to, or worked on). A document someone may not read is simply not
+jobs they may see (those assigned to them now). A document someone may not read is simply not
 found, exactly like one that does not exist: the answer reveals nothing either way.
 """
 

@@ -33,8 +33,15 @@ async def _portal(session: SessionDep, settings: Settings, slug: str) -> PortalL
     return PortalLinkView(link.url(settings.public_url), link.expires_at) if link else None
 
 
-async def _view(session: SessionDep, settings: Settings, user: CurrentUser, slug: str) -> JobView:
-    row = await service.get_row(session, user, slug)
+async def _view(
+    session: SessionDep,
+    settings: Settings,
+    user: CurrentUser,
+    slug: str,
+    *,
+    answering_their_event: bool = False,
+) -> JobView:
+    row = await service.get_row(session, user, slug, answering_their_event=answering_their_event)
     return job_view(
         row,
         await service.timeline(session, slug),
@@ -124,7 +131,7 @@ async def post_event(
         await send.check_sms_enabled(session)
     outcome = await service.send_event(session, db, temporal, user, slug, event)
     if outcome.projection is None:
-        return await _view(session, settings, user, slug)
+        return await _view(session, settings, user, slug, answering_their_event=True)
     return await _answer(session, settings, user, outcome)
 
 

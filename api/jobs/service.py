@@ -27,6 +27,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api import visibility
 from api.clients import service as clients
 from api.errors import EventRefused, Invalid, NotFound, Unavailable
 from api.text import NUL_MESSAGE, find_nul
@@ -49,17 +50,16 @@ def new_slug() -> str:
     return "".join(secrets.choice(_SLUG_ALPHABET) for _ in range(8))
 
 
-def _visible(query, user: User):  # type: ignore[no-untyped-def]
-    # Technicians see the jobs they are assigned to or have worked on; what they may not see is
-    # simply not found.
-    if user.role == Role.technician:
-        worked_on = select(JobEvent.job_slug).where(JobEvent.actor == user.username)
-        return query.where(or_(Job.assigned_tech == user.username, col(Job.slug).in_(worked_on)))
-    return query
-
-
-async def get_row(session: AsyncSession, user: User, slug: str) -> Job:
-    row = (await session.exec(_visible(select(Job).where(Job.slug == slug), user))).first()
+async def get_row(
+    session: AsyncSession, user: User, slug: str, *, answering_their_event: bool = False
+) -> Job:
+    """The job, if this user may see it. `answering_their_event`: the answer to an event this
+    user was just let send, which may have taken the job from them (a technician's
+    `job_incomplete` unassigns them): that answer is still theirs."""
+    query = select(Job).where(Job.slug == slug)
+    if not answering_their_event:
+        query = visibility.jobs(query, user)
+    row = (await session.exec(query)).first()
     if row is None:
         raise NotFound(f"no job {slug!r}")
     return row
@@ -246,7 +246,7 @@ class JobFilters:
 
 def filtered(user: User, f: JobFilters) -> SelectOfScalar[Job]:
     """The jobs this user may see that match the filters (unordered)."""
-    query = _visible(select(Job), user)
+    query = visibility.jobs(select(Job), user)
     if f.stage:
         query = query.where(Job.stage == f.stage)
     if f.milestone:
