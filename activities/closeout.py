@@ -8,15 +8,23 @@ once with a delivery id the receiver can dedupe on.
 
 The signature: `X-Jobline-Signature: sha256=<hex>` where hex is HMAC-SHA256 with the webhook
 secret over `<X-Jobline-Timestamp>.<body>`, so a receiver can refuse old or replayed requests.
+
+The receiver must be on the public internet (models/webhook_target.py) unless the operator allows
+private networks: every address its host resolves to is checked just before the request, and the
+request goes to the checked address, so a second DNS answer cannot steer it elsewhere.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import socket
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -34,11 +42,13 @@ from models.portal import (
     LOAD_JOB_CLOSEOUT,
     POST_PORTAL_WEBHOOK,
     SYNC_PORTAL,
+    CompletionSnapshot,
     PortalSync,
     PortalSynced,
     snapshot_of,
 )
 from models.tables import PortalSnapshot
+from models.webhook_target import address_refusal, explain
 
 log = logging.getLogger("jobline.closeout")
 # Answers worth trying again: the receiver is busy, timed out, or broke for a while.
@@ -48,6 +58,39 @@ RETRY_STATUSES = frozenset({408, 425, 429})
 def signature(secret: str, timestamp: str, body: bytes) -> str:
     mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
     return "sha256=" + mac.hexdigest()
+
+
+class TargetRefused(Exception):
+    """The webhook's host resolves to an address it must not be sent to."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one delivery goes: the URL (its host replaced by the checked address) and what
+    keeps the request addressed to the named host (its Host header, its TLS server name)."""
+
+    url: httpx.URL
+    headers: dict[str, str] = field(default_factory=dict)
+    extensions: dict[str, str] = field(default_factory=dict)
+
+
+async def resolve_target(url: str, *, allow_private: bool) -> Target:
+    """The checked address to send the webhook to; TargetRefused names the address that is not
+    public, and a host that does not resolve is an OSError (tried again later)."""
+    named = httpx.URL(url)
+    if allow_private:
+        return Target(named)
+    port = named.port or (443 if named.scheme == "https" else 80)
+    found = await asyncio.get_running_loop().getaddrinfo(named.host, port, type=socket.SOCK_STREAM)
+    addresses = [ipaddress.ip_address(info[4][0]) for info in found]
+    for address in addresses:
+        if reason := address_refusal(address):
+            raise TargetRefused(f"{named.host} resolves to {address}: {explain(reason)}")
+    return Target(
+        named.copy_with(host=str(addresses[0])),
+        headers={"Host": named.netloc.decode("ascii")},
+        extensions={"sni_hostname": named.host},
+    )
 
 
 class CloseoutActivities:
@@ -110,7 +153,8 @@ class CloseoutActivities:
                 "type": "job.completed",
                 "delivery_id": f"{row.source_key}:v{row.version}",
                 "version": row.version,
-                "snapshot": row.data,
+                # Through the model: only what the customer may see, even from an older row.
+                "snapshot": CompletionSnapshot.model_validate(row.data).model_dump(mode="json"),
             },
             separators=(",", ":"),
             sort_keys=True,
@@ -125,8 +169,31 @@ class CloseoutActivities:
         }
         attempt = attempts.attempt()
         try:
+            async with asyncio.timeout(self.settings.provider_timeout):  # a TimeoutError: OSError
+                target = await resolve_target(
+                    settings.webhook_url, allow_private=self.settings.webhook_allow_private
+                )
+        except TargetRefused as refused:  # asking again will not make the address public
+            log.warning("portal webhook for snapshot %s not sent: %s", snapshot_id, refused)
+            await self._record(
+                snapshot_id,
+                webhook_status="failed",
+                webhook_attempts=attempt,
+                webhook_error=f"not sent: {refused}"[:1000],
+            )
+            return "failed"
+        except OSError as unresolved:
+            return await self._retry_or_give_up(
+                snapshot_id, attempt, f"the webhook's host does not resolve: {unresolved}"
+            )
+        try:
             async with httpx.AsyncClient(timeout=self.settings.provider_timeout) as client:
-                answer = await client.post(settings.webhook_url, content=body, headers=headers)
+                answer = await client.post(
+                    target.url,
+                    content=body,
+                    headers={**headers, **target.headers},
+                    extensions=target.extensions,
+                )
         except httpx.HTTPError as failed:
             return await self._retry_or_give_up(
                 snapshot_id, attempt, f"{type(failed).__name__}: {failed}"

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     twilio_base_url: str = "https://api.twilio.com"
     # Seconds a provider call may take before it counts as a (retried) timeout.
     provider_timeout: float = 20.0
+    # The closeout webhook may go to loopback, private and link-local addresses (a receiver on
+    # the same host or network). Off: the worker must not be steered at what only it can reach.
+    webhook_allow_private: bool = False
     log_level: str = "INFO"
     # host:port for the worker's Prometheus endpoint (Temporal SDK metrics); empty: none.
     worker_metrics_address: str = ""

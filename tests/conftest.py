@@ -152,10 +152,11 @@ async def stack(database: Database, temporal_client: TemporalClient) -> AsyncIte
         for username, role in PEOPLE.items():
             user = await create_user(session, username, role, f"{username}@jobline.test")
             tokens[username] = await add_token(session, user)
-    settings = Settings(environment="test", task_queue=task_queue)
+    # The closeout tests' webhook receiver listens on 127.0.0.1.
+    settings = Settings(environment="test", task_queue=task_queue, webhook_allow_private=True)
     app = create_app(settings, db=database, temporal=temporal_client)
     async with (
-        build_worker(temporal_client, database, task_queue),
+        build_worker(temporal_client, database, task_queue, settings),
         app.router.lifespan_context(app),
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://jobline.test"

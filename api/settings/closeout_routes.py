@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, UploadFile
 from pydantic import BaseModel, ValidationError
 
-from api.deps import SessionDep, require
+from api.deps import SessionDep, SettingsDep, require
 from api.errors import AppError, Invalid
 from core import documents, settings_store
 from core.settings_store import BRANDING, CLOSEOUT
@@ -16,6 +16,7 @@ from models.branding import LOGO_EXTENSIONS, BrandingSettings, logo_type
 from models.closeout import Channel, CloseoutFields, CloseoutSettings, ReceiptField
 from models.lifecycle import USER_ROLES, Role
 from models.tables import User
+from models.webhook_target import explain, url_refusal
 
 router = APIRouter()
 Reader = Annotated[User, Depends(require(*USER_ROLES, what="reading settings"))]
@@ -68,8 +69,14 @@ async def get_closeout(session: SessionDep, _: Reader) -> CloseoutView:
 
 
 @router.put("/closeout", response_model=CloseoutView)
-async def put_closeout(body: CloseoutUpdate, session: SessionDep, admin: Admin) -> CloseoutView:
-    """Replaces the whole document; jobs completed from now on use it."""
+async def put_closeout(
+    body: CloseoutUpdate, session: SessionDep, admin: Admin, app_settings: SettingsDep
+) -> CloseoutView:
+    """Replaces the whole document; jobs completed from now on use it. `webhook_url` must name a
+    public internet host (unless the operator allows private networks)."""
+    url = body.webhook_url
+    if url and not app_settings.webhook_allow_private and (reason := url_refusal(url)):
+        raise Invalid(f"webhook_url: {explain(reason)}")
     data: dict[str, Any] = body.model_dump(exclude={"webhook_secret_set"})
     if "webhook_secret" not in body.model_fields_set:
         stored = await settings_store.load(session, CLOSEOUT, CloseoutSettings)

@@ -24,7 +24,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.closeout import CloseoutActivities
+from activities.closeout import CloseoutActivities, resolve_target
 from core import portal, settings_store
 from core.config import Settings
 from core.db import Database
@@ -38,7 +38,10 @@ from tests.fakes.providers import HOST, FakeHttpProvider, Reply, free_port
 from workflows.closeout import WEBHOOK_RETRY
 
 SECRET = "webhook-secret-for-activity-tests"
-SETTINGS = Settings(_env_file=None, environment="test", provider_timeout=2)  # type: ignore[call-arg]
+# The receiver listens on 127.0.0.1.
+SETTINGS = Settings(  # type: ignore[call-arg]
+    _env_file=None, environment="test", provider_timeout=2, webhook_allow_private=True
+)
 
 
 def completed_state(seq: int = 12) -> JobState:
@@ -263,3 +266,94 @@ async def test_job_closeout_settings_carry_no_secret(database: Database, webhook
     loaded = await CloseoutActivities(database, SETTINGS).load_job_closeout()
     assert loaded.webhook is True
     assert SECRET not in loaded.model_dump_json() and webhook not in loaded.model_dump_json()
+
+
+# --- where a webhook may go (issue 8 item 11) ----------------------------------------------------
+
+PUBLIC_ONLY = Settings(_env_file=None, environment="test", provider_timeout=2)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "127.1", "2130706433"])
+async def test_a_host_that_resolves_to_loopback_is_never_called(
+    database: Database, receiver: FakeHttpProvider, host: str
+) -> None:
+    """Saved as it is (as if DNS answered differently when it was saved): at delivery the name
+    resolves to 127.0.0.1, where the receiver listens, and nothing is sent, now or on a retry."""
+    port = receiver.base_url.rsplit(":", 1)[1]
+    await _webhook_to(database, f"http://{host}:{port}/hooks/jobline")
+    try:
+        activities = CloseoutActivities(database, PUBLIC_ONLY)
+        synced = await activities.sync_portal(sync_request(completed_state(), webhook=True))
+        sent = await _on_attempt(1).run(activities.post_portal_webhook, synced.snapshot_id)
+        assert sent == "failed"
+        row = await _snapshot(database, synced.snapshot_id)
+        assert row.webhook_status == "failed" and row.webhook_attempts == 1
+        error = row.webhook_error or ""
+        assert f"{host} resolves to 127.0.0.1" in error and "loopback" in error, error
+        assert "JOBLINE_WEBHOOK_ALLOW_PRIVATE" in error
+        assert await _on_attempt(2).run(activities.post_portal_webhook, synced.snapshot_id) == (
+            "failed"
+        )
+        assert receiver.requests == []
+
+        # The operator's switch lets the same receiver have it (so the refusal above is the
+        # address check, not a receiver that could not be reached).
+        allowed = CloseoutActivities(database, SETTINGS)
+        again = await allowed.sync_portal(sync_request(completed_state(), webhook=True))
+        assert await _on_attempt(1).run(allowed.post_portal_webhook, again.snapshot_id) == "sent"
+        assert len(receiver.requests) == 1
+    finally:
+        await _webhook_to(database, None)
+
+
+async def test_a_host_that_does_not_resolve_is_tried_again(database: Database) -> None:
+    await _webhook_to(database, "http://no-such-host.invalid/hook")  # .invalid never resolves
+    try:
+        activities = CloseoutActivities(database, PUBLIC_ONLY)
+        synced = await activities.sync_portal(sync_request(completed_state(), webhook=True))
+        with pytest.raises(ApplicationError, match="does not resolve") as raised:
+            await _on_attempt(1).run(activities.post_portal_webhook, synced.snapshot_id)
+        assert not raised.value.non_retryable
+        assert (await _snapshot(database, synced.snapshot_id)).webhook_status == "pending"
+    finally:
+        await _webhook_to(database, None)
+
+
+@pytest.mark.parametrize(
+    ("url", "sent_to", "host_header"),
+    [
+        ("https://93.184.215.14/hook", "https://93.184.215.14/hook", "93.184.215.14"),
+        (
+            "https://[2606:4700:4700::1111]:8443/x?a=1",
+            "https://[2606:4700:4700::1111]:8443/x?a=1",
+            "[2606:4700:4700::1111]:8443",
+        ),
+    ],
+)
+async def test_a_public_address_is_sent_to_as_checked(
+    url: str, sent_to: str, host_header: str
+) -> None:
+    """The request goes to the address that was checked, still naming the host it was for."""
+    target = await resolve_target(url, allow_private=False)
+    assert str(target.url) == sent_to
+    assert target.headers == {"Host": host_header}
+    assert target.extensions == {"sni_hostname": host_header.rsplit(":", 1)[0].strip("[]")}
+
+
+async def test_an_old_snapshot_row_sends_no_internal_notes(
+    database: Database, receiver: FakeHttpProvider, webhook: str
+) -> None:
+    """Snapshots stored before notes were kept out of them still hold the technician's notes:
+    the webhook sends what the customer may see, whatever the row holds."""
+    activities = CloseoutActivities(database, SETTINGS)
+    synced = await activities.sync_portal(sync_request(completed_state(), webhook=True))
+    async with database.session() as session:
+        row = await session.get(PortalSnapshot, synced.snapshot_id)
+        assert row is not None
+        row.data = {**row.data, "notes": "Internal: customer is a slow payer"}
+        session.add(row)
+        await session.commit()
+    assert await _on_attempt(1).run(activities.post_portal_webhook, synced.snapshot_id) == "sent"
+    [request] = receiver.requests
+    assert "slow payer" not in request.body.decode()
+    assert request.json()["snapshot"]["work_performed"] == "Serviced the rooftop unit"
