@@ -2,20 +2,32 @@
 
 Idempotent by construction. `queue_messages` keys each row by (workflow id, event seq, purpose,
 channel), so a retried or replayed queueing finds the rows it made. `deliver_message` moves a row
-queued → sending → sent | failed, committing `sending` before it calls the provider: if the worker
-dies after that, the retry cannot know whether the provider took the message, so it marks it
-`unknown` for a person to check instead of risking a second copy. No retry, replay or restart
-sends a message twice.
+queued -> sending -> sent | failed | unknown (models/outbox.py), with the window in which a dead
+worker leaves a message in doubt as narrow as the provider allows:
+
+- everything that can fail without handing the message over happens first, with the row still
+  `queued` (files loaded, the request built, a provider thread free; SMTP's connection, login and
+  recipients accepted);
+- `sending` is committed in a transaction of its own (only from `queued`, so two attempts never
+  both send), and the hand-over starts straight after;
+- the provider's answer goes out at once with a heartbeat, then into the row. A retry that finds
+  the row `sending` records the answer the dead attempt heartbeated; with none, the provider may
+  have the message, and as none of them lets a request be recognised later, the row becomes
+  `unknown` for a person to resend or mark sent, rather than risk a second copy.
+
+No retry, replay or restart sends a message twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
@@ -50,10 +62,10 @@ from models.messages import (
     QUEUE_MESSAGES,
     QueueMessages,
 )
+from models.outbox import FINISHED, IN_DOUBT
 from models.tables import Document, OutboxMessage, User
 
 log = logging.getLogger("jobline.messages")
-FINISHED = frozenset({"sent", "failed", "captured", "unknown"})
 HEARTBEAT_EVERY = 2.0  # seconds; the workflow's heartbeat timeout is 10 s
 # A rendered subject longer than the outbox keeps (a long company name and job title) is cut to
 # fit: refused by the database, the queueing would be retried forever and hold the event.
@@ -114,18 +126,6 @@ async def _attached(session: AsyncSession, refs: list[dict[str, str]]) -> list[A
             )
         )
     return files
-
-
-async def _heartbeating(call: Awaitable[T]) -> T:
-    """Heartbeat while a provider call runs, so a worker that dies mid-call is noticed in
-    seconds (the heartbeat timeout) rather than at the end of the activity's timeout."""
-    task = asyncio.ensure_future(call)
-    while True:
-        done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY)
-        if done:
-            return task.result()
-        if activity.in_activity():
-            activity.heartbeat()
 
 
 class MessageActivities:
@@ -236,58 +236,98 @@ class MessageActivities:
 
         return await self.db.run(queue)
 
-    async def _mark(self, message_id: int, **changes: object) -> None:
-        await self.db.update(OutboxMessage, message_id, **changes)
-
     @activity.defn(name=DELIVER_MESSAGE)
     async def deliver_message(self, message_id: int) -> str:
-        async def claim(session: AsyncSession) -> tuple[OutboxMessage, list[Attachment] | None]:
-            """The message, and its files when it is to be handed to a provider now (None when
-            it is finished, or was finished here)."""
-            row = await session.get(OutboxMessage, message_id)
-            if row is None:
-                raise ApplicationError(f"no message {message_id}", non_retryable=True)
-            if row.status in FINISHED:
-                return row, None
-            if row.status == "sending":
-                # A worker died between handing the message over and recording the answer.
-                row.status = "unknown"
-                row.error = (
-                    "the worker stopped while the provider was being called; not resent, "
-                    "to avoid a duplicate: check with the provider"
-                )
-                session.add(row)
-                log.warning("message %s left unknown after an interrupted send", message_id)
-                return row, None
-            try:
-                files = await _attached(session, list(row.attachments))
-            except MissingAttachment as missing:
-                # Documents are never deleted while a message names them: this is a bug to see,
-                # not a reason to send the email without what it says is attached.
-                row.status = "failed"
-                row.error = str(missing)
-                session.add(row)
-                log.error("message %s not sent: %s", message_id, missing)
-                return row, None
-            backend = self.email if row.channel == "email" else self.sms
-            row.backend = backend.name
-            row.attempts += 1
-            if isinstance(backend, Outbox):
-                # Nothing leaves the building, so nothing can be half sent: captured at once, in
-                # this one transaction.
-                row.status = "captured"
-                row.error = None
-                row.sent_at = datetime.now(UTC)
-                session.add(row)
-                return row, None
-            row.status = "sending"
-            session.add(row)
-            return row, files
-
-        # `sending` is committed before the provider is called (see the module docstring).
-        row, files = await self.db.run(claim)
+        row, files = await self.db.run(lambda session: self._claim(session, message_id))
         if files is None:
             return row.status
+        attempt = _Attempt(message_id)
+        # Finished even if the activity is cancelled once the hand-over has begun, so the
+        # provider's answer is recorded (see _heartbeating).
+        return await _heartbeating(self._hand_over(row, files, attempt), attempt)
+
+    async def _claim(
+        self, session: AsyncSession, message_id: int
+    ) -> tuple[OutboxMessage, list[Attachment] | None]:
+        """The message, and its files when it is to be handed to a provider now (None when it
+        is finished, or was finished here)."""
+        row = await session.get(OutboxMessage, message_id)
+        if row is None:
+            raise ApplicationError(f"no message {message_id}", non_retryable=True)
+        if row.status == "sending":
+            # An earlier attempt died after it marked the message, just before the hand-over.
+            _settle_interrupted(row, _earlier_answer(message_id))
+            session.add(row)
+            if row.status != "queued":
+                return row, None
+        if row.status in FINISHED:
+            return row, None
+        try:
+            files = await _attached(session, list(row.attachments))
+        except MissingAttachment as missing:
+            # Documents are never deleted while a message names them: this is a bug to see,
+            # not a reason to send the email without what it says is attached.
+            row.status = "failed"
+            row.error = str(missing)
+            session.add(row)
+            log.error("message %s not sent: %s", message_id, missing)
+            return row, None
+        backend = self.email if row.channel == "email" else self.sms
+        if isinstance(backend, Outbox):
+            # Nothing leaves the building, so nothing can be half sent: captured at once, in
+            # this one transaction.
+            row.backend = backend.name
+            row.attempts += 1
+            row.status = "captured"
+            row.error = None
+            row.sent_at = datetime.now(UTC)
+            session.add(row)
+            return row, None
+        return row, files
+
+    async def _take(self, message_id: int, backend: str) -> None:
+        """Marks the message `sending`, in a transaction of its own, if it is still queued."""
+
+        async def take(session: AsyncSession) -> int:
+            taken = await session.execute(
+                update(OutboxMessage)
+                .where(col(OutboxMessage.id) == message_id, col(OutboxMessage.status) == "queued")
+                .values(status="sending", backend=backend, attempts=OutboxMessage.attempts + 1)
+            )
+            return int(taken.rowcount)  # type: ignore[attr-defined]
+
+        if await self.db.run(take) != 1:
+            raise NotTaken(f"message {message_id} is no longer queued")
+
+    async def _record(
+        self, message_id: int, backend: str, answer: dict[str, Any], counted: bool
+    ) -> None:
+        """The provider's answer, in a transaction of its own. `counted`: the attempt was
+        counted when the message was taken (an SMTP refusal before DATA was not)."""
+
+        async def record(session: AsyncSession) -> None:
+            row = await session.get(OutboxMessage, message_id)
+            if row is None:
+                raise LookupError(f"no message {message_id}")
+            _apply(row, answer)
+            row.backend = backend
+            if not counted:
+                row.attempts += 1
+            session.add(row)
+
+        await self.db.run(record)
+
+    async def _hand_over(
+        self, row: OutboxMessage, files: list[Attachment], attempt: _Attempt
+    ) -> str:
+        message_id = attempt.message_id
+        backend_name = (self.email if row.channel == "email" else self.sms).name
+
+        async def handing_over() -> None:
+            attempt.taking = True  # from here the message may be `sending`: see _heartbeating
+            await self._take(message_id, backend_name)
+            attempt.handed_over = True
+
         try:
             if row.channel == "email":
                 email = Email(
@@ -300,28 +340,118 @@ class MessageActivities:
                     body=row.body,
                     attachments=files,
                 )
-                provider_id = await _heartbeating(self.email.send_email(email))
+                provider_id = await self.email.send_email(email, handing_over)
             else:
                 sms = Sms(idempotency_key=row.idempotency_key, to=row.to, body=row.body)
-                provider_id = await _heartbeating(self.sms.send_sms(sms))
+                provider_id = await self.sms.send_sms(sms, handing_over)
+            answer: dict[str, Any] = {"status": "sent", "provider_id": provider_id}
+        except NotTaken as taken:
+            # Another attempt (one Temporal gave up on that is still running) has it.
+            raise ApplicationError(str(taken)) from None
         except PermanentFailure as refused:
-            await self._mark(message_id, status="failed", error=str(refused)[:1000])
-            return "failed"
+            answer = {"status": "failed", "error": str(refused)}
         except UncertainFailure as unanswered:
-            await self._mark(message_id, status="unknown", error=str(unanswered)[:1000])
-            return "unknown"
+            answer = {"status": "unknown", "error": str(unanswered)}
         except TransientFailure as failed:
             if is_last_attempt():  # the workflow's retry policy says how many there are
-                await self._mark(message_id, status="failed", error=f"gave up: {failed}"[:1000])
-                return "failed"
-            # Back to queued, so Temporal's retry (with backoff) sends it again.
-            await self._mark(message_id, status="queued", error=str(failed)[:1000])
+                answer = {"status": "failed", "error": f"gave up: {failed}"}
+            else:
+                # Back to queued, so Temporal's retry (with backoff) sends it again.
+                answer = {"status": "queued", "error": str(failed)}
+        except Exception as unexpected:
+            if not attempt.handed_over:
+                raise  # nothing left: the message is still queued, and Temporal retries
+            answer = {
+                "status": "unknown",
+                "error": f"{type(unexpected).__name__} after the hand-over: {unexpected}",
+            }
+            log.exception("message %s: error after the hand-over", message_id)
+        # First to Temporal (a heartbeat goes out at once, queueing for no database lock), then
+        # to the outbox: a worker that dies between the two leaves the answer to the retry.
+        attempt.answer = answer
+        attempt.beat()
+        await self._record(message_id, backend_name, answer, counted=attempt.handed_over)
+        if answer["status"] == "queued":
+            raise TransientFailure(answer["error"])
+        return str(answer["status"])
+
+
+class NotTaken(Exception):
+    """The message was no longer queued when an attempt came to hand it over."""
+
+
+class _Attempt:
+    """How far one delivery attempt got, for its heartbeats and its cancellation."""
+
+    def __init__(self, message_id: int) -> None:
+        self.message_id = message_id
+        self.taking = False  # the `sending` commit has begun (and may have happened)
+        self.handed_over = False
+        self.answer: dict[str, Any] | None = None
+
+    def beat(self) -> None:
+        """A heartbeat, carrying the provider's answer once there is one (the details of the
+        last heartbeat are what a retry sees)."""
+        if activity.in_activity():
+            activity.heartbeat(
+                *([{"message_id": self.message_id, **self.answer}] if self.answer else [])
+            )
+
+
+async def _heartbeating(call: Awaitable[T], attempt: _Attempt) -> T:
+    """Heartbeat while a delivery runs, so a worker that dies mid-call is noticed in seconds
+    (the heartbeat timeout) rather than at the end of the activity's timeout.
+
+    A cancellation (the worker shutting down, the workflow ending) stops an attempt that has not
+    begun to hand the message over. One that has is finished first, so the provider's answer is
+    recorded rather than the message left `sending` for the retry to call in doubt.
+    """
+    task = asyncio.ensure_future(call)
+    while True:
+        try:
+            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY)
+        except asyncio.CancelledError:
+            if not attempt.taking:
+                task.cancel()
+                raise
+            with contextlib.suppress(Exception):
+                await asyncio.shield(task)
             raise
-        await self._mark(
-            message_id,
-            status="sent",
-            provider_id=provider_id,
-            error=None,
-            sent_at=datetime.now(UTC),
-        )
-        return "sent"
+        if done:
+            return task.result()
+        attempt.beat()
+
+
+def _earlier_answer(message_id: int) -> dict[str, Any] | None:
+    """The provider's answer an earlier attempt sent with its last heartbeat, if any."""
+    if not activity.in_activity():
+        return None
+    for detail in activity.info().heartbeat_details:
+        if isinstance(detail, dict) and detail.get("message_id") == message_id:
+            return detail
+    return None
+
+
+def _settle_interrupted(row: OutboxMessage, answer: dict[str, Any] | None) -> None:
+    """A message left `sending` by an attempt that died: its answer if it had one, else in
+    doubt. Without an answer the provider may have the message, and none of them lets a request
+    be recognised later (see activities/delivery), so it is not sent again."""
+    if answer is not None:
+        _apply(row, answer)
+        log.warning("message %s: the answer of an interrupted attempt recorded", row.id)
+        return
+    row.status = IN_DOUBT
+    row.error = (
+        "the worker stopped after handing the message to the provider, before its answer "
+        "came back; not resent, to avoid a duplicate: check with the provider, then resend "
+        "it or mark it sent"
+    )
+    log.warning("message %s left unknown after an interrupted send", row.id)
+
+
+def _apply(row: OutboxMessage, answer: dict[str, Any]) -> None:
+    row.status = answer["status"]
+    row.error = str(answer["error"])[:1000] if answer.get("error") else None
+    if answer["status"] == "sent":
+        row.provider_id = answer.get("provider_id")
+        row.sent_at = datetime.now(UTC)

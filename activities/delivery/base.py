@@ -1,9 +1,26 @@
-"""What every delivery backend does, and the two ways a send can fail."""
+"""What every delivery backend does, and the ways a send can fail.
+
+A backend does everything it can before the message leaves (builds the request, connects, has
+the recipients accepted) and awaits `handing_over()` immediately before the one step that hands
+the message to the provider. The caller commits `sending` there, so a worker that dies before
+that step leaves the message `queued` (safe to send again) and only one that dies during it, or
+before the answer is recorded, leaves it in doubt.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
+HandingOver = Callable[[], Awaitable[None]]
+
+
+async def no_record() -> None:
+    """For a backend called on its own (a test, a script): nothing to record."""
 
 
 class PermanentFailure(Exception):
@@ -11,12 +28,13 @@ class PermanentFailure(Exception):
 
 
 class UncertainFailure(Exception):
-    """The request reached the provider but no answer came back (a read timeout): it may have
-    the message. Not retried, so it is never sent twice; marked `unknown` for a person."""
+    """The message was handed over but no answer came back (a read timeout, a dropped
+    connection): the provider may have it. Not retried, so it is never sent twice; marked
+    `unknown` for a person."""
 
 
 class TransientFailure(Exception):
-    """Timeouts, 5xx, 429: the activity raises and Temporal retries with backoff."""
+    """Timeouts before the hand-over, 5xx, 429: the activity raises and Temporal retries."""
 
 
 @dataclass(frozen=True)
@@ -48,15 +66,37 @@ class Sms:
 class EmailBackend(Protocol):
     name: str
 
-    async def send_email(self, email: Email) -> str | None:
-        """Send; return the provider's message id. Raise Permanent- or TransientFailure."""
+    async def send_email(self, email: Email, handing_over: HandingOver = no_record) -> str | None:
+        """Send; return the provider's message id. Awaits `handing_over()` once, immediately
+        before the message leaves. Raises Permanent-, Transient- or UncertainFailure."""
         ...
 
 
 class SmsBackend(Protocol):
     name: str
 
-    async def send_sms(self, sms: Sms) -> str | None: ...
+    async def send_sms(self, sms: Sms, handing_over: HandingOver = no_record) -> str | None: ...
+
+
+class ProviderThreads:
+    """Threads of a backend's own for its blocking client library (sendgrid, twilio).
+
+    On the event loop's shared executor a call could wait behind other work while its message
+    already said `sending`; a worker killed then left a message in doubt that never left. Here a
+    caller takes a free thread first, then marks the message, and the call starts at once.
+    """
+
+    def __init__(self, name: str, size: int = 64) -> None:
+        self.size = size
+        self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"send-{name}")
+        self._free: asyncio.Semaphore | None = None
+
+    async def call(self, handing_over: HandingOver, send: Callable[[], T]) -> T:
+        if self._free is None:
+            self._free = asyncio.Semaphore(self.size)
+        async with self._free:
+            await handing_over()
+            return await asyncio.get_running_loop().run_in_executor(self._executor, send)
 
 
 class Outbox:
@@ -64,8 +104,8 @@ class Outbox:
 
     name = "outbox"
 
-    async def send_email(self, email: Email) -> str | None:
+    async def send_email(self, email: Email, handing_over: HandingOver = no_record) -> str | None:
         return None
 
-    async def send_sms(self, sms: Sms) -> str | None:
+    async def send_sms(self, sms: Sms, handing_over: HandingOver = no_record) -> str | None:
         return None

@@ -1,8 +1,13 @@
-"""Email through SendGrid's v3 API with the `sendgrid` library (base URL configurable)."""
+"""Email through SendGrid's v3 API with the `sendgrid` library (base URL configurable).
+
+SendGrid has no idempotency key on its send call: a request it took is a message, and a second
+request is a second message. So each mail carries Jobline's key twice, to be recognised later:
+in `custom_args` (SendGrid's event webhook and activity search show it) and as an
+`X-Jobline-Key` header (in the delivered message itself).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import urllib.error
 
@@ -17,11 +22,22 @@ from sendgrid.helpers.mail import (
     FileContent,
     FileName,
     FileType,
+    Header,
     Mail,
 )
 
-from activities.delivery.base import Email, PermanentFailure, TransientFailure, UncertainFailure
+from activities.delivery.base import (
+    Email,
+    HandingOver,
+    PermanentFailure,
+    ProviderThreads,
+    TransientFailure,
+    UncertainFailure,
+    no_record,
+)
 from core.config import Settings
+
+KEY_HEADER = "X-Jobline-Key"
 
 
 def is_transient(status: int) -> bool:
@@ -35,6 +51,7 @@ class SendGridBackend:
         self.settings = settings
         self.client = SendGridAPIClient(settings.sendgrid_api_key, host=settings.sendgrid_base_url)
         self.client.client.timeout = settings.provider_timeout
+        self.threads = ProviderThreads(self.name)
 
     def mail(self, email: Email) -> Mail:
         mail = Mail(
@@ -47,8 +64,8 @@ class SendGridBackend:
             mail.add_cc(Cc(address))
         for address in email.bcc:
             mail.add_bcc(Bcc(address))
-        # Lets SendGrid's event webhook and activity search tie the message to Jobline's key.
         mail.add_custom_arg(CustomArg("idempotency_key", email.idempotency_key))
+        mail.add_header(Header(KEY_HEADER, email.idempotency_key))
         for attachment in email.attachments:
             mail.add_attachment(
                 Attachment(
@@ -60,18 +77,19 @@ class SendGridBackend:
             )
         return mail
 
-    def _send(self, mail: Mail) -> str | None:
-        response = self.client.send(mail)
+    def _send(self, body: dict[str, object]) -> str | None:
+        response = self.client.send(body)
         return response.headers.get("X-Message-Id") if response.headers else None
 
-    async def send_email(self, email: Email) -> str | None:
+    async def send_email(self, email: Email, handing_over: HandingOver = no_record) -> str | None:
+        body = self.mail(email).get()  # built (attachments encoded) before the message is marked
         try:
-            return await asyncio.to_thread(self._send, self.mail(email))
+            return await self.threads.call(handing_over, lambda: self._send(body))
         except HTTPError as error:
-            body = (
+            body_text = (
                 error.body.decode(errors="replace") if isinstance(error.body, bytes) else error.body
             )
-            reason = f"SendGrid {error.status_code}: {str(body)[:300]}"
+            reason = f"SendGrid {error.status_code}: {str(body_text)[:300]}"
             if is_transient(error.status_code):
                 raise TransientFailure(reason) from None
             raise PermanentFailure(reason) from None
@@ -79,5 +97,10 @@ class SendGridBackend:
             raise TransientFailure(f"SendGrid: {type(failed).__name__}: {failed}") from None
         except TimeoutError as slow:  # sent, but no answer: SendGrid may have it
             raise UncertainFailure(f"SendGrid: no answer in time: {slow}") from None
-        except OSError as failed:
-            raise TransientFailure(f"SendGrid: {type(failed).__name__}: {failed}") from None
+        except OSError as dropped:
+            # urllib raised every error of sending the request as a URLError (above): this one
+            # came while waiting for the answer, so SendGrid may have the mail.
+            raise UncertainFailure(
+                f"SendGrid: the connection dropped before the answer: {type(dropped).__name__}: "
+                f"{dropped}"
+            ) from None

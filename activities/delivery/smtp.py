@@ -1,14 +1,29 @@
-"""Email over SMTP with aiosmtplib."""
+"""Email over SMTP with aiosmtplib.
+
+The session runs as far as it can before the message is marked `sending`: connection, TLS,
+login, MAIL FROM and every RCPT TO. Only DATA hands the message over, so a server that is down,
+busy or refuses the recipients leaves the message `queued` for the retry, however the worker
+fares. Each message carries a Message-ID made from its key: a receiving server or mail client
+can tell a second copy from a new message.
+"""
 
 from __future__ import annotations
 
 import re
 from email.message import EmailMessage
 from email.utils import parseaddr
+from typing import Any
 
 import aiosmtplib
 
-from activities.delivery.base import Email, PermanentFailure, TransientFailure
+from activities.delivery.base import (
+    Email,
+    HandingOver,
+    PermanentFailure,
+    TransientFailure,
+    UncertainFailure,
+    no_record,
+)
 from core.config import Settings
 
 
@@ -17,6 +32,20 @@ def message_id(idempotency_key: str, sender: str) -> str:
     local = re.sub(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]", ".", idempotency_key).strip(".")
     domain = parseaddr(sender)[1].rpartition("@")[2] or "jobline"
     return f"<{local}@{domain}>"
+
+
+class _Session(aiosmtplib.SMTP):
+    """An SMTP session that lets the caller record the hand-over just before DATA."""
+
+    def __init__(self, handing_over: HandingOver, **options: Any) -> None:
+        super().__init__(**options)
+        self._handing_over = handing_over
+        self.handed_over = False
+
+    async def data(self, message: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        await self._handing_over()
+        self.handed_over = True
+        return await super().data(message, *args, **kwargs)
 
 
 class SmtpBackend:
@@ -32,7 +61,6 @@ class SmtpBackend:
         if email.cc:
             message["Cc"] = ", ".join(email.cc)
         message["Subject"] = email.subject
-        # The same key gives the same Message-ID, so a receiving server can spot a duplicate.
         message["Message-ID"] = message_id(email.idempotency_key, email.sender)
         message.set_content(email.body)
         for attachment in email.attachments:
@@ -42,21 +70,24 @@ class SmtpBackend:
             )
         return message
 
-    async def send_email(self, email: Email) -> str | None:
+    async def send_email(self, email: Email, handing_over: HandingOver = no_record) -> str | None:
         s = self.settings
         message = self.message(email)
+        session = _Session(
+            handing_over,
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            username=s.smtp_username or None,
+            password=s.smtp_password or None,
+            start_tls=s.smtp_starttls,
+            use_tls=s.smtp_tls,
+            timeout=s.provider_timeout,
+        )
         try:
-            errors, _ = await aiosmtplib.send(
-                message,
-                recipients=[*email.to, *email.cc, *email.bcc],
-                hostname=s.smtp_host,
-                port=s.smtp_port,
-                username=s.smtp_username or None,
-                password=s.smtp_password or None,
-                start_tls=s.smtp_starttls,
-                use_tls=s.smtp_tls,
-                timeout=s.provider_timeout,
-            )
+            async with session:
+                errors, _ = await session.send_message(
+                    message, recipients=[*email.to, *email.cc, *email.bcc]
+                )
         except aiosmtplib.SMTPRecipientsRefused as refused:
             reason = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in refused.recipients)
             # 4xx (421 busy, 450 mailbox unavailable, greylisting) is "try again later".
@@ -64,10 +95,14 @@ class SmtpBackend:
                 raise PermanentFailure(f"SMTP refused every recipient: {reason}") from None
             raise TransientFailure(f"SMTP refused every recipient for now: {reason}") from None
         except aiosmtplib.SMTPResponseException as response:
+            # An answer, before or after DATA: the server said what it did with the message.
             if 500 <= response.code < 600:
                 raise PermanentFailure(f"SMTP {response.code}: {response.message}") from None
             raise TransientFailure(f"SMTP {response.code}: {response.message}") from None
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as failed:
-            raise TransientFailure(f"SMTP: {type(failed).__name__}: {failed}") from None
+            reason = f"SMTP: {type(failed).__name__}: {failed}"
+            if session.handed_over:  # DATA went out, its answer did not come back
+                raise UncertainFailure(f"{reason} (after the message was sent)") from None
+            raise TransientFailure(reason) from None
         del errors  # refusals of some recipients only: the others have the message
         return str(message["Message-ID"])

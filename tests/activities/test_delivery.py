@@ -9,8 +9,10 @@ SendGrid 400, Twilio 21211) marks the message failed with the provider's reason;
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
+import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -18,8 +20,10 @@ from typing import Any
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.delivery.base import Email, TransientFailure
+from activities.delivery.base import Email, PermanentFailure, Sms, TransientFailure
+from activities.delivery.sendgrid import SendGridBackend
 from activities.delivery.smtp import SmtpBackend
+from activities.delivery.twilio import TwilioBackend
 from activities.messages import MessageActivities
 from core import documents
 from core.config import Settings
@@ -576,3 +580,200 @@ async def test_queued_messages_carry_their_idempotency_key(
     assert sms_row is not None
     assert sms_row.idempotency_key == f"job-{slug}:7:customer_update:sms"
     assert sms_row.job_slug == slug and sms_row.status == "sent"
+
+
+# --- the hand-over: the one moment a dead worker can leave a message in doubt --------------------
+
+
+def _email(row: OutboxMessage) -> Email:
+    return Email(row.idempotency_key, SENDER, [row.to], row.subject, row.body)
+
+
+async def test_smtp_hands_over_only_at_data(database: Database, smtp_server: FakeSmtp) -> None:
+    """Connection and recipients come first; the hand-over is recorded just before DATA."""
+    backend = SmtpBackend(settings(smtp=smtp_server))
+    seen: list[tuple[list[str], int]] = []
+
+    async def handing_over() -> None:
+        seen.append((list(smtp_server.rcpts), len(smtp_server.messages)))
+
+    row = await queued(database, to="zoe@example.com")
+    assert await backend.send_email(_email(row), handing_over) is not None
+    assert seen == [(["zoe@example.com"], 0)]
+    assert len(smtp_server.messages) == 1
+
+    # Refused at RCPT (for now, or for good): never handed over, so never in doubt.
+    seen.clear()
+    smtp_server.rcpt_replies.append("421 4.7.0 Too many connections, try again later")
+    with pytest.raises(TransientFailure):
+        await backend.send_email(_email(row), handing_over)
+    smtp_server.refuse["zoe@example.com"] = "550 5.1.1 User unknown"
+    with pytest.raises(PermanentFailure):
+        await backend.send_email(_email(row), handing_over)
+    assert seen == [] and len(smtp_server.messages) == 1
+
+
+async def test_http_providers_hand_over_just_before_the_request(
+    database: Database, sendgrid_server: FakeSendGrid, twilio_server: FakeTwilio
+) -> None:
+    config = settings(sendgrid=sendgrid_server, twilio=twilio_server)
+    seen: list[int] = []
+
+    async def handing_over() -> None:
+        seen.append(len(sendgrid_server.requests) + len(twilio_server.requests))
+
+    row = await queued(database)
+    await SendGridBackend(config).send_email(_email(row), handing_over)
+    sms = Sms(new_key("sms"), "+15551230107", SMS_BODY)
+    await TwilioBackend(config).send_sms(sms, handing_over)
+    assert seen == [0, 1]
+    assert len(sendgrid_server.accepted) == 1 and len(twilio_server.accepted) == 1
+    # The mail carries its key where a person (or the event webhook) can find it.
+    [mail] = sendgrid_server.mails
+    assert mail["headers"] == {"X-Jobline-Key": row.idempotency_key}
+    assert mail["custom_args"] == {"idempotency_key": row.idempotency_key}
+
+
+async def test_the_provider_call_starts_at_once_when_the_shared_threads_are_busy(
+    database: Database, sendgrid_server: FakeSendGrid
+) -> None:
+    """The message is marked `sending` only when a thread of the backend's own is free, so the
+    call cannot wait behind other work (on the loop's shared executor it waited, marked)."""
+    activities = MessageActivities(database, settings(sendgrid=sendgrid_server))
+    row = await queued(database)
+    await reload(database, row)  # the pool holds a connection before the executor is blocked
+    release = threading.Event()
+    blockers = [asyncio.ensure_future(asyncio.to_thread(release.wait, 10)) for _ in range(64)]
+    try:
+        assert await asyncio.wait_for(deliver(activities, row), timeout=3) == "sent"
+    finally:
+        release.set()
+        await asyncio.gather(*blockers)
+    assert len(sendgrid_server.mails_for(row.idempotency_key)) == 1
+
+
+async def test_the_answer_goes_out_with_a_heartbeat(
+    database: Database, twilio_server: FakeTwilio
+) -> None:
+    activities = MessageActivities(database, settings(twilio=twilio_server))
+    row = await queued(database, "sms", to="+15551230108")
+    beats: list[tuple[Any, ...]] = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: beats.append(details)
+    assert await env.run(activities.deliver_message, ident(row)) == "sent"
+    sent = await reload(database, row)
+    assert beats[-1] == (
+        {"message_id": ident(row), "status": "sent", "provider_id": sent.provider_id},
+    )
+
+
+async def _left_sending(db: Database, row: OutboxMessage) -> None:
+    """As an attempt that died after marking the message leaves it."""
+    async with db.session() as session:
+        stuck = await session.get(OutboxMessage, row.id)
+        assert stuck is not None
+        stuck.status = "sending"
+        stuck.attempts = 1
+        session.add(stuck)
+
+
+async def _retry_after(
+    activities: MessageActivities, row: OutboxMessage, answer: dict[str, Any] | None
+) -> str:
+    """The next attempt, with the last heartbeat details of the one that died."""
+    env = ActivityEnvironment()
+    details = [{"message_id": ident(row), **answer}] if answer else []
+    env.info = dataclasses.replace(env.info, attempt=2, heartbeat_details=details)
+    return await env.run(activities.deliver_message, ident(row))
+
+
+async def test_a_retry_records_the_answer_the_dead_attempt_heartbeated(
+    database: Database, sendgrid_server: FakeSendGrid
+) -> None:
+    activities = MessageActivities(database, settings(sendgrid=sendgrid_server))
+    row = await queued(database)
+    await _left_sending(database, row)
+    answer = {"status": "sent", "provider_id": "sg-4711"}
+    assert await _retry_after(activities, row, answer) == "sent"
+    sent = await reload(database, row)
+    assert sent.status == "sent" and sent.provider_id == "sg-4711" and sent.attempts == 1
+    assert sendgrid_server.requests == []
+
+
+async def test_a_retry_sends_again_what_the_provider_refused_for_now(
+    database: Database, sendgrid_server: FakeSendGrid
+) -> None:
+    """A dead attempt whose provider answered 503 had not handed anything over for good."""
+    activities = MessageActivities(database, settings(sendgrid=sendgrid_server))
+    row = await queued(database)
+    await _left_sending(database, row)
+    answer = {"status": "queued", "error": "SendGrid 503: Service Unavailable"}
+    assert await _retry_after(activities, row, answer) == "sent"
+    assert (await reload(database, row)).attempts == 2
+    assert len(sendgrid_server.mails_for(row.idempotency_key)) == 1
+
+
+async def test_an_answer_of_another_message_is_not_taken(
+    database: Database, sendgrid_server: FakeSendGrid
+) -> None:
+    activities = MessageActivities(database, settings(sendgrid=sendgrid_server))
+    row = await queued(database)
+    await _left_sending(database, row)
+    env = ActivityEnvironment()
+    other = {"message_id": ident(row) + 1, "status": "sent", "provider_id": "x"}
+    env.info = dataclasses.replace(env.info, attempt=2, heartbeat_details=[other])
+    assert await env.run(activities.deliver_message, ident(row)) == "unknown"
+    assert sendgrid_server.requests == []
+
+
+@pytest.mark.parametrize("channel", ["email", "sms"])
+async def test_a_connection_dropped_after_the_request_is_in_doubt(
+    database: Database, sendgrid_server: FakeSendGrid, twilio_server: FakeTwilio, channel: str
+) -> None:
+    """The provider took the request and the connection broke before its answer: never sent
+    again (that could be a second copy), but marked unknown for a person."""
+    activities = MessageActivities(
+        database, settings(sendgrid=sendgrid_server, twilio=twilio_server)
+    )
+    row = await queued(database, channel, to="+15551230109" if channel == "sms" else "z@x.io")
+    server = sendgrid_server if channel == "email" else twilio_server
+    server.drop_next()
+    again = await assert_unknown(database, activities, row, "dropped before the answer")
+    assert again.attempts == 1
+    assert len(server.requests) == 1
+
+
+async def test_a_cancelled_delivery_finishes_its_hand_over(
+    database: Database, sendgrid_server: FakeSendGrid
+) -> None:
+    """Cancelled mid-call (a worker draining, a job handing its deliveries over), the attempt
+    waits for the provider's answer and records it, instead of leaving the message in doubt."""
+    activities = MessageActivities(database, settings(sendgrid=sendgrid_server, timeout=10))
+    row = await queued(database)
+    sendgrid_server.delay = 1.0
+    env = ActivityEnvironment()
+    running = asyncio.ensure_future(env.run(activities.deliver_message, ident(row)))
+    await sendgrid_server.wait_for_requests(1, within=5)
+    env.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    sent = await reload(database, row)
+    assert sent.status == "sent" and sent.provider_id
+    assert len(sendgrid_server.requests) == 1
+
+
+async def test_a_delivery_cancelled_before_the_hand_over_leaves_the_message_queued(
+    database: Database, smtp_server: FakeSmtp
+) -> None:
+    activities = MessageActivities(database, settings(smtp=smtp_server, timeout=10))
+    row = await queued(database)
+    smtp_server.rcpt_delay = 1.0
+    env = ActivityEnvironment()
+    running = asyncio.ensure_future(env.run(activities.deliver_message, ident(row)))
+    await asyncio.sleep(0.5)  # connected, waiting for the answer to RCPT
+    env.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    await asyncio.sleep(1.0)  # what the server does with the session it had
+    assert (await reload(database, row)).status == "queued"
+    assert smtp_server.messages == []

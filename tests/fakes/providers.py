@@ -8,7 +8,8 @@
   201 with the message's `sid`. Numbers in `invalid_numbers` get 400 / error 21211.
 
 The HTTP fakes record every request before answering it, then wait `delay` seconds (an accepted
-message whose answer is held back), then answer the next queued reply (`fail_next`) or success.
+message whose answer is held back), then answer the next queued reply (`fail_next`) or success;
+`drop_next` takes a request and closes the connection without an answer.
 Each has a function-scoped pytest fixture (`smtp_server`, `sendgrid_server`, `twilio_server`) that
 starts a fresh server and stops it afterwards; import `*_fixture` into a test module to use it.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import email.policy
 import inspect
 import json
@@ -68,6 +70,9 @@ class Reply:
     status: int
     body: Any = None  # dict/list: JSON; str: text; None: empty
     headers: dict[str, str] = field(default_factory=dict)
+    # Taken (the status says how), but the connection is closed instead of answered: the
+    # client sees its request go out and no answer come back.
+    dropped: bool = False
 
     def payload(self) -> tuple[bytes, str]:
         if self.body is None:
@@ -123,6 +128,9 @@ class _Handler(BaseHTTPRequestHandler):
         reply, delay = fake._take(request)
         if delay and fake._closing.wait(delay):
             return  # the fake is shutting down: drop the connection unanswered
+        if reply.dropped:
+            self.close_connection = True
+            return
         payload, content_type = reply.payload()
         try:
             self.send_response(reply.status)
@@ -181,6 +189,11 @@ class FakeHttpProvider:
         make = reply if callable(reply) else (lambda _request, reply=reply: reply)
         with self._lock:
             self._replies.extend([make] * times)
+
+    def drop_next(self) -> None:
+        """The next well-formed request is taken as a success would be, but its connection is
+        closed instead of answered."""
+        self.answer_next(lambda request: dataclasses.replace(self.answer(request), dropped=True))
 
     @property
     def accepted(self) -> list[HttpRequest]:
@@ -365,6 +378,8 @@ class _SmtpHandler:
             if fake.rcpt_replies:
                 return fake.rcpt_replies.popleft()
         envelope.rcpt_tos.append(address)
+        with fake._lock:
+            fake.rcpts.append(address)
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -384,6 +399,7 @@ class FakeSmtp:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.messages: list[SmtpMessage] = []
+        self.rcpts: list[str] = []  # every recipient accepted, in every session
         self.refuse: dict[str, str] = {}  # recipient -> "550 5.1.1 ..." (every time)
         self.rcpt_replies: deque[str] = deque()  # the next RCPT answers, e.g. "421 4.7.0 ..."
         self.data_replies: deque[str] = deque()  # the next DATA answers, e.g. "451 4.3.0 ..."
@@ -403,6 +419,7 @@ class FakeSmtp:
     def reset(self) -> None:
         with self._lock:
             self.messages.clear()
+            self.rcpts.clear()
             self.refuse.clear()
             self.rcpt_replies.clear()
             self.data_replies.clear()
