@@ -4,6 +4,6 @@ documents."""
 
 from __future__ import annotations
 
-from models.text import NUL_MESSAGE, NoNul, find_nul
+from models.text import NUL_MESSAGE, NoNul, NulFree, find_nul
 
-__all__ = ["NUL_MESSAGE", "NoNul", "find_nul"]
+__all__ = ["NUL_MESSAGE", "NoNul", "NulFree", "find_nul"]

@@ -1,20 +1,29 @@
 """What Jobline takes at its edge: the range of dates, money and ids, defined once (issue 8).
 
-- **Dates and times**: from 2000-01-01 to 2100-12-31 (a time: 2000-01-01T00:00:00Z to
-  2100-12-31T23:59:59.999999Z, whatever its offset; it must carry one). A field-service job is
-  booked, quoted, delivered and paid within that span, so a year 1 or 9999 is a typo. It also
-  keeps every reminder's arithmetic (a day before, the end of a day in the company's zone, 90 days
-  on) and every workflow timer far inside what Python and Temporal can hold. Written as ISO 8601
-  text, never as a number.
-- **Money**: two decimal places, not negative, at most 10,000,000.00 — for a unit price, a line,
-  a quote's or an invoice's total (and so a contract amount) and a payment. **Quantities**: more
-  than 0, at most 100,000, three decimal places. Both arrive as JSON numbers or as decimal text
-  of the ASCII digits ("125.50"); `true`, "٥", "1e3" or " 5" are refused, and -0 is read as 0.
-- **Ids**: integers from 1 to 2**31 - 1 (the tables' integer columns). In a JSON body a JSON
-  integer (never `true` nor "5"); in a path or a query, the ASCII digits.
+- **Dates and times**: from 2000-01-01 to 2100-12-31 (a time: 2000-01-01T00:00:00Z to the end
+  of 2100-12-31 UTC, whatever its offset; it must carry one). A field-service job is booked,
+  quoted, delivered and paid within that span, so a year 1 or 9999 is a typo. The span also keeps
+  every reminder's arithmetic (a day before, the end of a day in the company's zone, 90 days on)
+  far inside what a datetime holds, and every workflow timer inside Temporal's 100 years.
+- **Money**: two decimal places, not negative, at most 10,000,000.00 — a unit price, a line, a
+  quote's or an invoice's total (and so a contract amount), a payment. **Quantities**: more than
+  0, at most 100,000, three decimal places.
+- **Ids**: integers from 1 to 2**31 - 1 (the tables' integer columns).
 
-Pure: no I/O. The event payloads (models/events.py), the closeout receipt fields and the API's
-parameters use these types; the reminders are property-tested over this range.
+Two kinds of rule, because a workflow history and a job row must read back whatever was stored
+before a rule existed (replay, tests/workflows/test_replay.py):
+
+- *Form*, always: ids and counts are JSON integers (never `true` nor "5"), flags JSON booleans;
+  amounts are JSON numbers or decimal text in the ASCII digits (as Decimal writes it: "125.50",
+  "1E+3"), never `true`, "٥" or " 5", and -0 reads as 0; dates are ISO 8601 text, never a number.
+  Stored payloads always had this form: they are what the models wrote.
+- *Range*, at the edge: the ranges above apply when a model is validated with `context=EDGE` —
+  what a client sends (api/jobs/service.check_event). A stored value from before is read as it
+  was written.
+
+In a path or a query an id is text: `IdParam` takes the ASCII digits only (not "+5", " 5", "5_0").
+
+Pure: no I/O. The reminders are property-tested over this range (tests/models/test_reminders.py).
 """
 
 from __future__ import annotations
@@ -26,7 +35,14 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from annotated_types import Gt, Le
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, Strict
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    Strict,
+    ValidationInfo,
+)
 
 DATE_MIN = date(2000, 1, 1)
 DATE_MAX = date(2100, 12, 31)
@@ -34,33 +50,48 @@ DATETIME_MIN = datetime(2000, 1, 1, tzinfo=UTC)
 DATETIME_MAX = datetime(2100, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
 
 MONEY_MAX = Decimal("10000000.00")
-CENT = Decimal("0.01")
 QUANTITY_MAX = 100_000
 ID_MAX = 2**31 - 1
+CENT = Decimal("0.01")
 
-_DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")  # [0-9], not \d: ASCII digits only
+# The validation context of what a client sends: `Model.model_validate(data, context=EDGE)`.
+EDGE: dict[str, Any] = {"edge": True}
+
+# [0-9], not \d: ASCII digits only. The exponent is how Decimal writes some values ("1E+3").
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 _DIGITS = re.compile(r"[0-9]+")
 
 
-# --- dates and times ---------------------------------------------------------------------------
+def at_the_edge(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("edge"))
+
+
+# --- dates and times -----------------------------------------------------------------------------
 
 
 def _iso_text(value: Any) -> Any:
     # A number would be read as seconds since 1970 and a bool as 0 or 1: neither is a date.
-    if isinstance(value, str | date):  # datetime is a date
+    if isinstance(value, str | date):  # a datetime is a date
         return value
     raise ValueError("write it as ISO 8601 text, like 2030-01-05 or 2030-01-05T09:00:00-05:00")
 
 
-def _date_in_range(value: date) -> date:
-    if not DATE_MIN <= value <= DATE_MAX:
-        raise ValueError(f"must be from {DATE_MIN} to {DATE_MAX}")
+def date_problem(value: date) -> str | None:
+    """Why a date is outside the range, if it is."""
+    if DATE_MIN <= value <= DATE_MAX:
+        return None
+    return f"must be from {DATE_MIN} to {DATE_MAX}"
+
+
+def _date_in_range(value: date, info: ValidationInfo) -> date:
+    if at_the_edge(info) and (problem := date_problem(value)):
+        raise ValueError(problem)
     return value
 
 
-def _datetime_in_range(value: datetime) -> datetime:
+def _datetime_in_range(value: datetime, info: ValidationInfo) -> datetime:
     # Compared, not converted: year 9999 at -12:00 is past what a datetime in UTC can hold.
-    if not DATETIME_MIN <= value <= DATETIME_MAX:
+    if at_the_edge(info) and not DATETIME_MIN <= value <= DATETIME_MAX:
         raise ValueError(f"must be from {DATE_MIN}T00:00:00Z to the end of {DATE_MAX} (UTC)")
     return value
 
@@ -71,16 +102,7 @@ BoundedDatetime = Annotated[
 ]
 
 
-def date_problem(value: date) -> str | None:
-    """Why a date is out of range (for checks that collect messages rather than raise)."""
-    try:
-        _date_in_range(value)
-    except ValueError as out:
-        return str(out)
-    return None
-
-
-# --- money and quantities ----------------------------------------------------------------------
+# --- money and quantities ------------------------------------------------------------------------
 
 
 def _decimal_input(value: Any) -> Any:
@@ -99,21 +121,36 @@ def _no_negative_zero(value: Decimal) -> Decimal:
     return value.copy_abs() if value.is_zero() else value
 
 
+def _at_most(limit: Decimal | int, shown: str) -> Any:
+    def check(value: Decimal, info: ValidationInfo) -> Decimal:
+        if at_the_edge(info) and value > limit:
+            raise ValueError(f"must be at most {shown}")
+        return value
+
+    return AfterValidator(check)
+
+
+# A BeforeValidator wraps what precedes it: the form is checked first, and the constraints stay on
+# the decimal itself (where the OpenAPI schema shows them). The digit limits are the ones stored
+# values always had; the range is the edge's.
 Money = Annotated[
     Decimal,
+    Field(ge=0, max_digits=14, decimal_places=2),
     BeforeValidator(_decimal_input),
-    Field(ge=0, le=MONEY_MAX, decimal_places=2),
     AfterValidator(_no_negative_zero),
+    _at_most(MONEY_MAX, f"{MONEY_MAX:,.2f}"),
 ]
 PositiveMoney = Annotated[
     Decimal,
+    Field(gt=0, max_digits=14, decimal_places=2),
     BeforeValidator(_decimal_input),
-    Field(gt=0, le=MONEY_MAX, decimal_places=2),
+    _at_most(MONEY_MAX, f"{MONEY_MAX:,.2f}"),
 ]
 Quantity = Annotated[
     Decimal,
+    Field(gt=0, max_digits=12, decimal_places=3),
     BeforeValidator(_decimal_input),
-    Field(gt=0, le=QUANTITY_MAX, decimal_places=3),
+    _at_most(QUANTITY_MAX, f"{QUANTITY_MAX:,}"),
 ]
 WholeQuantity = Annotated[int, Strict(), Field(gt=0, le=QUANTITY_MAX)]
 
@@ -148,4 +185,4 @@ def _digits(value: Any) -> Any:
 
 
 Id = Annotated[int, Strict(), Gt(0), Le(ID_MAX)]
-IdParam = Annotated[int, BeforeValidator(_digits), Gt(0), Le(ID_MAX)]
+IdParam = Annotated[int, Gt(0), Le(ID_MAX), BeforeValidator(_digits)]

@@ -10,10 +10,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from models.events import Email
-from models.text import NulFree
 
 _HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 DOCUMENT_ID = r"^[0-9a-f]{32}$"
@@ -49,7 +48,7 @@ HexColour = Annotated[str, StringConstraints(strip_whitespace=True), AfterValida
 Line = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 
 
-class BrandingSettings(NulFree):
+class BrandingSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # None: the communication settings' company name, so there is one name to change.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -22,7 +23,6 @@ from pydantic import (
 )
 
 from models.bounds import MONEY_MAX, date_problem, parse_decimal
-from models.text import NulFree
 
 Channel = Literal["email", "sms", "both"]
 FieldType = Literal["text", "number", "currency", "date", "dropdown", "checkbox"]
@@ -70,7 +70,7 @@ WebUrl = Annotated[
 Secret = Annotated[str, StringConstraints(min_length=SECRET_MIN, max_length=256)]
 
 
-class ReceiptField(NulFree):
+class ReceiptField(BaseModel):
     """One field the technician fills in on completion; printed on the work receipt."""
 
     model_config = ConfigDict(extra="forbid")
@@ -95,7 +95,7 @@ class ReceiptField(NulFree):
         return self
 
 
-class CloseoutFields(NulFree):
+class CloseoutFields(BaseModel):
     """The settings' fields, each checked on its own (the webhook pair is checked together in
     `CloseoutSettings`)."""
 
@@ -136,35 +136,53 @@ def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _problem(field: ReceiptField, value: Any) -> str | None:
+def _decimal(value: Any) -> Decimal | None:
+    """A number as receipt values were read before models.bounds (stored histories)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def _day(value: Any, bounded: bool) -> date | None:
+    try:
+        if bounded and not _DATE.fullmatch(value):
+            return None  # what the message asks for; not 20300105 nor 2030-W01-1
+        return date.fromisoformat(value)
+    except (ValueError, TypeError):
+        return None
+
+
+def _problem(field: ReceiptField, value: Any, bounded: bool) -> str | None:
     name = f"{field.label} ({field.key})"
+    # Bounded: numbers and money read as the events read them, money and dates in their range.
+    number = parse_decimal if bounded else _decimal
     if field.type == "text":
         if not isinstance(value, str):
             return f"{name} must be text"
         if len(value) > MAX_TEXT:
             return f"{name} is longer than {MAX_TEXT} characters"
     elif field.type == "number":
-        if parse_decimal(value) is None:
+        if number(value) is None:
             return f"{name} must be a number (the digits 0-9, like 12.5)"
     elif field.type == "currency":
-        # Read as the events read money (models.bounds), and bounded the same way.
-        amount = parse_decimal(value)
+        amount = number(value)
         if amount is None:
             return f"{name} must be an amount of money (like 125.50)"
         if amount < 0:
             return f"{name} must not be negative"
         if -amount.as_tuple().exponent > 2:  # type: ignore[operator]
             return f"{name} has more than two decimal places"
-        if amount > MONEY_MAX:
+        if bounded and amount > MONEY_MAX:
             return f"{name} must be at most {MONEY_MAX:,.2f}"
     elif field.type == "date":
-        try:
-            day = date.fromisoformat(value) if _DATE.fullmatch(value) else None
-        except (ValueError, TypeError):
-            day = None
+        day = _day(value, bounded)
         if day is None:
             return f"{name} must be a date (YYYY-MM-DD)"
-        if problem := date_problem(day):
+        if bounded and (problem := date_problem(day)):
             return f"{name} {problem}"
     elif field.type == "dropdown":
         if not isinstance(value, str) or value not in field.options:
@@ -181,6 +199,7 @@ def validate_receipt_fields(settings: CloseoutSettings | JobCloseout, fields: An
     false); an optional field may be left out or null; keys not configured are refused."""
     if not isinstance(fields, dict):
         return ["fields must be an object of receipt field values"]
+    bounded = settings.bounded if isinstance(settings, JobCloseout) else True
     problems: list[str] = []
     known = {f.key for f in settings.receipt_fields}
     for key in fields:
@@ -193,7 +212,7 @@ def validate_receipt_fields(settings: CloseoutSettings | JobCloseout, fields: An
             if field.required:
                 problems.append(f"{field.label} ({field.key}) is required")
             continue
-        problem = _problem(field, value)
+        problem = _problem(field, value, bounded)
         if problem:
             problems.append(problem)
     return problems
@@ -208,6 +227,10 @@ class JobCloseout(BaseModel):
     receipt_fields: list[ReceiptField] = []
     portal_link_days: int = 30
     webhook: bool = False
+    # Receipt values are held to models.bounds (numbers in the ASCII digits, money at most
+    # 10,000,000.00, dates from 2000 to 2100) when this comes from today's settings. A closeout
+    # in a workflow history from before the bounds has no such flag, and replays as it ran.
+    bounded: bool = False
 
     @classmethod
     def of(cls, settings: CloseoutSettings) -> JobCloseout:
@@ -216,6 +239,7 @@ class JobCloseout(BaseModel):
             receipt_fields=settings.receipt_fields,
             portal_link_days=settings.portal_link_days,
             webhook=settings.webhook_url is not None,
+            bounded=True,
         )
 
     def labels(self) -> dict[str, str]:

@@ -19,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from models.events import Email
 from models.lifecycle import JobState, Stage
-from models.text import NulFree
 
 Purpose = Literal[
     "quote",
@@ -60,7 +59,7 @@ MERGE_FIELDS: dict[str, str] = {
 Hours = Annotated[int, Field(ge=1, le=24 * 90)]
 
 
-class MessageTemplate(NulFree):
+class MessageTemplate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email_subject: Annotated[str, Field(min_length=1, max_length=300)]
@@ -210,7 +209,7 @@ def unknown_merge_fields(text: str) -> frozenset[str]:
     return frozenset(names) - MERGE_FIELDS.keys()
 
 
-class CommunicationSettings(NulFree):
+class CommunicationSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     company_name: Annotated[str, Field(min_length=1, max_length=200)] = "Jobline"

@@ -18,12 +18,15 @@ from pydantic import (
     Field,
     StrictBool,
     StringConstraints,
+    TypeAdapter,
+    ValidationInfo,
     model_validator,
 )
 
-# The ranges taken at the edge (dates, money, ids) are defined once, in models.bounds.
+# The form and the ranges of dates, money and ids are defined once, in models.bounds.
 from models.bounds import (
     CENT,
+    EDGE,
     BoundedDate,
     BoundedDatetime,
     Id,
@@ -31,6 +34,7 @@ from models.bounds import (
     PositiveMoney,
     Quantity,
     WholeQuantity,
+    at_the_edge,
     total_problem,
 )
 
@@ -84,14 +88,16 @@ class QuoteLine(BaseModel):
         return (self.quantity * self.unit_price).quantize(CENT)
 
     @model_validator(mode="after")
-    def _line_total_bounded(self) -> QuoteLine:
-        if problem := total_problem([self.amount], "the line's amount (quantity x unit_price)"):
+    def _line_total_bounded(self, info: ValidationInfo) -> QuoteLine:
+        what = "the line's amount (quantity x unit_price)"
+        if at_the_edge(info) and (problem := total_problem([self.amount], what)):
             raise ValueError(problem)
         return self
 
 
-def _document_total_bounded(lines: list[QuoteLine]) -> list[QuoteLine]:
-    if problem := total_problem((line.amount for line in lines), "the lines' total"):
+def _document_total_bounded(lines: list[QuoteLine], info: ValidationInfo) -> list[QuoteLine]:
+    amounts = (line.amount for line in lines)
+    if at_the_edge(info) and (problem := total_problem(amounts, "the lines' total")):
         raise ValueError(problem)
     return lines
 
@@ -338,6 +344,16 @@ Event = Annotated[
     | CustomerUpdateSent,
     Field(discriminator="type"),
 ]
+
+_EVENTS: TypeAdapter[Any] = TypeAdapter(Event)
+
+
+def checked_at_the_edge(event: _Event) -> _Event:
+    """The event checked as a client's input: the ranges of models.bounds, which a stored event
+    (a workflow history, a job's timeline) is not held to. Raises pydantic's ValidationError,
+    located like a parse error (`job_scheduled.window_start`)."""
+    return _EVENTS.validate_python(event.model_dump(), context=EDGE)  # type: ignore[no-any-return]
+
 
 EVENT_TYPES: tuple[str, ...] = (
     "job_created",
