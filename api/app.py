@@ -7,17 +7,19 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from temporalio.client import Client as TemporalClient
 
 from api import errors, health
 from api.admission import Admission
+from api.body_guard import BodyGuard
 from api.clients.routes import router as clients_router
 from api.documents.routes import router as documents_router
 from api.exports.routes import router as exports_router
 from api.jobs.routes import router as jobs_router
 from api.outbox.routes import router as outbox_router
 from api.portal.routes import router as portal_router
+from api.route_index import RouteIndex
 from api.settings.routes import router as settings_router
 from api.users.routes import router as users_router
 from api.users.service import TokenCache
@@ -70,14 +72,24 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    routes = RouteIndex(app)
+    # Middleware added last runs first: metrics see every answer, the guard's refusals included.
+    app.add_middleware(BodyGuard, routes=routes, max_json_depth=settings.api_max_json_depth)
     health.install_metrics(app)
-    app.include_router(health.router)
-    app.include_router(users_router)
-    app.include_router(clients_router)
-    app.include_router(jobs_router)
-    app.include_router(outbox_router)
-    app.include_router(documents_router)
-    app.include_router(settings_router)
-    app.include_router(exports_router)
-    app.include_router(portal_router)
+    # Every route reads at most this much body unless it says otherwise (the logo upload does).
+    # Set on a router, not the app: an app-wide limit would answer before the guard can say 401.
+    served = APIRouter(max_body_size=settings.api_max_body_bytes)
+    for router in (
+        health.router,
+        users_router,
+        clients_router,
+        jobs_router,
+        outbox_router,
+        documents_router,
+        settings_router,
+        exports_router,
+        portal_router,
+    ):
+        served.include_router(router)
+    app.include_router(served)
     return app

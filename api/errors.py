@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+from starlette.types import ExceptionHandler
 
 from core.db import DatabaseBusy
 from models.lifecycle import Refusal
@@ -57,6 +59,51 @@ class Invalid(AppError):
     code = "invalid"
 
 
+def _bytes(size: int) -> str:
+    for unit, name in ((1024 * 1024, "MiB"), (1024, "KiB")):
+        if size >= unit and size % unit == 0:
+            return f"{size // unit} {name}"
+    return f"{size} bytes"
+
+
+class TooLarge(AppError):
+    status_code = 413
+    code = "too_large"
+
+    @classmethod
+    def body_over(cls, limit: int | None) -> TooLarge:
+        if limit is None:
+            return cls("the request body is larger than this route takes; send less")
+        return cls(
+            f"the request body is larger than this route takes: at most {limit:,} bytes "
+            f"({_bytes(limit)}); send less",
+            max_bytes=limit,
+        )
+
+
+class TooDeep(AppError):
+    """JSON nested deeper than any Jobline document goes: refused before it is parsed."""
+
+    status_code = 422
+    code = "validation_error"
+
+    @classmethod
+    def nested_over(cls, limit: int) -> TooDeep:
+        return cls(
+            f"the body is not JSON this API takes: it is nested more than {limit} levels deep",
+            max_depth=limit,
+        )
+
+
+class RaisedInBody(StarletteHTTPException):
+    """An AppError raised while FastAPI reads a body. FastAPI lets only HTTP exceptions out of
+    its body reading (anything else becomes a 400 of its own), so the error travels wrapped."""
+
+    def __init__(self, error: AppError) -> None:
+        super().__init__(error.status_code, error.message)
+        self.error = error
+
+
 class Unavailable(AppError):
     """Jobline cannot take this now (the database or the workflow service is busy or down);
     the same request later can succeed."""
@@ -88,6 +135,23 @@ class EventRefused(AppError):
         self.status_code = _REFUSAL_STATUS[refusal.code]
 
 
+def respond(exc: AppError) -> JSONResponse:
+    """The answer to an AppError, wherever it is raised (a handler, or middleware before one)."""
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    if isinstance(exc, Unavailable):
+        headers = {"Retry-After": str(exc.retry_after_s)}
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+
+
+def handler_for(app: FastAPI, exc: Exception) -> ExceptionHandler | None:
+    """The app's handler for this exception (by its class, most specific first): for middleware,
+    which runs outside the handlers, to answer as the app would."""
+    for kind in type(exc).__mro__:
+        if kind in app.exception_handlers:
+            return app.exception_handlers[kind]
+    return None
+
+
 def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
 
@@ -112,10 +176,7 @@ def _describe(errors: list[Any]) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-        if isinstance(exc, Unavailable):
-            headers = {"Retry-After": str(exc.retry_after_s)}
-        return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+        return respond(exc)
 
     async def _database_busy(request: Request, exc: Exception) -> JSONResponse:
         # Back-pressure, not a fault: a warning without a traceback, and a 503 to retry.
@@ -134,9 +195,13 @@ def install(app: FastAPI) -> None:
         return _error(422, "validation_error", _describe(list(exc.errors())), details=details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc, RaisedInBody):
+            return respond(exc.error)
+        if exc.status_code == 413:  # FastAPI's body limit, counted as the body arrives
+            return respond(TooLarge.body_over(request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)))
         if exc.status_code == 400:
-            # FastAPI's "error parsing the body" (not UTF-8, nested too deeply): the same mistake
+            # FastAPI's "error parsing the body" (not UTF-8): the same mistake
             # as malformed JSON, so the same answer.
             return _error(
                 422, "validation_error", "the body could not be parsed: send UTF-8 encoded JSON"

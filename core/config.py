@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # host:port for the worker's Prometheus endpoint (Temporal SDK metrics); empty: none.
     worker_metrics_address: str = ""
+    # Request bodies (api/body_guard.py): the most bytes a JSON route reads (the logo upload has
+    # its own 1 MiB), and how deeply its JSON may nest.
+    api_max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    api_max_json_depth: int = Field(default=64, ge=8, le=500)
     # Back-pressure (api/admission.py): requests of one API process that may wait on jobs'
     # workflows at once, and how long one more waits for a turn before its 503.
     api_max_in_flight: int = Field(default=64, ge=1)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, File, UploadFile
 from pydantic import BaseModel, ValidationError
 
 from api.deps import SessionDep, SettingsDep, require
-from api.errors import AppError, Invalid
+from api.errors import Invalid, TooLarge
 from core import documents, settings_store
 from core.settings_store import BRANDING, CLOSEOUT
 from models.branding import LOGO_EXTENSIONS, BrandingSettings, logo_type
@@ -23,11 +23,8 @@ Reader = Annotated[User, Depends(require(*USER_ROLES, what="reading settings"))]
 Admin = Annotated[User, Depends(require(Role.admin, what="changing settings"))]
 
 MAX_LOGO_BYTES = 1024 * 1024
-
-
-class TooLarge(AppError):
-    status_code = 413
-    code = "too_large"
+# The upload's whole body: the image, and room for the multipart form around it.
+LOGO_BODY_BYTES = MAX_LOGO_BYTES + 16 * 1024
 
 
 class CloseoutView(BaseModel):
@@ -110,7 +107,11 @@ async def put_branding(
     return body
 
 
-@router.post("/branding/logo", response_model=BrandingSettings)
+@router.post(
+    "/branding/logo",
+    response_model=BrandingSettings,
+    max_body_size=LOGO_BODY_BYTES,
+)
 async def upload_logo(
     session: SessionDep, admin: Admin, file: Annotated[UploadFile, File()]
 ) -> BrandingSettings:
