@@ -75,7 +75,7 @@ def create_app(
     routes = RouteIndex(app)
     # Middleware added last runs first: metrics see every answer, the guard's refusals included.
     app.add_middleware(BodyGuard, routes=routes, max_json_depth=settings.api_max_json_depth)
-    health.install_metrics(app)
+    health.install_metrics(app, routes)
     # Every route reads at most this much body unless it says otherwise (the logo upload does).
     # Set on a router, not the app: an app-wide limit would answer before the guard can say 401.
     served = APIRouter(max_body_size=settings.api_max_body_bytes)

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -173,7 +174,28 @@ def _describe(errors: list[Any]) -> str:
     return "; ".join(parts) or "the request is not valid"
 
 
+def _errors_as_json(app: FastAPI) -> None:
+    """FastAPI files a route's declared error bodies under the route's own media type (a CSV
+    export's under text/csv); errors are JSON whatever the route serves."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            for operations in generate()["paths"].values():
+                for operation in operations.values():
+                    for response in operation.get("responses", {}).values():
+                        for media in response.get("content", {}).values():
+                            if media.get("schema") == {"$ref": ERROR_BODY_REF}:
+                                response["content"] = {"application/json": media}
+                                break
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
+    _errors_as_json(app)
+
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
         return respond(exc)
@@ -217,10 +239,57 @@ def install(app: FastAPI) -> None:
         return _error(500, "internal_error", "something went wrong on our side; it has been logged")
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or unknown bearer token"},
-    403: {"description": "Your role may not do this; the message says who may"},
-    404: {"description": "Not found (or not visible to you)"},
-    422: {"description": "The request is not valid; the message says what to fix"},
-    503: {"description": "Busy (database or workflow service): retry after `Retry-After` s"},
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    code: str = Field(
+        description="What kind of error, for programs: not_authenticated, forbidden, not_found, "
+        "event_not_allowed, role_not_allowed, invalid_event, invalid, validation_error, "
+        "too_large, busy, unavailable, internal_error, ..."
+    )
+    message: str = Field(description="What went wrong and what to do about it, for people")
+    stage: str | None = Field(None, description="Refused events: the job's stage")
+    allowed_events: list[str] | None = Field(
+        None, description="Refused events: the events the job takes now"
+    )
+    details: list[dict[str, Any]] | None = Field(
+        None, description="Validation errors: each with `loc`, `msg` and `type`"
+    )
+    max_bytes: int | None = Field(None, description="413: the most this route reads")
+
+
+class ErrorBody(BaseModel):
+    """Every error Jobline answers has this shape (DESIGN.md §8)."""
+
+    error: ErrorDetail
+
+
+ERROR_BODY_REF = "#/components/schemas/ErrorBody"
+
+
+WHY: dict[int, str] = {
+    401: "Missing or unknown bearer token (checked before a request body is read)",
+    403: "Your role may not do this; the message says who may",
+    404: "Not found (or not visible to you)",
+    409: "The job's stage refuses the event (a final job takes none); `allowed_events` says "
+    "what it takes",
+    413: "The body is larger than this route reads (see `max_bytes`); nothing was read or done",
+    422: "The request is not valid; the message says what to fix",
+    503: "Busy or unreachable (the database or the workflow service), or the job did not take "
+    "the event in time: retry after `Retry-After` s; the message says whether anything was done",
 }
+
+
+def error_responses(*statuses: int, **why: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses, each with the shared error body; `why`
+    (`_409="..."`) words a status for one route."""
+    return {
+        status: {"model": ErrorBody, "description": why.get(f"_{status}", WHY[status])}
+        for status in statuses
+    }
+
+
+# What every route behind a bearer token and a role check can answer; routes add their own.
+ERROR_RESPONSES = error_responses(401, 403, 503)
+# A route that reads a body can also answer that it is too large or not valid.
+BODY_ERRORS = error_responses(413, 422)

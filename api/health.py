@@ -11,6 +11,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.route_index import RouteIndex
+
 router = APIRouter(tags=["operations"])
 
 REQUESTS = Counter("jobline_http_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -23,7 +25,10 @@ async def livez() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/healthz")
+@router.get(
+    "/healthz",
+    responses={503: {"description": "A part is down: `checks` says which (the same shape as 200)"}},
+)
 async def healthz(request: Request) -> JSONResponse:
     checks: dict[str, str] = {"api": "ok"}
     try:
@@ -50,10 +55,12 @@ async def metrics() -> Response:
 
 
 class MetricsMiddleware:
-    """Counts and times every request by route template (plain ASGI: no per-request task)."""
+    """Counts and times every request by its route's full path template (plain ASGI: no
+    per-request task)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, routes: RouteIndex) -> None:
         self.app = app
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,13 +78,12 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, _send)
         finally:
-            route = scope.get("route")
             # The route template, not the path: one series per endpoint, not one per job.
-            name = getattr(route, "path", "unmatched")
+            name = self.routes.template(scope)
             method = scope["method"]
             LATENCY.labels(method, name).observe(time.perf_counter() - started)
             REQUESTS.labels(method, name, str(status)).inc()
 
 
-def install_metrics(app: FastAPI) -> None:
-    app.add_middleware(MetricsMiddleware)
+def install_metrics(app: FastAPI, routes: RouteIndex) -> None:
+    app.add_middleware(MetricsMiddleware, routes=routes)

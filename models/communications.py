@@ -15,7 +15,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import gsm0338  # noqa: F401  (registers the "gsm03.38" codec)
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from models.events import Email
 from models.lifecycle import JobState, Stage
@@ -67,11 +74,27 @@ class MessageTemplate(BaseModel):
     sms: Annotated[str, Field(max_length=1600)] = ""
 
 
+# A wall-clock time in the company's own zone ("21:00"). JSON Schema's `format: time` would ask
+# for an offset; the schema says what is meant instead (what is accepted is unchanged).
+LocalTime = Annotated[
+    time,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$",
+            "description": "Local wall-clock time in the company's time zone, HH:MM (seconds "
+            "optional), without an offset",
+            "examples": ["21:00", "08:00"],
+        }
+    ),
+]
+
+
 class QuietHours(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    start: time = time(21, 0)
-    end: time = time(8, 0)
+    start: LocalTime = time(21, 0)
+    end: LocalTime = time(8, 0)
 
     @model_validator(mode="after")
     def _not_empty(self) -> QuietHours:

@@ -7,19 +7,19 @@ from fastapi import APIRouter, Path, Query
 from api.clients import service
 from api.clients.schemas import ClientCreate, ClientPage, ClientPublic, ClientShown, ClientUpdate
 from api.deps import ClientReader, ClientWriter, SessionDep
-from api.errors import ERROR_RESPONSES
+from api.errors import BODY_ERRORS, ERROR_RESPONSES, error_responses
 from api.text import NoNul
 
 router = APIRouter(prefix="/api/v1/clients", tags=["clients"], responses=ERROR_RESPONSES)
 ClientId = Annotated[int, Path(gt=0, le=2**31 - 1)]
 
 
-@router.post("", status_code=201, response_model=ClientPublic)
+@router.post("", status_code=201, response_model=ClientPublic, responses=BODY_ERRORS)
 async def create_client(body: ClientCreate, session: SessionDep, _: ClientWriter) -> ClientPublic:
     return service.public(await service.create(session, body))
 
 
-@router.get("", response_model=ClientPage)
+@router.get("", response_model=ClientPage, responses=error_responses(422))
 async def list_clients(
     session: SessionDep,
     user: ClientReader,
@@ -35,13 +35,13 @@ async def list_clients(
     )
 
 
-@router.get("/{client_id}", response_model=ClientShown)
+@router.get("/{client_id}", response_model=ClientShown, responses=error_responses(404, 422))
 async def get_client(client_id: ClientId, session: SessionDep, user: ClientReader) -> ClientShown:
     """Technicians read the clients of the jobs assigned to them, without the internal notes."""
     return service.shown_to(user, await service.read(session, user, client_id))
 
 
-@router.patch("/{client_id}", response_model=ClientPublic)
+@router.patch("/{client_id}", response_model=ClientPublic, responses=error_responses(404, 413, 422))
 async def update_client(
     client_id: ClientId, body: ClientUpdate, session: SessionDep, _: ClientWriter
 ) -> ClientPublic:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Path
 from fastapi.responses import Response
 
 from api.deps import ALL_STAFF, SessionDep, require
-from api.errors import ERROR_RESPONSES, NotFound
+from api.errors import ERROR_RESPONSES, NotFound, error_responses
 from api.jobs.service import get_row
 from core import documents
 from models.lifecycle import Role
@@ -39,7 +39,10 @@ def content_disposition(filename: str, inline: bool) -> str:
 @router.get(
     "/{id}",
     response_class=Response,
-    responses={200: {"content": {"application/pdf": {}}, "description": "The document's bytes"}},
+    responses={
+        200: {"content": {"application/pdf": {}}, "description": "The document's bytes"},
+        **error_responses(404, 422),
+    },
 )
 async def get_document(
     session: SessionDep,

@@ -19,7 +19,7 @@ from fastapi.responses import Response, StreamingResponse
 from sqlmodel.sql.expression import SelectOfScalar
 
 from api.deps import DatabaseDep, SessionDep, require
-from api.errors import ERROR_RESPONSES
+from api.errors import ERROR_RESPONSES, error_responses
 from api.exports import service, sheets
 from api.exports.sheets import Row, Sheet
 from api.jobs.service import JobFilters
@@ -129,10 +129,12 @@ async def _collect(batches: AsyncIterator[list[Row]]) -> list[Row]:
 
 
 _CSV: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The sheet as CSV: UTF-8 with a BOM, a header row, CRLF lines"}
+    200: {"description": "The sheet as CSV: UTF-8 with a BOM, a header row, CRLF lines"},
+    **error_responses(422),
 }
 _XLSX: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The sheet as an Excel workbook (one worksheet)"}
+    200: {"description": "The sheet as an Excel workbook (one worksheet)"},
+    **error_responses(422),
 }
 
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Body, Path, Query, Response
 
 from api.admission import Admitted
 from api.deps import CurrentUser, DatabaseDep, JobReader, SessionDep, SettingsDep, TemporalDep
-from api.errors import ERROR_RESPONSES, Invalid
+from api.errors import ERROR_RESPONSES, Invalid, error_responses
 from api.jobs import send, service
 from api.jobs.schemas import JobPage, JobView, SendPreview, SendRequest, SendResult
 from api.jobs.views import PortalLinkView, job_view, list_item, view_of_state
@@ -23,9 +23,8 @@ from models.messages import EventOutcome
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 Slug = Annotated[str, Path(min_length=4, max_length=32, pattern=r"^[a-z0-9-]+$")]
-_REFUSED = {
-    409: {"description": "The job's stage refuses the event; `allowed_events` says what it takes"}
-}
+# An event to a job: refused by its stage (409), or a body too large or not valid.
+_EVENT_ERRORS = error_responses(409, 413, 422)
 
 
 async def _portal(session: SessionDep, settings: Settings, slug: str) -> PortalLinkView | None:
@@ -51,7 +50,7 @@ async def _view(
     )
 
 
-@router.post("", status_code=201, response_model=JobView, responses=_REFUSED)
+@router.post("", status_code=201, response_model=JobView, responses=_EVENT_ERRORS)
 async def create_job(
     body: ev.JobCreated,
     session: SessionDep,
@@ -84,7 +83,7 @@ async def _answer(
     )
 
 
-@router.get("", response_model=JobPage)
+@router.get("", response_model=JobPage, responses=error_responses(422))
 async def list_jobs(
     session: SessionDep,
     user: JobReader,
@@ -107,14 +106,18 @@ async def list_jobs(
     return JobPage(items=[list_item(r) for r in rows], total=total, page=page, page_size=page_size)
 
 
-@router.get("/{slug}", response_model=JobView)
+@router.get("/{slug}", response_model=JobView, responses=error_responses(404, 422))
 async def get_job(
     slug: Slug, session: SessionDep, settings: SettingsDep, user: JobReader
 ) -> JobView:
     return await _view(session, settings, user, slug)
 
 
-@router.post("/{slug}/events", response_model=JobView, responses=_REFUSED)
+@router.post(
+    "/{slug}/events",
+    response_model=JobView,
+    responses={**error_responses(404), **_EVENT_ERRORS},
+)
 async def post_event(
     slug: Slug,
     event: Annotated[ev.Event, Body()],
@@ -139,7 +142,11 @@ async def post_event(
     "/{slug}/send",
     status_code=202,
     response_model=SendResult | SendPreview,
-    responses={200: {"model": SendPreview, "description": "preview: rendered, nothing sent"}},
+    responses={
+        200: {"model": SendPreview, "description": "preview: rendered, nothing sent"},
+        **error_responses(404),
+        **_EVENT_ERRORS,
+    },
 )
 async def send_customer_update(
     slug: Slug,

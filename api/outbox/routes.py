@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 
 from api.deps import SessionDep, require
-from api.errors import ERROR_RESPONSES
+from api.errors import ERROR_RESPONSES, error_responses
 from api.outbox import service
 from api.outbox.schemas import OutboxPage, public
 from models.lifecycle import Role
@@ -17,7 +17,7 @@ OutboxReader = Annotated[
 ]
 
 
-@router.get("", response_model=OutboxPage)
+@router.get("", response_model=OutboxPage, responses=error_responses(422))
 async def list_outbox(
     session: SessionDep,
     _: OutboxReader,

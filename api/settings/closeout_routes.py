@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, File, UploadFile
 from pydantic import BaseModel, ValidationError
 
 from api.deps import SessionDep, SettingsDep, require
-from api.errors import Invalid, TooLarge
+from api.errors import BODY_ERRORS, Invalid, TooLarge
 from core import documents, settings_store
 from core.settings_store import BRANDING, CLOSEOUT
 from models.branding import LOGO_EXTENSIONS, BrandingSettings, logo_type
@@ -65,7 +65,7 @@ async def get_closeout(session: SessionDep, _: Reader) -> CloseoutView:
     return _view(await settings_store.load(session, CLOSEOUT, CloseoutSettings))
 
 
-@router.put("/closeout", response_model=CloseoutView)
+@router.put("/closeout", response_model=CloseoutView, responses=BODY_ERRORS)
 async def put_closeout(
     body: CloseoutUpdate, session: SessionDep, admin: Admin, app_settings: SettingsDep
 ) -> CloseoutView:
@@ -91,7 +91,7 @@ async def get_branding(session: SessionDep, _: Reader) -> BrandingSettings:
     return await settings_store.load(session, BRANDING, BrandingSettings)
 
 
-@router.put("/branding", response_model=BrandingSettings)
+@router.put("/branding", response_model=BrandingSettings, responses=BODY_ERRORS)
 async def put_branding(
     body: BrandingSettings, session: SessionDep, admin: Admin
 ) -> BrandingSettings:
@@ -111,6 +111,7 @@ async def put_branding(
     "/branding/logo",
     response_model=BrandingSettings,
     max_body_size=LOGO_BODY_BYTES,
+    responses=BODY_ERRORS,
 )
 async def upload_logo(
     session: SessionDep, admin: Admin, file: Annotated[UploadFile, File()]

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from api.deps import SessionDep, require
-from api.errors import ERROR_RESPONSES, Invalid
+from api.errors import BODY_ERRORS, ERROR_RESPONSES, Invalid
 from api.settings.closeout_routes import router as closeout_router
 from core import settings_store
 from core.settings_store import COMMUNICATIONS
@@ -56,7 +56,7 @@ async def get_communications(session: SessionDep, _: Reader) -> CommunicationSet
     return await settings_store.load(session, COMMUNICATIONS, CommunicationSettings)
 
 
-@router.put("/communications", response_model=CommunicationSettings)
+@router.put("/communications", response_model=CommunicationSettings, responses=BODY_ERRORS)
 async def put_communications(
     body: CommunicationSettings, session: SessionDep, admin: Admin
 ) -> CommunicationSettings:

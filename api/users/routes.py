@@ -4,9 +4,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from api.deps import CurrentUser
-from api.errors import ERROR_RESPONSES
+from api.errors import error_responses
 
-router = APIRouter(prefix="/api/v1/users", tags=["users"], responses=ERROR_RESPONSES)
+# Any signed-in user reads who they are: no role to refuse.
+router = APIRouter(prefix="/api/v1/users", tags=["users"], responses=error_responses(401, 503))
 
 
 class Me(BaseModel):
