@@ -26,6 +26,7 @@ from core.config import Settings
 from core.db import Database
 from core.temporal import connect
 from workflows.job import JobWorkflow
+from workflows.message_resend import MessageResendWorkflow
 from workflows.runner import workflow_runner
 
 log = logging.getLogger("jobline.worker")
@@ -59,7 +60,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[JobWorkflow],
+        workflows=[JobWorkflow, MessageResendWorkflow],
         activities=activities_for(db, settings or Settings()),
         workflow_runner=workflow_runner(),
         # Nearly every activity holds a database connection for a moment. Running more at once

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.outbox import metrics as outbox_metrics
 from api.route_index import RouteIndex
 
 router = APIRouter(tags=["operations"])
@@ -50,7 +51,8 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics")
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
+    await outbox_metrics.refresh(request.app.state.db)  # messages by status, `unknown` included
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

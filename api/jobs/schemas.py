@@ -65,6 +65,9 @@ class JobView(BaseModel):
     cancel_reason: str | None
     timeline: list[TimelineEntry]
     communications: list[OutboxPublic]
+    # Messages the provider may or may not have (status `unknown`): a person should check, then
+    # resend them or mark them sent (POST /api/v1/outbox/{id}/resend, .../mark-sent).
+    messages_in_doubt: int = 0
     next_reminder_at: datetime | None
     stuck: bool
     # The quote went unanswered through every follow-up.

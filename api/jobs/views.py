@@ -8,6 +8,7 @@ from datetime import datetime
 from api.outbox.schemas import public as outbox_public
 from models import lifecycle
 from models.lifecycle import Actor, JobState
+from models.outbox import IN_DOUBT
 from models.reminders import is_stuck
 from models.tables import Job, JobEvent, OutboxMessage
 
@@ -93,6 +94,7 @@ def view_of_state(
             for e in timeline
         ],
         communications=[outbox_public(m) for m in communications],
+        messages_in_doubt=sum(1 for m in communications if m.status == IN_DOUBT),
         next_reminder_at=next_reminder_at,
         stuck=is_stuck(s),
         quote_stale=s.reminders.quote_stale

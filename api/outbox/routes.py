@@ -1,20 +1,34 @@
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 
-from api.deps import SessionDep, require
+from api.deps import SessionDep, SettingsDep, TemporalDep, require
 from api.errors import ERROR_RESPONSES, error_responses
 from api.outbox import service
-from api.outbox.schemas import OutboxPage, public
+from api.outbox.metrics import ACTIONS
+from api.outbox.schemas import OutboxPage, OutboxPublic, Resent, public
 from models.lifecycle import Role
+from models.outbox import Status
 from models.tables import User
 
 router = APIRouter(prefix="/api/v1/outbox", tags=["communications"], responses=ERROR_RESPONSES)
 OutboxReader = Annotated[
     User, Depends(require(Role.office, Role.manager, Role.admin, what="reading the outbox"))
 ]
+OutboxKeeper = Annotated[
+    User,
+    Depends(
+        require(
+            Role.office, Role.manager, Role.admin, what="resending a message or marking it sent"
+        )
+    ),
+]
+MessageId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+NOT_ACTIONABLE: dict[int | str, dict[str, Any]] = error_responses(
+    404, 409, 422, _409="The message is not unknown or failed (or was resent already)"
+)
 
 
 @router.get("", response_model=OutboxPage, responses=error_responses(422))
@@ -24,7 +38,8 @@ async def list_outbox(
     job_slug: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z0-9-]+$")] = None,
     channel: Literal["email", "sms"] | None = None,
     purpose: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z_]+$")] = None,
-    status: Literal["queued", "sending", "sent", "failed", "captured", "unknown"] | None = None,
+    # `unknown`: the messages in doubt, for a person to check, then resend or mark sent.
+    status: Status | None = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> OutboxPage:
@@ -38,3 +53,31 @@ async def list_outbox(
         page_size=page_size,
     )
     return OutboxPage(items=[public(r) for r in rows], total=total, page=page, page_size=page_size)
+
+
+@router.post(
+    "/{message_id}/resend", status_code=202, response_model=Resent, responses=NOT_ACTIONABLE
+)
+async def resend_message(
+    message_id: MessageId,
+    session: SessionDep,
+    user: OutboxKeeper,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+) -> Resent:
+    """Queues a new delivery of an unknown or failed message (a copy, made by you); the original
+    becomes `resent` and says who resent it and when. Resending it again is a 409."""
+    original, copy = await service.resend(session, temporal, settings.task_queue, message_id, user)
+    ACTIONS.labels("resend").inc()
+    return Resent(original=public(original), resend=public(copy))
+
+
+@router.post("/{message_id}/mark-sent", response_model=OutboxPublic, responses=NOT_ACTIONABLE)
+async def mark_message_sent(
+    message_id: MessageId, session: SessionDep, user: OutboxKeeper
+) -> OutboxPublic:
+    """The customer got an unknown or failed message after all (the office checked): it becomes
+    `sent`, saying who confirmed it and when."""
+    row = await service.mark_sent(session, message_id, user)
+    ACTIONS.labels("mark_sent").inc()
+    return public(row)

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 
+from models.outbox import Status
 from models.tables import OutboxMessage
 
 
@@ -24,13 +25,21 @@ class OutboxPublic(BaseModel):
     attachments: list[AttachmentRef]
     job_slug: str | None
     purpose: str
-    status: str
+    status: Status
+    # Why it failed or is in doubt, or who resent it or marked it sent, and when.
     error: str | None
     backend: str
     provider_id: str | None
     created_by: str
     created_at: datetime
     sent_at: datetime | None
+
+
+class Resent(BaseModel):
+    """The message as it is now (`resent`, with who and when) and the copy queued for delivery."""
+
+    original: OutboxPublic
+    resend: OutboxPublic
 
 
 class OutboxPage(BaseModel):
@@ -54,7 +63,7 @@ def public(row: OutboxMessage) -> OutboxPublic:
         attachments=[AttachmentRef.model_validate(a) for a in attachments],
         job_slug=row.job_slug,
         purpose=row.purpose,
-        status=row.status,
+        status=cast(Status, row.status),
         error=row.error,
         backend=row.backend,
         provider_id=row.provider_id,
