@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -66,7 +67,12 @@ from models.outbox import FINISHED, IN_DOUBT
 from models.tables import Document, OutboxMessage, User
 
 log = logging.getLogger("jobline.messages")
-HEARTBEAT_EVERY = 2.0  # seconds; the workflow's heartbeat timeout is 10 s
+# The workflow's heartbeat timeout is 10 s. Temporal sends an attempt's first heartbeat at once
+# and holds later ones for up to 8 s (80% of the timeout): the first is kept for the provider's
+# answer when the attempt is done within HEARTBEAT_AFTER of its start, so the answer is out
+# straight away.
+HEARTBEAT_AFTER = 5.0
+HEARTBEAT_EVERY = 2.0
 # A rendered subject longer than the outbox keeps (a long company name and job title) is cut to
 # fit: refused by the database, the queueing would be retried forever and hold the event.
 SUBJECT_MAX: int = OutboxMessage.__table__.c.subject.type.length  # type: ignore[attr-defined]
@@ -238,10 +244,10 @@ class MessageActivities:
 
     @activity.defn(name=DELIVER_MESSAGE)
     async def deliver_message(self, message_id: int) -> str:
+        attempt = _Attempt(message_id)
         row, files = await self.db.run(lambda session: self._claim(session, message_id))
         if files is None:
             return row.status
-        attempt = _Attempt(message_id)
         # Finished even if the activity is cancelled once the hand-over has begun, so the
         # provider's answer is recorded (see _heartbeating).
         return await _heartbeating(self._hand_over(row, files, attempt), attempt)
@@ -385,6 +391,7 @@ class _Attempt:
 
     def __init__(self, message_id: int) -> None:
         self.message_id = message_id
+        self.started = time.monotonic()
         self.taking = False  # the `sending` commit has begun (and may have happened)
         self.handed_over = False
         self.answer: dict[str, Any] | None = None
@@ -407,9 +414,10 @@ async def _heartbeating(call: Awaitable[T], attempt: _Attempt) -> T:
     recorded rather than the message left `sending` for the retry to call in doubt.
     """
     task = asyncio.ensure_future(call)
+    wait = max(0.1, HEARTBEAT_AFTER - (time.monotonic() - attempt.started))
     while True:
         try:
-            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY)
+            done, _ = await asyncio.wait({task}, timeout=wait)
         except asyncio.CancelledError:
             if not attempt.taking:
                 task.cancel()
@@ -420,6 +428,7 @@ async def _heartbeating(call: Awaitable[T], attempt: _Attempt) -> T:
         if done:
             return task.result()
         attempt.beat()
+        wait = HEARTBEAT_EVERY
 
 
 def _earlier_answer(message_id: int) -> dict[str, Any] | None:
