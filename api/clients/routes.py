@@ -9,9 +9,10 @@ from api.clients.schemas import ClientCreate, ClientPage, ClientPublic, ClientSh
 from api.deps import ClientReader, ClientWriter, SessionDep
 from api.errors import BODY_ERRORS, ERROR_RESPONSES, error_responses
 from api.text import NoNul
+from models.bounds import IdParam
 
 router = APIRouter(prefix="/api/v1/clients", tags=["clients"], responses=ERROR_RESPONSES)
-ClientId = Annotated[int, Path(gt=0, le=2**31 - 1)]
+ClientId = Annotated[IdParam, Path()]
 
 
 @router.post("", status_code=201, response_model=ClientPublic, responses=BODY_ERRORS)

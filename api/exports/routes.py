@@ -25,6 +25,7 @@ from api.exports.sheets import Row, Sheet
 from api.jobs.service import JobFilters
 from api.text import NoNul
 from core.db import Database
+from models.bounds import IdParam
 from models.lifecycle import Milestone, Role, Stage
 from models.tables import Job, User
 
@@ -46,7 +47,7 @@ class XlsxResponse(Response):
 def job_filters(
     stage: Stage | None = None,
     milestone: Milestone | None = None,
-    client_id: Annotated[int | None, Query(gt=0, le=2**31 - 1)] = None,
+    client_id: Annotated[IdParam | None, Query()] = None,
     q: Annotated[str | None, Query(max_length=200), NoNul] = None,
     stuck: bool | None = None,
 ) -> JobFilters:

@@ -18,6 +18,7 @@ from api.users.service import actor_of
 from core import portal
 from core.config import Settings
 from models import events as ev
+from models.bounds import IdParam
 from models.lifecycle import Milestone, Stage
 from models.messages import EventOutcome
 
@@ -89,7 +90,7 @@ async def list_jobs(
     user: JobReader,
     stage: Stage | None = None,
     milestone: Milestone | None = None,
-    client_id: Annotated[int | None, Query(gt=0, le=2**31 - 1)] = None,
+    client_id: Annotated[IdParam | None, Query()] = None,
     q: Annotated[str | None, Query(max_length=200), NoNul] = None,
     stuck: bool | None = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,

@@ -109,9 +109,9 @@ class JobPage(BaseModel):
 
 
 class SendRequest(BaseModel):
-    """The Send dialog (DESIGN.md §6 "Customer updates")."""
+    """The Send dialog (DESIGN.md §6 "Customer updates"). Strict: `"sms": "yes"` is a mistake."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     message: Text
     to_email: Email | None = None

@@ -8,7 +8,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.errors import EventRefused, Invalid
 from api.jobs.schemas import EmailPreview, SendPreview, SendRequest
-from api.jobs.service import get_row
+from api.jobs.service import check_event, get_row
 from api.users.service import actor_of
 from core import settings_store
 from core.settings_store import COMMUNICATIONS
@@ -55,7 +55,9 @@ async def preview(session: AsyncSession, user: User, slug: str, body: SendReques
     row = await get_row(session, user, slug)
     state = lifecycle.JobState.model_validate(row.state)
     event = await as_event(session, body)
-    # The same rules as sending: a preview of what may not be sent is refused the same way.
+    # What sending checks, by the same calls: a preview of what may not be sent is refused the
+    # same way, first by the API's checks, then by the rules.
+    await check_event(session, user, slug, event)
     decision = lifecycle.apply(state, event, actor_of(user), datetime.now(UTC))
     if isinstance(decision, Refusal):
         raise EventRefused(decision)

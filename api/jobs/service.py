@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from sqlalchemy import ColumnElement, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -153,6 +155,21 @@ async def create_job(
     return outcome
 
 
+async def check_event(session: AsyncSession, user: User, slug: str, event: ev._Event) -> None:
+    """What the API checks before the workflow decides; a preview of the event (the Send
+    dialog's) is checked here too, so it refuses exactly what sending refuses."""
+    if user.role == Role.technician:
+        await get_row(session, user, slug)  # not their job: simply not found
+    try:
+        ev.checked_at_the_edge(event)  # dates, money and quantities within models.bounds
+    except ValidationError as out_of_range:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in out_of_range.errors()]
+        ) from None
+    _check_text(event)
+    await _check_people(session, event)
+
+
 async def send_event(
     session: AsyncSession,
     db: Database,
@@ -161,10 +178,7 @@ async def send_event(
     slug: str,
     event: ev._Event,
 ) -> EventOutcome:
-    if user.role == Role.technician:
-        await get_row(session, user, slug)  # not their job: simply not found
-    _check_text(event)
-    await _check_people(session, event)
+    await check_event(session, user, slug, event)
     await session.commit()  # hold no database transaction while the workflow decides
     actor = actor_of(user)
     handle = temporal.get_workflow_handle(workflow_id(slug))

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from api.deps import SessionDep, SettingsDep, require
 from api.errors import BODY_ERRORS, Invalid, TooLarge
+from api.text import NulFree
 from core import documents, settings_store
 from core.settings_store import BRANDING, CLOSEOUT
 from models.branding import LOGO_EXTENSIONS, BrandingSettings, logo_type
@@ -67,7 +68,10 @@ async def get_closeout(session: SessionDep, _: Reader) -> CloseoutView:
 
 @router.put("/closeout", response_model=CloseoutView, responses=BODY_ERRORS)
 async def put_closeout(
-    body: CloseoutUpdate, session: SessionDep, admin: Admin, app_settings: SettingsDep
+    body: Annotated[CloseoutUpdate, NulFree],
+    session: SessionDep,
+    admin: Admin,
+    app_settings: SettingsDep,
 ) -> CloseoutView:
     """Replaces the whole document; jobs completed from now on use it. `webhook_url` must name a
     public internet host (unless the operator allows private networks)."""
@@ -93,7 +97,7 @@ async def get_branding(session: SessionDep, _: Reader) -> BrandingSettings:
 
 @router.put("/branding", response_model=BrandingSettings, responses=BODY_ERRORS)
 async def put_branding(
-    body: BrandingSettings, session: SessionDep, admin: Admin
+    body: Annotated[BrandingSettings, NulFree], session: SessionDep, admin: Admin
 ) -> BrandingSettings:
     """Replaces the whole document; documents rendered from now on use it."""
     if body.logo_document_id is not None:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from api.deps import SessionDep, require
 from api.errors import BODY_ERRORS, ERROR_RESPONSES, Invalid
 from api.settings.closeout_routes import router as closeout_router
+from api.text import NulFree
 from core import settings_store
 from core.settings_store import COMMUNICATIONS
 from models.communications import MERGE_FIELDS, CommunicationSettings, MessageTemplate, render
@@ -58,7 +59,7 @@ async def get_communications(session: SessionDep, _: Reader) -> CommunicationSet
 
 @router.put("/communications", response_model=CommunicationSettings, responses=BODY_ERRORS)
 async def put_communications(
-    body: CommunicationSettings, session: SessionDep, admin: Admin
+    body: Annotated[CommunicationSettings, NulFree], session: SessionDep, admin: Admin
 ) -> CommunicationSettings:
     """Replaces the whole document; running jobs use it from their next wait on."""
     _check_templates_render(body)

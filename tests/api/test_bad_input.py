@@ -103,7 +103,7 @@ async def _job_snapshot(stack: Stack, slug: str) -> tuple:
     )
 
 
-# --- clients ----------------------------------------------------------------------------------
+# --- clients --------------------------------------------------------------------------------------
 
 MALFORMED = [
     Case("truncated-json", raw=b'{"name": "Acme', mentions=("JSON",)),
@@ -183,6 +183,11 @@ BAD_CLIENT_IDS = [
     Case("fraction", mentions=("client_id",), params={"id": "1.5"}),
     Case("beyond-32-bits", mentions=("client_id",), params={"id": str(2**31)}),
     Case("beyond-64-bits", mentions=("client_id",), params={"id": str(2**70)}),
+    # int() reads these as 1 or 10: an id is the ASCII digits, nothing else (issue 8 item 10).
+    Case("plus-sign", mentions=("client_id", "0-9"), params={"id": "+1"}),
+    Case("underscore", mentions=("client_id", "0-9"), params={"id": "1_0"}),
+    Case("arabic-indic-digit", mentions=("client_id", "0-9"), params={"id": "١"}),
+    Case("leading-space", mentions=("client_id", "0-9"), params={"id": " 1"}),
     Case("unknown", status=404, mentions=(str(NO_SUCH_ID),), params={"id": str(NO_SUCH_ID)}),
 ]
 
@@ -214,7 +219,7 @@ async def test_list_clients_refuses(stack: Stack, case: Case) -> None:
     assert_error(await case.send(stack, "GET", CLIENTS), case)
 
 
-# --- jobs: create and read ----------------------------------------------------------------------
+# --- jobs: create and read ------------------------------------------------------------------------
 
 
 def _job_body(**changes: Any) -> dict[str, Any]:
@@ -241,6 +246,11 @@ JOB_CREATE = [
     Case("client-id-unknown", _job_body(client_id=NO_SUCH_ID), mentions=("client_id",)),
     Case("client-id-beyond-32-bits", _job_body(client_id=2**40), mentions=("client_id",)),
     Case("client-id-beyond-64-bits", _job_body(client_id=2**70), mentions=("client_id",)),
+    # Read as client 1 before (issue 8 item 10): an id is a JSON integer.
+    Case("client-id-true", _job_body(client_id=True), mentions=("client_id", "integer")),
+    Case("client-id-as-text", _job_body(client_id="1"), mentions=("client_id", "integer")),
+    Case("client-id-arabic-indic", _job_body(client_id="١"), mentions=("client_id", "integer")),
+    Case("client-id-a-float", _job_body(client_id=1.0), mentions=("client_id", "integer")),
     Case("unknown-field", _job_body(budget="lots"), mentions=("budget",)),
     Case("another-event-type", _job_body(type="note_added"), mentions=("type",)),
     Case("technician-may-not-create", _job_body(), status=403, mentions=("office",)),
@@ -278,6 +288,10 @@ JOB_LIST = [
     Case("client-id-zero", params={"client_id": 0}, mentions=("client_id",)),
     Case("client-id-letters", params={"client_id": "abc"}, mentions=("client_id",)),
     Case("client-id-beyond-32-bits", params={"client_id": 2**31}, mentions=("client_id",)),
+    Case("client-id-plus-sign", params={"client_id": "+1"}, mentions=("client_id", "0-9")),
+    Case("client-id-underscore", params={"client_id": "1_0"}, mentions=("client_id", "0-9")),
+    Case("client-id-arabic-indic", params={"client_id": "١"}, mentions=("client_id", "0-9")),
+    Case("client-id-space", params={"client_id": " 1"}, mentions=("client_id", "0-9")),
     Case("page-zero", params={"page": 0}, mentions=("page",)),
     Case("page-size-too-big", params={"page_size": 1000}, mentions=("page_size",)),
     Case("page-size-negative", params={"page_size": -5}, mentions=("page_size",)),
@@ -309,7 +323,7 @@ async def test_job_slugs_out_of_range(stack: Stack, case: Case) -> None:
     assert await _job_total(stack) == before
 
 
-# --- jobs: events -------------------------------------------------------------------------------
+# --- jobs: events ---------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -428,6 +442,85 @@ EVENTS = [
         "astronomical-payment",
         {"type": "payment_recorded", "amount": "1" * 40, "method": "cash"},
         mentions=("amount",),
+    ),
+    # money: what a field-service business invoices (models/bounds.py; issue 8 item 10)
+    Case(
+        "unit-price-arabic-indic-digit",
+        {"type": "quote_drafted", "lines": [{**_QUOTE_LINE, "unit_price": "٥"}]},
+        mentions=("unit_price", "0-9"),
+    ),
+    Case(
+        "unit-price-true",
+        {"type": "quote_drafted", "lines": [{**_QUOTE_LINE, "unit_price": True}]},
+        mentions=("unit_price",),
+    ),
+    Case(
+        "unit-price-with-spaces",
+        {"type": "quote_drafted", "lines": [{**_QUOTE_LINE, "unit_price": " 40.00"}]},
+        mentions=("unit_price",),
+    ),
+    Case(
+        "unit-price-a-cent-over-the-limit",
+        {"type": "quote_drafted", "lines": [{**_QUOTE_LINE, "unit_price": "10000000.01"}]},
+        mentions=("unit_price", "10,000,000.00"),
+    ),
+    Case(
+        "quantity-over-the-limit",
+        {"type": "quote_drafted", "lines": [{**_QUOTE_LINE, "quantity": "100000.001"}]},
+        mentions=("quantity", "100,000"),
+    ),
+    Case(
+        "line-over-the-limit",
+        {
+            "type": "quote_drafted",
+            "lines": [{**_QUOTE_LINE, "quantity": 1000, "unit_price": 10000.01}],
+        },
+        mentions=("lines.0", "10,000,000.00"),
+    ),
+    Case(
+        "quote-total-a-cent-over-the-limit",
+        {
+            "type": "quote_drafted",
+            "lines": [
+                {**_QUOTE_LINE, "unit_price": "5000000.00"},
+                {**_QUOTE_LINE, "unit_price": "5000000.01"},
+            ],
+        },
+        mentions=("lines", "10,000,000.01"),
+    ),
+    Case(
+        "astronomical-quote",  # 200 lines that came to 1.99e23 in all
+        {
+            "type": "quote_drafted",
+            "lines": [{**_QUOTE_LINE, "quantity": "999999999.999", "unit_price": "999999999999.99"}]
+            * 200,
+        },
+        mentions=("quantity",),
+    ),
+    Case(
+        "invoice-total-over-the-limit",
+        {
+            "type": "invoice_sent",
+            "lines": [{**_QUOTE_LINE, "unit_price": "9000000.00"}] * 2,
+            "override_reason": "extra work",
+        },
+        mentions=("lines", "18,000,000.00"),
+    ),
+    Case(
+        "payment-a-cent-over-the-limit",
+        {"type": "payment_recorded", "amount": "10000000.01", "method": "check"},
+        mentions=("amount", "10,000,000.00"),
+    ),
+    # strict types: a flag is a JSON boolean, a count a JSON integer
+    Case(
+        "flag-as-text",
+        {"type": "tech_dispatched", "notify_customer": "true"},
+        mentions=("notify_customer",),
+    ),
+    Case(
+        "part-quantity-as-text",
+        {"type": "parts_ordered", "parts": [{**_PART, "quantity": "2"}]},
+        mentions=("quantity",),
     ),
     Case(
         "duplicate-skus",
@@ -593,3 +686,141 @@ async def test_users_me(stack: Stack) -> None:
 async def test_unknown_paths_are_404_in_the_same_shape(stack: Stack) -> None:
     for path in ("/api/v1/nothing-here", "/api/v1/clients/1/jobs", "/api/v2/clients"):
         assert_error(await stack.get("olga", path), Case(path, status=404))
+
+
+# --- money, as it is stored (issue 8 item 10) -----------------------------------------------------
+
+
+async def _quoting(stack: Stack) -> str:
+    job = await stack.new_job()
+    for username, type_, fields in [
+        ("olga", "owner_assigned", {"owner": "sam"}),
+        ("sam", "lead_qualified", {}),
+    ]:
+        response = await stack.event(username, job["slug"], type_, **fields)
+        assert response.status_code == 200, response.text
+    return job["slug"]
+
+
+async def test_minus_zero_is_stored_as_zero_and_json_numbers_are_amounts(stack: Stack) -> None:
+    slug = await _quoting(stack)
+    lines = [
+        {"description": "Goodwill", "quantity": "1", "unit_price": "-0"},
+        {"description": "Goodwill again", "quantity": 1, "unit_price": "-0.00"},
+        {"description": "Filter", "quantity": 2.5, "unit_price": 19.99},
+    ]
+    response = await stack.event("sam", slug, "quote_drafted", lines=lines)
+    assert response.status_code == 200, response.text
+    stored = (await stack.get("olga", f"{JOBS}/{slug}")).json()["quote"]
+    prices = [line["unit_price"] for line in stored["lines"]]
+    assert prices == ["0", "0.00", "19.99"], prices
+    assert [line["quantity"] for line in stored["lines"]] == ["1", "1", "2.5"]
+    assert stored["total"] == "49.98"  # 2.5 x 19.99 = 49.975, to the cent
+
+
+async def test_the_largest_quote_is_taken_and_a_cent_more_is_not(stack: Stack) -> None:
+    slug = await _quoting(stack)
+    line = {"description": "Tower crane hire", "quantity": "1", "unit_price": "50000.00"}
+    over = [*[line] * 199, {**line, "unit_price": "50000.01"}]
+    before = await _job_snapshot(stack, slug)
+    error = assert_error(
+        await stack.event("sam", slug, "quote_drafted", lines=over),
+        Case("a-cent-over", mentions=("lines", "10,000,000.01", "10,000,000.00")),
+    )
+    assert error["code"] == "validation_error"
+    assert await _job_snapshot(stack, slug) == before
+
+    taken = await stack.event("sam", slug, "quote_drafted", lines=[line] * 200)
+    assert taken.status_code == 200, taken.text
+    assert taken.json()["quote"]["total"] == "10000000.00"
+
+
+# --- settings text: no NUL, anywhere (issue 8 item 10) --------------------------------------------
+
+SETTINGS_NUL = [
+    (
+        "/api/v1/settings/communications",
+        {"company_name": "Acme\x00"},
+        ("company_name",),
+    ),
+    (
+        "/api/v1/settings/communications",
+        {"templates": {"quote": {"email_subject": "Quote", "email_body": "Hello\x00"}}},
+        ("templates.quote.email_body",),
+    ),
+    (
+        "/api/v1/settings/closeout",
+        {"receipt_fields": [{"key": "serial", "label": "Serial\x00 number"}]},
+        ("receipt_fields.0.label",),
+    ),
+    (
+        "/api/v1/settings/closeout",
+        {"receipt_fields": [{"key": "r", "label": "R", "type": "dropdown", "options": ["a\x00"]}]},
+        ("receipt_fields.0.options.0",),
+    ),
+    ("/api/v1/settings/branding", {"footer": "Net 30\x00"}, ("footer",)),
+    ("/api/v1/settings/branding", {"website": "\x00"}, ("website",)),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "changes", "mentions"),
+    SETTINGS_NUL,
+    ids=[f"{p.rsplit('/', 1)[1]}-{m[0]}" for p, _, m in SETTINGS_NUL],
+)
+async def test_settings_refuse_nul(
+    stack: Stack, path: str, changes: dict[str, Any], mentions: tuple[str, ...]
+) -> None:
+    """On PostgreSQL a NUL in a template made `quote_sent` hang: every settings text refuses it."""
+    before = (await stack.get("ada", path)).json()
+    document = {k: v for k, v in before.items() if k != "webhook_secret_set"}
+    response = await stack.http.put(path, headers=stack.auth("ada"), json={**document, **changes})
+    assert_error(response, Case(path, mentions=(*mentions, "NUL")))
+    assert (await stack.get("ada", path)).json() == before
+
+
+# --- the Send dialog: a preview refuses exactly what sending refuses (issue 8 item 10) ------------
+
+BAD_UPDATES = [
+    ("nul-in-message", {"message": "Running late\x00"}, ("message", "NUL")),
+    ("nul-in-phone", {"message": "Hi", "sms": True, "sms_phone": "555\x000100"}, ("sms_phone",)),
+    ("bcc-me-as-text", {"message": "Hi", "bcc_me": "yes"}, ("bcc_me",)),
+    ("sms-as-number", {"message": "Hi", "sms": 1}, ("sms",)),
+    ("message-too-long", {"message": "x" * 2001}, ("message",)),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "mentions"), [c[1:] for c in BAD_UPDATES], ids=[c[0] for c in BAD_UPDATES]
+)
+async def test_preview_refuses_what_send_refuses(
+    stack: Stack, body: dict[str, Any], mentions: tuple[str, ...]
+) -> None:
+    job = await stack.new_job(client_id=(await stack.new_client(phone="555-0100"))["id"])
+    slug = job["slug"]
+    path = f"{JOBS}/{slug}/send"
+    before = await _job_snapshot(stack, slug)
+    answers = []
+    for preview in (True, False):
+        response = await stack.post("olga", path, {**body, "preview": preview})
+        answers.append(
+            (response.status_code, assert_error(response, Case(slug, mentions=mentions)))
+        )
+    (preview_status, preview_error), (send_status, send_error) = answers
+    assert (preview_status, preview_error) == (send_status, send_error)
+    assert await _job_snapshot(stack, slug) == before
+    outbox = await stack.get("olga", "/api/v1/outbox", params={"job_slug": slug})
+    assert outbox.status_code == 200 and outbox.json()["total"] == 0
+
+    # The same dialog without the mistake: previewed, then sent.
+    fine = {"message": "Running late", "sms": False}
+    previewed = await stack.post("olga", path, {**fine, "preview": True})
+    assert previewed.status_code == 200, previewed.text
+    sent = await stack.post("olga", path, fine)
+    assert sent.status_code == 202, sent.text
+
+
+async def test_export_client_id_is_the_ascii_digits(stack: Stack) -> None:
+    for value in ("+1", "1_0", "١"):
+        response = await stack.get("olga", "/api/v1/exports/jobs.csv", params={"client_id": value})
+        assert_error(response, Case(value, mentions=("client_id", "0-9")))
