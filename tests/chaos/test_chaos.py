@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,7 +51,11 @@ from core.temporal import workflow_id
 from models import events as ev
 from models.outbox import IN_DOUBT
 from models.tables import Client, Job, JobEvent, OutboxMessage
-from tests.activities.test_exactly_once import provider_settings, worker_processes
+from tests.activities.test_exactly_once import (
+    WorkerProcess,
+    provider_settings,
+    worker_processes,
+)
 from tests.conftest import _drop_postgres_database, _new_postgres_database
 from tests.fakes.api_process import ApiProcess, free_port, start_api
 from tests.fakes.providers import (  # noqa: F401  (pytest fixtures)
@@ -76,6 +81,9 @@ GIVE_UP_AFTER_S = 120  # one logical request, all its retries
 SETTLE_WITHIN_S = 150
 CREATE = "/api/v1/jobs"
 EVENT_TYPES: TypeAdapter[Any] = TypeAdapter(ev.Event)
+# SQLite in CI, as one run takes 2-2.5 minutes on two cores;
+# JOBLINE_CHAOS_BACKENDS=sqlite,postgresql runs it on PostgreSQL too.
+BACKENDS = os.environ.get("JOBLINE_CHAOS_BACKENDS", "sqlite").split(",")
 
 
 @dataclass
@@ -104,6 +112,11 @@ class Tally:
     retries: Counter[str] = field(default_factory=Counter)
     done: int = 0  # logical requests answered (the clock the kills are placed on)
     kills: list[str] = field(default_factory=list)
+
+    @property
+    def events(self) -> list[Accepted]:
+        """The accepted requests that are job events (a job's creation included)."""
+        return [a for a in self.accepted if a.path.startswith(CREATE)]
 
 
 class RetryingClient:
@@ -167,6 +180,10 @@ class ChaosStack:
     port: int
     api: ApiProcess | None = None
 
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     async def start_api(self) -> None:
         command = [sys.executable, "-m", "cli.main", "api"]
         self.api = await asyncio.to_thread(
@@ -174,9 +191,9 @@ class ChaosStack:
         )
 
     async def kill_api(self) -> None:
-        assert self.api is not None
-        self.api.process.kill()
-        await asyncio.to_thread(self.api.process.wait)
+        if self.api is not None:
+            self.api.process.kill()  # SIGKILL: requests in flight get no answer
+            await asyncio.to_thread(self.api.process.wait)
 
 
 async def fresh_database(backend: str, tmp_path: Path) -> tuple[Database, Callable[[], Any]]:
@@ -208,7 +225,7 @@ async def add_users(db: Database) -> dict[str, str]:
     return tokens
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=BACKENDS)
 async def chaos_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     db, dispose = await fresh_database(request.param, tmp_path)
     try:
@@ -241,8 +258,8 @@ async def lifecycle(client: RetryingClient, index: int, run: str) -> str:
 
 async def chaos(
     stack: ChaosStack,
-    start_worker: Callable[[], Any],
-    worker: Any,
+    start_worker: Callable[[], Awaitable[WorkerProcess]],
+    worker: WorkerProcess,
     tally: Tally,
     total: int,
     rng: random.Random,
@@ -252,9 +269,11 @@ async def chaos(
     rng.shuffle(plan)
     points = sorted(int(total * rng.uniform(*KILL_SPAN)) for _ in plan)
     for victim, point in zip(plan, points, strict=True):
-        await wait_until(
-            lambda point=point: tally.done >= point, within=600, what=f"request {point}"
-        )
+
+        def reached(point: int = point) -> bool:
+            return tally.done >= point
+
+        await wait_until(reached, within=600, what=f"request {point}")
         if victim == "worker":
             await worker.kill()
             await asyncio.sleep(rng.uniform(0, 2))  # nobody polls for a moment
@@ -268,15 +287,20 @@ async def chaos(
 # --- what the system holds afterwards ------------------------------------------------------------
 
 
-def canonical(payload: Any) -> str:
-    return json.dumps(payload, sort_keys=True)
+@dataclass
+class Held:
+    """Everything the database, Temporal, the providers and the API hold once it settled."""
 
+    jobs: dict[str, Job]
+    timeline: dict[str, list[JobEvent]]
+    messages: list[OutboxMessage]
+    clients: int
+    views: dict[str, dict[str, Any]]  # GET /api/v1/jobs/{slug}
+    workflows: dict[str, str]  # slug -> its workflow's status, and pending work
 
-def as_stored(accepted: Accepted) -> tuple[str, str]:
-    """(type, payload) of the timeline row this request's event should have written."""
-    body = accepted.body if accepted.path != CREATE else {"type": "job_created", **accepted.body}
-    event = EVENT_TYPES.validate_python(body)
-    return event.type, canonical(event.model_dump(mode="json"))
+    @property
+    def rows(self) -> int:
+        return sum(len(rows) for rows in self.timeline.values())
 
 
 async def settle(db: Database, temporal: TemporalClient, slugs: list[str]) -> float:
@@ -299,31 +323,151 @@ async def settle(db: Database, temporal: TemporalClient, slugs: list[str]) -> fl
             if (await temporal.get_workflow_handle(workflow_id(slug)).describe()).status
             == WorkflowExecutionStatus.RUNNING
         ]
-        if not busy and not running:
-            return time.monotonic() - started
-        if time.monotonic() - started > SETTLE_WITHIN_S:
-            return time.monotonic() - started  # the checks below say what is left
+        if (not busy and not running) or time.monotonic() - started > SETTLE_WITHIN_S:
+            return time.monotonic() - started  # what is left, the checks say
         await asyncio.sleep(1)
 
 
-def provider_copies(
-    rows: list[OutboxMessage], sendgrid: FakeSendGrid, twilio: FakeTwilio
-) -> dict[int, int]:
-    """How many copies of each message the providers accepted. An email carries its outbox key;
-    an SMS does not (Twilio takes none), so it is told apart by its number and text (one phone
-    per job)."""
-    sms_sent = Counter((m["To"], m["Body"]) for m in twilio.messages)
-    sms_rows = Counter((r.to, r.body) for r in rows if r.channel == "sms")
-    copies = {}
+async def workflow_status(temporal: TemporalClient, slug: str) -> str:
+    """COMPLETED, or the status and what the workflow still waits for."""
+    described = await temporal.get_workflow_handle(workflow_id(slug)).describe()
+    assert described.status is not None
+    return described.status.name + "".join(
+        f"; pending {a.activity_type.name} attempt {a.attempt}: {a.last_failure.message[:200]}"
+        for a in described.raw_description.pending_activities
+    )
+
+
+async def what_is_held(
+    db: Database, temporal: TemporalClient, client: RetryingClient, token: str
+) -> Held:
+    async with db.session() as session:
+        jobs = {j.slug: j for j in (await session.exec(select(Job))).all()}
+        rows = (await session.exec(select(JobEvent).order_by(col(JobEvent.seq)))).all()
+        messages = (await session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id)))).all()
+        clients = len((await session.exec(select(Client.id))).all())
+    timeline: dict[str, list[JobEvent]] = {slug: [] for slug in jobs}
     for row in rows:
-        assert row.id is not None
-        if row.channel == "email":
-            copies[row.id] = len(sendgrid.mails_for(row.idempotency_key))
+        timeline[row.job_slug].append(row)
+    views = {}
+    for slug in jobs:
+        response = await client.http.get(
+            f"/api/v1/jobs/{slug}", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert response.status_code == 200, response.text
+        views[slug] = response.json()
+    workflows = {slug: await workflow_status(temporal, slug) for slug in jobs}
+    return Held(jobs, timeline, list(messages), clients, views, workflows)
+
+
+def canonical(payload: Any) -> str:
+    return json.dumps(payload, sort_keys=True)
+
+
+def as_stored(accepted: Accepted) -> tuple[str, str]:
+    """(type, payload) of the timeline row this request's event should have written."""
+    body = accepted.body if accepted.path != CREATE else {"type": "job_created", **accepted.body}
+    event = EVENT_TYPES.validate_python(body)
+    return event.type, canonical(event.model_dump(mode="json"))
+
+
+def events_once(held: Held, tally: Tally, slugs: list[str]) -> list[str]:
+    """Each 2xx event is its Update's one timeline row, shown in its answer; the timelines hold
+    nothing the clients were not told about; one job and one client per lifecycle."""
+    problems = []
+    if sorted(held.jobs) != sorted(slugs):
+        problems.append(f"jobs {sorted(set(held.jobs) - set(slugs))} beyond the lifecycles'")
+    if held.clients != LIFECYCLES:
+        problems.append(f"{held.clients} clients for {LIFECYCLES} lifecycles")
+    told: dict[str, Counter[tuple[str, str]]] = {slug: Counter() for slug in held.jobs}
+    for accepted in tally.events:
+        slug = accepted.answer["slug"]
+        expected = as_stored(accepted)
+        told.setdefault(slug, Counter())[expected] += 1
+        mine = [r for r in held.timeline.get(slug, []) if r.request_id == accepted.update_id]
+        found = [(r.type, canonical(r.payload)) for r in mine]
+        what = f"job {slug}: {expected[0]} (key {accepted.key}, {accepted.attempts} attempt(s))"
+        if found != [expected]:
+            problems.append(f"{what} is in the timeline {len(found)} time(s): {found or 'missing'}")
+        elif (mine[0].seq, mine[0].type) not in {
+            (entry["seq"], entry["type"]) for entry in accepted.answer["timeline"]
+        }:
+            problems.append(f"{what}: its answer does not show it (seq {mine[0].seq})")
+    for slug, rows in held.timeline.items():
+        stored = Counter((r.type, canonical(r.payload)) for r in rows if r.actor_role != "system")
+        if stored != told[slug]:
+            problems.append(
+                f"job {slug}: in the timeline but not told: "
+                f"{sorted((stored - told[slug]).elements())}; "
+                f"told but not in it: {sorted((told[slug] - stored).elements())}"
+            )
+    return problems
+
+
+def stages_consistent(held: Held) -> list[str]:
+    """Closed, the workflow completed, the projection's seq the timeline's length, seqs 1..n."""
+    problems = []
+    for slug, job in held.jobs.items():
+        seqs = [r.seq for r in held.timeline[slug]]
+        if job.stage != "closed" or held.workflows[slug] != "COMPLETED":
+            problems.append(f"job {slug}: stage {job.stage}, workflow {held.workflows[slug]}")
+        if job.seq != len(seqs) or seqs != list(range(1, len(seqs) + 1)):
+            problems.append(f"job {slug}: projection seq {job.seq}, timeline seqs {seqs}")
+    return problems
+
+
+def provider_copies(
+    messages: list[OutboxMessage], sendgrid: FakeSendGrid, twilio: FakeTwilio
+) -> dict[int, int]:
+    """How many copies of each message the providers accepted. An email carries its outbox key
+    (as test_exactly_once counts); an SMS does not (Twilio takes none), so it is told apart by
+    its number and text (one phone per job). -n: n SMS of one job with the same text."""
+    sms_sent = Counter((m["To"], m["Body"]) for m in twilio.messages)
+    sms_rows = Counter((m.to, m.body) for m in messages if m.channel == "sms")
+    copies = {}
+    for message in messages:
+        assert message.id is not None
+        if message.channel == "email":
+            copies[message.id] = len(sendgrid.mails_for(message.idempotency_key))
         else:
-            # Two SMS of one job with the same text cannot be told apart: count them together.
-            same = sms_rows[(row.to, row.body)]
-            copies[row.id] = sms_sent[(row.to, row.body)] if same == 1 else -same
+            same = sms_rows[(message.to, message.body)]
+            copies[message.id] = sms_sent[(message.to, message.body)] if same == 1 else -same
     return copies
+
+
+def messages_once(held: Held, sendgrid: FakeSendGrid, twilio: FakeTwilio) -> list[str]:
+    """No message stuck, none sent twice, nothing sent the outbox does not know; one in doubt
+    says so, in the outbox and on its job."""
+    problems = []
+    copies = provider_copies(held.messages, sendgrid, twilio)
+    for message in held.messages:
+        assert message.id is not None
+        what = f"message {message.id} ({message.idempotency_key}, {message.status})"
+        n = copies[message.id]
+        if message.status in {"queued", "sending"}:
+            problems.append(f"{what} is stuck")
+        elif n < 0:
+            problems.append(f"{what}: {-n} SMS of one job with the same text")
+        elif message.status == "sent" and n != 1:
+            problems.append(f"{what} reached its provider {n} time(s)")
+        elif message.status == IN_DOUBT and (
+            n > 1 or not message.error or "check with the provider" not in message.error
+        ):
+            problems.append(f"{what}: {n} copies, error {message.error!r}")
+        elif message.status not in {"sent", IN_DOUBT}:
+            problems.append(f"{what}: {message.error}")
+    accepted = len(sendgrid.accepted) + len(twilio.accepted)
+    if accepted != sum(copies.values()):
+        problems.append(
+            f"the providers accepted {accepted} messages, {sum(copies.values())} of them known"
+        )
+    for slug, view in held.views.items():
+        in_doubt = sum(1 for m in held.messages if m.job_slug == slug and m.status == IN_DOUBT)
+        if view["messages_in_doubt"] != in_doubt:
+            problems.append(
+                f"job {slug} shows {view['messages_in_doubt']} in doubt, not {in_doubt}"
+            )
+    return problems
 
 
 async def test_lifecycles_survive_killed_workers_and_apis(
@@ -354,125 +498,39 @@ async def test_lifecycles_survive_killed_workers_and_apis(
     env = {f"JOBLINE_{name.upper()}": value for name, value in settings.items()}
     stack = ChaosStack(db, env, tmp_path / "api.log", free_port())
     tally = Tally()
-    requests_per_lifecycle = 2 + len(lifecycle_events(datetime.now(UTC)))
+    total = LIFECYCLES * (2 + len(lifecycle_events(datetime.now(UTC))))
     slugs: list[str] = []
+
+    async def one(index: int) -> None:
+        slugs.append(await lifecycle(client, index, run))
 
     async with worker_processes(settings, tmp_path / "worker.log") as start_worker:
         worker = await start_worker()
         await stack.start_api()
-        client = RetryingClient(stack.api.url if stack.api else "", tokens, tally, rng)
+        client = RetryingClient(stack.url, tokens, tally, rng)
         try:
-
-            async def one(index: int) -> None:
-                slugs.append(await lifecycle(client, index, run))
-
             async with asyncio.TaskGroup() as group:
                 lifecycles = group.create_task(run_pool(LIFECYCLES, CONCURRENCY, one))
-                total = LIFECYCLES * requests_per_lifecycle
                 group.create_task(chaos(stack, start_worker, worker, tally, total, rng))
             ran_s = lifecycles.result()
             settled_s = await settle(db, temporal, slugs)
-            views = {}
-            for slug in slugs:
-                response = await client.http.get(
-                    f"/api/v1/jobs/{slug}", headers={"Authorization": f"Bearer {tokens['olga']}"}
-                )
-                assert response.status_code == 200, response.text
-                views[slug] = response.json()
+            held = await what_is_held(db, temporal, client, tokens["olga"])
         finally:
             await client.http.aclose()
-            if stack.api is not None:
-                stack.api.process.kill()
-                stack.api.process.wait()
+            await stack.kill_api()
 
-    async with db.session() as session:
-        jobs = {j.slug: j for j in (await session.exec(select(Job))).all()}
-        rows = (await session.exec(select(JobEvent).order_by(col(JobEvent.seq)))).all()
-        messages = (await session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id)))).all()
-        clients = (await session.exec(select(Client))).all()
-    timeline: dict[str, list[JobEvent]] = {slug: [] for slug in jobs}
-    for row in rows:
-        timeline[row.job_slug].append(row)
-
-    problems: list[str] = list(tally.refused)
-
-    # One job and one client per lifecycle: no retried create made a second.
-    if sorted(jobs) != sorted(slugs):
-        problems.append(f"jobs {sorted(set(jobs) - set(slugs))} were made beyond the lifecycles'")
-    if len(clients) != LIFECYCLES:
-        problems.append(f"{len(clients)} clients for {LIFECYCLES} lifecycles")
-
-    # Every 2xx event exactly once, and nothing in a timeline nobody was told about.
-    told: dict[str, Counter[tuple[str, str]]] = {slug: Counter() for slug in jobs}
-    events = [a for a in tally.accepted if a.path.startswith(CREATE)]
-    for accepted in events:
-        slug = accepted.answer["slug"]
-        expected = as_stored(accepted)
-        told.setdefault(slug, Counter())[expected] += 1
-        mine = [r for r in timeline.get(slug, []) if r.request_id == accepted.update_id]
-        found = [(r.type, canonical(r.payload)) for r in mine]
-        if found != [expected]:
-            problems.append(
-                f"job {slug}: {expected[0]} (key {accepted.key}, {accepted.attempts} attempt(s)) "
-                f"is in the timeline {len(found)} time(s): {found or 'missing'}"
-            )
-    for slug, job_rows in timeline.items():
-        stored = Counter(
-            (r.type, canonical(r.payload)) for r in job_rows if r.actor_role != "system"
-        )
-        if stored != told[slug]:
-            problems.append(
-                f"job {slug}: timeline beyond what clients were told: "
-                f"{sorted((stored - told[slug]).elements())}; "
-                f"missing: {sorted((told[slug] - stored).elements())}"
-            )
-
-    # Stages consistent: closed, workflow completed, projection seq = timeline rows = 1..n.
-    for slug, job in jobs.items():
-        seqs = [r.seq for r in timeline[slug]]
-        status = (await temporal.get_workflow_handle(workflow_id(slug)).describe()).status
-        if job.stage != "closed" or status != WorkflowExecutionStatus.COMPLETED:
-            problems.append(f"job {slug}: stage {job.stage}, workflow {status}")
-        if job.seq != len(seqs) or seqs != list(range(1, len(seqs) + 1)):
-            problems.append(f"job {slug}: projection seq {job.seq}, timeline seqs {seqs}")
-
-    # No message twice; none stuck; one in doubt is flagged on its job and in the outbox.
-    copies = provider_copies(list(messages), sendgrid_server, twilio_server)
-    statuses = Counter(m.status for m in messages)
-    for message in messages:
-        assert message.id is not None
-        what = f"message {message.id} ({message.idempotency_key}, {message.status})"
-        n = copies[message.id]
-        if message.status in {"queued", "sending"}:
-            problems.append(f"{what} is stuck")
-        elif n < 0:
-            problems.append(f"{what}: {-n} SMS of one job with the same text")
-        elif message.status == "sent" and n != 1:
-            problems.append(f"{what} reached its provider {n} time(s)")
-        elif message.status == IN_DOUBT and (
-            n > 1 or not message.error or "check with the provider" not in message.error
-        ):
-            problems.append(f"{what}: {n} copies, error {message.error!r}")
-        elif message.status not in {"sent", IN_DOUBT}:
-            problems.append(f"{what}: {message.error}")
-    accepted_total = len(sendgrid_server.accepted) + len(twilio_server.accepted)
-    if accepted_total != sum(copies.values()):
-        problems.append(
-            f"the providers accepted {accepted_total} messages, of {sum(copies.values())} "
-            "the outbox knows"
-        )
-    for slug, view in views.items():
-        in_doubt = sum(1 for m in messages if m.job_slug == slug and m.status == IN_DOUBT)
-        if view["messages_in_doubt"] != in_doubt:
-            problems.append(
-                f"job {slug}: shows {view['messages_in_doubt']} in doubt, not {in_doubt}"
-            )
-
+    problems = [
+        *tally.refused,
+        *events_once(held, tally, slugs),
+        *stages_consistent(held),
+        *messages_once(held, sendgrid_server, twilio_server),
+    ]
     print(
-        f"\nchaos (seed {seed}): {len(slugs)} lifecycles, {len(events)} events, "
-        f"{len(tally.accepted)} requests with a 2xx; kills {', '.join(tally.kills)}; "
-        f"retries {dict(tally.retries)}; messages {dict(statuses)} "
-        f"({accepted_total} accepted by the providers); "
-        f"ran {ran_s:.0f} s, settled in {settled_s:.0f} s, {time.monotonic() - began:.0f} s in all"
+        f"\nchaos (seed {seed}): {len(slugs)} lifecycles, {len(tally.events)} events "
+        f"({held.rows} timeline rows); kills {', '.join(tally.kills)}; "
+        f"retries {dict(tally.retries)}; messages {dict(Counter(m.status for m in held.messages))}"
+        f" ({len(sendgrid_server.accepted)} emails and {len(twilio_server.accepted)} SMS taken "
+        f"by the providers); ran {ran_s:.0f} s, settled in {settled_s:.0f} s, "
+        f"{time.monotonic() - began:.0f} s in all"
     )
     assert not problems, "\n".join(problems) + f"\nlogs: {tmp_path}"
