@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from api.users.service import authenticate
 from core.db import Database
@@ -32,8 +34,14 @@ def _port_in_use(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")}
+
+
 class DevProcess:
-    def __init__(self, data_dir: Path, port: int, temporal_port: int, ui_port: int) -> None:
+    def __init__(
+        self, data_dir: Path, port: int, temporal_port: int, ui_port: int, demo: bool = True
+    ) -> None:
         self.ports = (port, temporal_port, ui_port)
         self.process = subprocess.Popen(
             [
@@ -47,13 +55,20 @@ class DevProcess:
                 str(temporal_port),
                 "--ui-port",
                 str(ui_port),
+                *([] if demo else ["--no-demo"]),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")},
+            env=_clean_env(),
         )
         self.output = ""
+
+    def read_rest(self) -> str:
+        """What it printed up to its exit (call after `stop`)."""
+        assert self.process.stdout is not None
+        self.output += self.process.stdout.read()
+        return self.output
 
     def wait_until_running(self, seconds: float = 120) -> str:
         deadline = time.monotonic() + seconds
@@ -175,3 +190,84 @@ def test_user_add_prints_a_working_token(tmp_path: Path) -> None:
         [*JOBLINE, "user", "add", "x", "--role", "wizard"], capture_output=True, text=True, env=env
     )
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def _child(dev: subprocess.Popen[str], marker: str) -> psutil.Process | None:
+    """The child of `jobline dev` whose command line has `marker` (`worker`, `api`)."""
+    for child in psutil.Process(dev.pid).children():
+        with contextlib.suppress(psutil.Error):
+            if marker in child.cmdline()[3:]:
+                return child
+    return None
+
+
+def _new_child(dev: DevProcess, marker: str, old_pid: int, seconds: float = 60) -> psutil.Process:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        child = _child(dev.process, marker)
+        if child is not None and child.pid != old_pid:
+            return child
+        time.sleep(0.2)
+    raise AssertionError(f"no new {marker} after {seconds:g} s:\n{dev.output}")
+
+
+def test_dev_starts_a_crashed_worker_and_api_again(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    ports = (_free_port(), _free_port(), _free_port())
+    dev = DevProcess(data_dir, *ports, demo=False)
+    try:
+        dev.wait_until_running()
+        base = f"http://127.0.0.1:{ports[0]}"
+        token = subprocess.run(
+            [*JOBLINE, "user", "add", "carla", "--role", "office"],
+            capture_output=True,
+            text=True,
+            env={**_clean_env(), "JOBLINE_DATA_DIR": str(data_dir)},
+            check=True,
+        ).stdout.strip()
+        office = {"Authorization": f"Bearer {token}"}
+        client = httpx.post(f"{base}/api/v1/clients", json={"name": "Zoe"}, headers=office)
+        assert client.status_code == 201, client.text
+
+        for marker in ("worker", "api"):
+            crashed = _child(dev.process, marker)
+            assert crashed is not None, dev.output
+            crashed.kill()  # SIGKILL, as the OOM killer or an operator would
+            _new_child(dev, marker, crashed.pid)
+            assert dev.process.poll() is None, "jobline dev stopped when one child died"
+
+        # The stack works again: a new job needs the new worker (its workflow) and the new API.
+        job = {"client_id": client.json()["id"], "title": "After", "source": "incoming_call"}
+        deadline = time.monotonic() + 60
+        answer: httpx.Response | httpx.HTTPError | None = None
+        while not (isinstance(answer, httpx.Response) and answer.status_code == 201):
+            assert time.monotonic() < deadline, (answer, getattr(answer, "text", ""))
+            time.sleep(0.5)
+            try:
+                answer = httpx.post(f"{base}/api/v1/jobs", json=job, headers=office, timeout=30)
+            except httpx.HTTPError as failed:
+                answer = failed
+        assert answer.json()["stage"] == "lead"
+    finally:
+        dev.stop()
+    log = dev.read_rest()
+    for name in ("worker", "api"):
+        assert f"the {name} exited with code -9" in log and f"starting the {name} again" in log
+
+
+@pytest.mark.parametrize("taken", ["api", "temporal", "ui"])
+def test_dev_refuses_ports_already_in_use(tmp_path: Path, taken: str) -> None:
+    """A second stack on busy ports would talk to the first one's servers: refused, naming the
+    port and what to do, before anything starts."""
+    ports = {"api": _free_port(), "temporal": _free_port(), "ui": _free_port()}
+    with socket.socket() as occupant:
+        occupant.bind(("127.0.0.1", ports[taken]))
+        occupant.listen()
+        dev = DevProcess(tmp_path / "data", ports["api"], ports["temporal"], ports["ui"])
+        output, _ = dev.process.communicate(timeout=60)
+    assert dev.process.returncode == 2, output
+    assert f"port {ports[taken]}" in output and "already in use" in output
+    option = {"api": "--port", "temporal": "--temporal-port", "ui": "--ui-port"}[taken]
+    assert option in output
+    assert "Starting Temporal" not in output
+    assert not (tmp_path / "data" / "temporal.log").exists()  # nothing was started
