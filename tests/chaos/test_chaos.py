@@ -15,7 +15,8 @@ goes again with the same key until it gets a 2xx or a 4xx. Once the system settl
 - every job is closed, its workflow completed, its projection's seq the number of its timeline
   rows, numbered 1..n;
 - no message reached a provider twice; one in `unknown` says so on the job and in the outbox;
-- no message is left `queued` or `sending`.
+- no message is left `queued` or `sending`;
+- no process of a killed worker (its PDF pool) lives on.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from pydantic import TypeAdapter
 from sqlmodel import col, select
@@ -112,6 +114,7 @@ class Tally:
     retries: Counter[str] = field(default_factory=Counter)
     done: int = 0  # logical requests answered (the clock the kills are placed on)
     kills: list[str] = field(default_factory=list)
+    orphans: list[psutil.Process] = field(default_factory=list)  # killed workers' children
 
     @property
     def events(self) -> list[Accepted]:
@@ -275,6 +278,8 @@ async def chaos(
 
         await wait_until(reached, within=600, what=f"request {point}")
         if victim == "worker":
+            assert worker.process is not None
+            tally.orphans += psutil.Process(worker.process.pid).children(recursive=True)
             await worker.kill()
             await asyncio.sleep(rng.uniform(0, 2))  # nobody polls for a moment
             worker = await start_worker()
@@ -519,11 +524,20 @@ async def test_lifecycles_survive_killed_workers_and_apis(
             await client.http.aclose()
             await stack.kill_api()
 
+    # The PDF pool's processes die with their worker, even a killed one.
+    _, alive = psutil.wait_procs(tally.orphans, timeout=10)
     problems = [
         *tally.refused,
+        *(f"process {p.pid} of a killed worker still runs: {p.cmdline()}" for p in alive),
         *events_once(held, tally, slugs),
         *stages_consistent(held),
         *messages_once(held, sendgrid_server, twilio_server),
+    ]
+    copies = provider_copies(held.messages, sendgrid_server, twilio_server)
+    in_doubt = [
+        f"{m.idempotency_key} (the provider has {copies[m.id or 0]})"
+        for m in held.messages
+        if m.status == IN_DOUBT
     ]
     print(
         f"\nchaos (seed {seed}): {len(slugs)} lifecycles, {len(tally.events)} events "
@@ -531,6 +545,7 @@ async def test_lifecycles_survive_killed_workers_and_apis(
         f"retries {dict(tally.retries)}; messages {dict(Counter(m.status for m in held.messages))}"
         f" ({len(sendgrid_server.accepted)} emails and {len(twilio_server.accepted)} SMS taken "
         f"by the providers); ran {ran_s:.0f} s, settled in {settled_s:.0f} s, "
-        f"{time.monotonic() - began:.0f} s in all"
+        f"{time.monotonic() - began:.0f} s in all; {len(tally.orphans)} children of killed "
+        f"workers, {len(alive)} left; in doubt: {', '.join(in_doubt) or 'none'}"
     )
     assert not problems, "\n".join(problems) + f"\nlogs: {tmp_path}"
