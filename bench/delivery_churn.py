@@ -104,8 +104,8 @@ async def _with_retries(call: Any, what: str, within: float = 300) -> Any:
             await asyncio.sleep(0.5)
 
 
-async def drive_job(client: Any, task_queue: str, customer: Any, updates: int) -> list[int]:
-    """Creates a job and sends its customer updates; returns the messages they queued."""
+async def drive_job(client: Any, task_queue: str, customer: Any, updates: int) -> str:
+    """Creates a job and sends its customer updates; returns its slug."""
     from pydantic import TypeAdapter
     from temporalio.client import WithStartWorkflowOperation
     from temporalio.common import WorkflowIDConflictPolicy
@@ -145,19 +145,17 @@ async def drive_job(client: Any, task_queue: str, customer: Any, updates: int) -
 
     await _with_retries(create, f"{slug} created")
     handle = client.get_workflow_handle(wid)
-    ids: list[int] = []
     for n in range(updates):
         await asyncio.sleep(random.uniform(0.5, 2.0))
         text = f"Update {n} on your job ({uuid.uuid4().hex[:8]})."
         event = request("customer_update_sent", message=text, sms=True)
-        outcome = await _with_retries(
+        await _with_retries(
             lambda event=event, n=n: handle.execute_update(
                 "apply_event", event, id=f"{slug}-update-{n}", result_type=EventOutcome
             ),
             f"{slug} update {n}",
         )
-        ids.extend(outcome.message_ids)
-    return ids
+    return slug
 
 
 # --- the bench ---------------------------------------------------------------------------------
@@ -182,19 +180,18 @@ async def new_customers(db: Any, count: int) -> list[Any]:
     return customers
 
 
-async def wait_for_finished(db: Any, ids: list[int], within: float) -> list[Any]:
+async def wait_for_finished(db: Any, slugs: list[str], within: float) -> list[Any]:
+    """The jobs' messages (every row, not only those an Update's answer named), once all are
+    finished or `within` has passed."""
     from sqlmodel import col, select
 
     from models.tables import OutboxMessage
 
+    query = select(OutboxMessage).where(col(OutboxMessage.job_slug).in_(slugs))
     deadline = time.monotonic() + within
     while True:
         async with db.session() as session:
-            rows = list(
-                (
-                    await session.exec(select(OutboxMessage).where(col(OutboxMessage.id).in_(ids)))
-                ).all()
-            )
+            rows = list((await session.exec(query)).all())
         if all(row.status in TERMINAL for row in rows) or time.monotonic() > deadline:
             return rows
         await asyncio.sleep(1)
@@ -285,11 +282,11 @@ async def measure(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
                 churn = asyncio.ensure_future(
                     workers.churn(*args.kill_every, until=started + args.churn_s)
                 )
-                ids = [i for job_ids in await driving for i in job_ids]
+                slugs = list(await driving)
                 sending_s = time.monotonic() - started
                 await churn  # a whole churn period, even when the sends were quicker
                 churn_s = time.monotonic() - started
-                rows = await wait_for_finished(db, ids, within=args.settle_s)
+                rows = await wait_for_finished(db, slugs, within=args.settle_s)
                 figures = outcome_of(rows, sendgrid, twilio)
                 await workers.kill()
                 workers.kills -= 1  # the last one ends the bench, it is no crash

@@ -122,7 +122,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         fake = self.server.fake
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        if len(body) < length:
+            return  # the client died mid-request: a real provider takes no half a request
         headers = {name.lower(): value for name, value in self.headers.items()}
         request = HttpRequest(self.command, self.path, headers, body)
         reply, delay = fake._take(request)
