@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # workflows at once, and how long one more waits for a turn before its 503.
     api_max_in_flight: int = Field(default=64, ge=1)
     api_admission_wait_s: float = Field(default=2.0, ge=0)
+    # How long a request waits for a job's workflow to take its event before the API answers
+    # 503 (the event may still be applied: a retry with the same Idempotency-Key is safe).
+    api_event_timeout_s: float = Field(default=15.0, gt=0)
 
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> Settings:

@@ -139,6 +139,8 @@ class JobEvent(SQLModel, table=True):
     at: datetime = _ts(nullable=False)
     summary: str = Field(default="", max_length=500)
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # The Update that applied the event: a client's retry with the same Idempotency-Key finds it.
+    request_id: str | None = Field(default=None, max_length=64, index=True)
 
 
 class JobNumber(SQLModel, table=True):
@@ -257,3 +259,16 @@ class PortalSnapshot(SQLModel, table=True):
     webhook_attempts: int = Field(default=0)
     webhook_error: str | None = Field(default=None, max_length=1000)
     webhook_sent_at: datetime | None = _ts(nullable=True)
+
+
+class IdempotentRequest(SQLModel, table=True):
+    """The answer to a keyed request made outside a workflow (api/idempotency.py)."""
+
+    __tablename__ = "idempotent_requests"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=64, unique=True)  # sha256 of the user and their key
+    digest: str = Field(max_length=64)
+    status_code: int
+    body: Any = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts(nullable=False, default=utcnow)

@@ -3,11 +3,15 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 
+from api import idempotency
 from api.clients import service
 from api.clients.schemas import ClientCreate, ClientPage, ClientPublic, ClientShown, ClientUpdate
 from api.deps import ClientReader, ClientWriter, SessionDep
 from api.errors import BODY_ERRORS, ERROR_RESPONSES, error_responses
+from api.idempotency import IdempotencyDep
 from api.text import NoNul
 from models.bounds import IdParam
 
@@ -16,8 +20,23 @@ ClientId = Annotated[IdParam, Path()]
 
 
 @router.post("", status_code=201, response_model=ClientPublic, responses=BODY_ERRORS)
-async def create_client(body: ClientCreate, session: SessionDep, _: ClientWriter) -> ClientPublic:
-    return service.public(await service.create(session, body))
+async def create_client(
+    body: ClientCreate, session: SessionDep, _: ClientWriter, idem: IdempotencyDep
+) -> ClientPublic | JSONResponse:
+    if (earlier := await idempotency.earlier_answer(session, idem)) is not None:
+        return JSONResponse(earlier[1], status_code=earlier[0])
+    created = service.public(await service.create(session, body))
+    idempotency.remember(session, idem, 201, created.model_dump(mode="json"))
+    try:
+        await session.commit()
+    except IntegrityError as error:
+        if not idempotency.is_duplicate_key(error):
+            raise
+        await session.rollback()  # the same request, sent twice at once: the first one won
+        earlier = await idempotency.earlier_answer(session, idem)
+        assert earlier is not None
+        return JSONResponse(earlier[1], status_code=earlier[0])
+    return created
 
 
 @router.get("", response_model=ClientPage, responses=error_responses(422))
