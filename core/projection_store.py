@@ -4,10 +4,12 @@ The API writes the result of each Update it sent, for read-your-writes without a
 to the worker; the projection activity writes after signals, reminders and when a job settles.
 Both go through `write_projection`, which only ever moves a job forward.
 
-"Forward" is ordered by (position, seq): position is where in the workflow's history the state
-was made. A write made from a workflow task the server later discarded is replaced by the replayed
-task's write (a later position, even at the same seq), and timeline rows past the job's seq are
-removed as that task's leftovers.
+"Forward" is ordered by (position, at, seq): position is where in the workflow's history the
+state was made, `at` the workflow task's time. A write made from a workflow task the server later
+discarded is replaced by the next task's write, even at a lower seq: a failed task leaves events
+in history, so the next one writes at a later position; a discarded speculative task (one that
+only carried Updates) leaves none, so the next one writes at the same position but a later time.
+Timeline rows past the job's seq are removed as the discarded task's leftovers.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ def timeline_row(slug: str, record: TimelineRecord) -> dict[str, Any]:
         "at": record.at,
         "summary": record.summary[:500],
         "payload": record.payload,
+        "request_id": record.request_id,
     }
 
 
@@ -103,7 +106,12 @@ async def write_projection(session: AsyncSession, dialect: str, input: Projectio
         # A retried or late write is older and must never move the job back.
         where=or_(
             Job.position < excluded.position,
-            and_(Job.position == excluded.position, Job.seq <= excluded.seq),
+            and_(Job.position == excluded.position, Job.updated_at < excluded.updated_at),
+            and_(
+                Job.position == excluded.position,
+                Job.updated_at == excluded.updated_at,
+                Job.seq <= excluded.seq,
+            ),
         ),
     ).returning(Job.slug)
     if (await session.execute(upsert)).first() is None:
@@ -114,7 +122,7 @@ async def write_projection(session: AsyncSession, dialect: str, input: Projectio
         )
         replace = {
             name: timeline.excluded[name]
-            for name in ("type", "actor", "actor_role", "at", "summary", "payload")
+            for name in ("type", "actor", "actor_role", "at", "summary", "payload", "request_id")
         }
         await session.execute(
             timeline.on_conflict_do_update(index_elements=["job_slug", "seq"], set_=replace)

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from models.closeout import JobCloseout
 from models.events import Event
 from models.lifecycle import Actor, ClientSnapshot, JobState, Stage
 from models.notifications import Notification
@@ -28,6 +29,10 @@ class JobInput(BaseModel):
     history_base: int = 0
     # Outcomes of the latest updates by update id: a retried update is answered, not re-applied.
     recent_updates: dict[str, EventOutcome] = {}
+    # Messages whose delivery the earlier run handed over (cancelled there, resumed here).
+    pending_deliveries: list[int] = []
+    # The job's page, linked from the Temporal Web UI's current details.
+    job_url: str | None = None
 
 
 class EventRequest(BaseModel):
@@ -35,6 +40,12 @@ class EventRequest(BaseModel):
 
     event: Event
     actor: Actor
+    # The receipt fields configured when the API took a `job_completed`: the Update's validator
+    # checks them, so a job_completed missing one is refused before it enters history.
+    closeout: JobCloseout | None = None
+    # A digest of what the client sent with its Idempotency-Key: a key reused for a different
+    # request is told so instead of being answered with the first request's outcome.
+    request_digest: str | None = None
 
 
 class EventOutcome(BaseModel):
@@ -43,8 +54,12 @@ class EventOutcome(BaseModel):
     number: int | None
     # Outbox messages the event queued (quote email, appointment SMS, customer update, ...).
     message_ids: list[int] = []
-    # For the API to write (read-your-writes); None when the workflow wrote it itself.
+    # Runs from before the one-writer patch: the projection for the API to write.
     projection: ProjectionInput | None = None
+    # The workflow could not write the projection yet (it retries until the database takes it):
+    # the job as the event left it, for the API's answer only; the API never writes it.
+    unwritten: ProjectionInput | None = None
+    request_digest: str | None = None
 
 
 class TimelineRecord(BaseModel):
@@ -54,6 +69,8 @@ class TimelineRecord(BaseModel):
     at: datetime
     summary: str
     payload: dict[str, Any]
+    # The Update that applied the event (its Idempotency-Key's id, when the client sent one).
+    request_id: str | None = None
 
 
 class ProjectionInput(BaseModel):

@@ -38,12 +38,15 @@ WEBHOOK_RETRY = RetryPolicy(
 )
 
 
-async def close_out(state: JobState, closeout: JobCloseout, deliveries: Deliveries) -> None:
+async def close_out(
+    state: JobState, closeout: JobCloseout, deliveries: Deliveries, patient: bool = False
+) -> None:
+    """`patient` (from the job's one-writer patch on): the receipt email waits for its PDF."""
     try:
         # The render is a regular activity: once it has been scheduled, `job_completed` is in
         # history, so what follows may be local activities (no round trip to the server each)
         # without ever acting on an event the server did not keep.
-        receipt = await documents.render(state, "work_receipt", closeout.labels())
+        receipt = await documents.render(state, "work_receipt", closeout.labels(), patient=patient)
         synced: PortalSynced = await workflow.execute_local_activity(
             SYNC_PORTAL,
             PortalSync(state=state, closeout=closeout, receipt_document_id=receipt),
@@ -67,6 +70,7 @@ async def close_out(state: JobState, closeout: JobCloseout, deliveries: Deliveri
                 state=state, notification=note, document_ids=[receipt] if receipt else []
             ),
             committed=True,
+            bounded=patient,
         )
     except ActivityError as failed:
         workflow.logger.error(

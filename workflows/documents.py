@@ -21,20 +21,44 @@ RENDER_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=10),
     maximum_attempts=4,
 )
+# From the one-writer patch on, a document renders outside the event's Update and its message
+# waits for it: retried for hours (a worker killed mid-render is the usual cause), never given up
+# after a few tries; a failure that would fail again (a bad template) is not retried.
+PATIENT_RENDER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=["ValueError", "TypeError", "KeyError", "UndefinedError"],
+)
+PATIENT_RENDER_DEADLINE = timedelta(hours=6)
 
 
 async def render(
-    state: JobState, kind: RenderableKind, field_labels: dict[str, str] | None = None
+    state: JobState,
+    kind: RenderableKind,
+    field_labels: dict[str, str] | None = None,
+    patient: bool = False,
 ) -> str | None:
     """The stored document's id, or None when it could not be rendered (logged)."""
+    request = RenderDocument(state=state, kind=kind, field_labels=field_labels or {})
     try:
-        document_id: str = await workflow.execute_activity(
-            RENDER_DOCUMENT,
-            RenderDocument(state=state, kind=kind, field_labels=field_labels or {}),
-            result_type=str,
-            start_to_close_timeout=RENDER_TIMEOUT,
-            retry_policy=RENDER_RETRY,
-        )
+        if patient:
+            document_id: str = await workflow.execute_activity(
+                RENDER_DOCUMENT,
+                request,
+                result_type=str,
+                start_to_close_timeout=RENDER_TIMEOUT,
+                schedule_to_close_timeout=PATIENT_RENDER_DEADLINE,
+                retry_policy=PATIENT_RENDER_RETRY,
+                summary=f"render {kind} PDF",
+            )
+        else:
+            document_id = await workflow.execute_activity(
+                RENDER_DOCUMENT,
+                request,
+                result_type=str,
+                start_to_close_timeout=RENDER_TIMEOUT,
+                retry_policy=RENDER_RETRY,
+            )
     except ActivityError as failed:
         workflow.logger.warning(
             "document not rendered; the message goes without it",

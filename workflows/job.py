@@ -15,7 +15,9 @@ that has finished.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime, timedelta
+from typing import Any, NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
@@ -63,6 +65,13 @@ SETTLE_SPREAD = timedelta(seconds=15)
 # From this patch on: required receipt fields on `job_completed`, closeout (receipt, portal,
 # notification), the quote PDF on the quote email and the invoice PDF to the billing email.
 CLOSEOUT_PATCH = "closeout-and-documents"
+# From this patch on the workflow is the projection's one writer (see `_project`): each event's
+# Update writes it before it answers, so there is no settle. Also from it on: receipt fields are
+# checked in the validator, no activity holds a job's later events (messages are queued with a
+# bounded retry, documents render in the background and their message waits for them), a job
+# number that cannot be allocated never fails the run, continue-as-new hands pending deliveries
+# over, and timers and activities carry summaries for the Web UI.
+ONE_WRITER_PATCH = "one-writer"
 SETTINGS_FRESH = timedelta(minutes=1)
 _UNSET = object()
 JOBLINE = Actor(username="jobline", role=Role.system)
@@ -73,6 +82,19 @@ LOCAL_WRITE_DEADLINE = timedelta(seconds=30)
 LOCAL_WRITE_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=50), maximum_interval=timedelta(seconds=2)
 )
+# From the one-writer patch on, an Update must answer well within the API's own wait (15 s): its
+# writes give up sooner, and the run loop's catch-up (or a waiting activity) takes over.
+# (A local activity's schedule-to-close is not enforced across attempts that outlast a workflow
+# task's heartbeat, so the attempts themselves are bounded: two of at most 5 s.)
+ONE_WRITER_WRITE_DEADLINE = timedelta(seconds=10)
+ONE_WRITER_WRITE_TIMEOUT = timedelta(seconds=5)
+ONE_WRITER_WRITE_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=50),
+    maximum_interval=timedelta(seconds=1),
+    maximum_attempts=2,
+)
+# An event's messages are queued in the background; the Update waits this long for their ids.
+QUEUE_WAIT = timedelta(seconds=5)
 # When the database was down, the run loop catches up with a regular activity retried forever.
 CATCH_UP_TIMEOUT = timedelta(seconds=30)
 CATCH_UP_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
@@ -94,11 +116,15 @@ class JobWorkflow:
         self._unprojected: list[TimelineRecord] = list(input.unprojected)
         self._projection_behind = bool(self._unprojected)
         self._history_base = input.history_base
-        self._recent_updates: dict[str, EventOutcome] = dict(input.recent_updates)
+        self._recent_updates: dict[str, EventOutcome] = {
+            update_id: outcome.model_copy(update={"projection": None, "unwritten": None})
+            for update_id, outcome in input.recent_updates.items()
+        }
         # Handlers await activities; one event at a time keeps seq and state consistent.
         self._lock = asyncio.Lock()
         self._reminders_on = workflow.patched(REMINDERS_PATCH)
         self._closeout_on = workflow.patched(CLOSEOUT_PATCH)
+        self._one_writer = workflow.patched(ONE_WRITER_PATCH)
         self._settle_after = SETTLE_AFTER
         self._settle_reads_first = workflow.patched(SPREAD_SETTLE_PATCH)
         if self._settle_reads_first:
@@ -115,6 +141,7 @@ class JobWorkflow:
         self._alarm_at: datetime | None = None
         self._alarm_rang = False
         self._published: dict[str, object] = {}
+        self._job_url = input.job_url
 
     @workflow.run
     async def run(self, input: JobInput) -> JobSummary:
@@ -124,6 +151,9 @@ class JobWorkflow:
             )
         except TimeoutError:
             raise ApplicationError("job_created never arrived", non_retryable=True) from None
+
+        for message_id in input.pending_deliveries:
+            self._deliveries.deliver(message_id, summary="delivery handed over")
 
         while True:
             seen = self.state.seq
@@ -138,14 +168,14 @@ class JobWorkflow:
                 dues = reminders.pending(self.state, self._settings)
                 await self._show_next_reminder(dues[0].at if dues else None)
                 due = dues[0] if dues else None
-            self._arm(self._wake_at(due))
+            self._arm(self._wake_at(due), self._alarm_label(due))
             await workflow.wait_condition(
                 lambda seen=seen: (  # type: ignore[misc]
                     self._finished
                     or self._projection_behind
                     or self.state.seq != seen
                     or self._alarm_rang
-                    or workflow.info().is_continue_as_new_suggested()
+                    or self._may_continue_as_new()
                 )
             )
             if self._alarm_rang:
@@ -165,20 +195,8 @@ class JobWorkflow:
                     if self._projection_behind:
                         continue
                 break
-            if workflow.info().is_continue_as_new_suggested():
-                await workflow.wait_condition(
-                    lambda: workflow.all_handlers_finished() and self._deliveries.idle
-                )
-                workflow.continue_as_new(
-                    JobInput(
-                        slug=self.state.slug,
-                        client=self.state.client,
-                        state=self.state,
-                        unprojected=self._unprojected,
-                        history_base=self._position(),
-                        recent_updates=self._recent_updates,
-                    )
-                )
+            if self._may_continue_as_new():
+                await self._continue_as_new()
 
         await workflow.wait_condition(
             lambda: workflow.all_handlers_finished() and self._deliveries.idle
@@ -189,6 +207,36 @@ class JobWorkflow:
     @property
     def _finished(self) -> bool:
         return self.state.stage in FINAL_STAGES
+
+    def _may_continue_as_new(self) -> bool:
+        if not workflow.info().is_continue_as_new_suggested():
+            return False
+        if not self._one_writer:
+            return True  # the run then waits for every delivery, however long its retries last
+        # Deliveries are handed over; anything else (a closeout, a document) is waited for here
+        # in the loop, so reminders keep firing meanwhile.
+        return workflow.all_handlers_finished() and self._deliveries.only_deliveries_left
+
+    async def _continue_as_new(self) -> NoReturn:
+        handed_over: list[int] = []
+        if self._one_writer:
+            handed_over = await self._deliveries.hand_over()
+        else:
+            await workflow.wait_condition(
+                lambda: workflow.all_handlers_finished() and self._deliveries.idle
+            )
+        workflow.continue_as_new(
+            JobInput(
+                slug=self.state.slug,
+                client=self.state.client,
+                state=self.state,
+                unprojected=self._unprojected,
+                history_base=self._position(),
+                recent_updates=self._recent_updates,
+                pending_deliveries=handed_over,
+                job_url=self._job_url,
+            )
+        )
 
     # --- messages ---------------------------------------------------------------------------
 
@@ -208,20 +256,36 @@ class JobWorkflow:
         decision = lifecycle.apply(self.state, request.event, request.actor, workflow.now())
         if isinstance(decision, Refusal):
             raise refusal_error(decision)
+        if not self._one_writer:
+            return
+        # What the handler will compute must not fail there: a failure after acceptance would
+        # leave an accepted event that cannot be applied.
+        problems: list[str] = []
+        if self._closeout_on and isinstance(request.event, ev.JobCompleted) and request.closeout:
+            problems = validate_receipt_fields(request.closeout, request.event.fields)
+        try:
+            reminders.pending(decision.state, self._settings)
+        except (ValueError, OverflowError) as out_of_range:
+            problems.append(f"a date is out of range: {out_of_range}")
+        if problems:
+            message = "fields: " + "; ".join(problems)
+            raise refusal_error(
+                lifecycle.refusal(self.state, request.actor, "invalid_event", message)
+            )
 
     @workflow.signal(name="event")
     async def event_signal(self, request: EventRequest) -> None:
         async with self._lock:
             try:
                 await self._accept(request)
-            except ApplicationError as refused:
+            except (ApplicationError, ActivityError) as refused:  # a signal never fails the job
                 # A signal has no caller to answer; the refusal is kept in the worker's log.
                 workflow.logger.warning(
                     "signal refused",
                     extra={
                         "job_slug": self.state.slug,
                         "event": request.event.type,
-                        "reason": refused.message,
+                        "reason": str(refused),
                     },
                 )
 
@@ -248,7 +312,11 @@ class JobWorkflow:
         info = workflow.current_update_info()
         if info is None:
             return
-        self._recent_updates[info.id] = outcome
+        # Without the job as it was: a hundred whole states would overflow continue-as-new's
+        # input, and an update answered again reads the job from the projection.
+        self._recent_updates[info.id] = outcome.model_copy(
+            update={"projection": None, "unwritten": None}
+        )
         while len(self._recent_updates) > self.RECENT_UPDATES_KEPT:
             del self._recent_updates[next(iter(self._recent_updates))]
 
@@ -265,8 +333,11 @@ class JobWorkflow:
             raise refusal_error(decision)
         closeout: JobCloseout | None = None
         if self._closeout_on and isinstance(request.event, ev.JobCompleted):
-            # Read now, not from a cache: the fields required are the ones configured today.
-            closeout = await self._load_closeout()
+            if self._one_writer and request.closeout is not None:
+                closeout = request.closeout  # as the validator checked it
+            else:
+                # Read now, not from a cache: the fields required are the ones configured today.
+                closeout = await self._load_closeout()
             problems = validate_receipt_fields(closeout, request.event.fields)
             if problems:
                 message = "fields: " + "; ".join(problems)
@@ -276,14 +347,7 @@ class JobWorkflow:
         decision_before = self.state
         state = decision.state
         if decision.assign_number and state.number is None:
-            number = await workflow.execute_local_activity(
-                ALLOCATE_JOB_NUMBER,
-                state.slug,
-                result_type=int,
-                start_to_close_timeout=LOCAL_WRITE_TIMEOUT,
-                schedule_to_close_timeout=LOCAL_WRITE_DEADLINE,
-                retry_policy=LOCAL_WRITE_RETRY,
-            )
+            number = await self._allocate_number(state.slug, from_update)
             state = state.model_copy(update={"number": number})
         state = state.model_copy(update={"seq": self.state.seq + 1})
         self.state = state
@@ -295,8 +359,11 @@ class JobWorkflow:
                 at=now,
                 summary=describe(request.event),
                 payload=request.event.model_dump(mode="json"),
+                request_id=self._update_id(),
             )
         )
+        if self._one_writer:
+            return await self._accept_as_one_writer(request, decision_before, closeout)
         projection: ProjectionInput | None = None
         if not self._reminders_on:
             await self._project()
@@ -340,6 +407,154 @@ class JobWorkflow:
             projection=projection,
         )
 
+    async def _accept_as_one_writer(
+        self, request: EventRequest, before: JobState, closeout: JobCloseout | None
+    ) -> EventOutcome:
+        """The rest of `_accept` from the one-writer patch on: messages are queued (those with a
+        document follow once it is rendered), then the projection is written, all before the
+        Update answers, and nothing here waits longer than a bounded retry."""
+        state = self.state
+        queueing: list[asyncio.Task[list[int]]] = []
+        for note in notifications.for_event(request.event, before, state):
+            if note.attach is not None:
+                self._deliveries.in_background(self._send_with_document(state, note, request))
+                continue
+            message = QueueMessages(state=state, notification=note, actor=request.actor)
+            queueing.append(self._deliveries.queue_in_background(message, self._not_queued))
+        message_ids: list[int] = []
+        if queueing:
+            # The answer names the messages when they are queued in time (usually at once); if
+            # the database is slow they are queued all the same, just after the answer.
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: all(task.done() for task in queueing),
+                    timeout=QUEUE_WAIT,
+                    timeout_summary="wait for the event's messages to be queued",
+                )
+            message_ids = [i for task in queueing if task.done() for i in task.result()]
+        dues = reminders.pending(self.state, self._settings)
+        self._next_reminder_at = dues[0].at if dues else None
+        await self._project()
+        self._publish()
+        if closeout is not None:
+            self._deliveries.in_background(
+                close_out(state, closeout, self._deliveries, patient=True)
+            )
+        assert state.stage is not None
+        return EventOutcome(
+            seq=state.seq,
+            stage=state.stage,
+            number=state.number,
+            message_ids=message_ids,
+            # Only when the write failed (the run loop retries it): the answer shows the job
+            # as the event left it all the same.
+            unwritten=self._projection_input(list(self._unprojected))
+            if self._unprojected
+            else None,
+            request_digest=request.request_digest,
+        )
+
+    async def _send_with_document(
+        self, state: JobState, note: notifications.Notification, request: EventRequest
+    ) -> None:
+        """A message that carries a document waits for it (rendering is retried for hours, not
+        given up after a few tries), outside the event's Update and lock."""
+        assert note.attach is not None
+        document_id = await documents.render(state, note.attach, patient=True)
+        if document_id is None:
+            async with self._lock:
+                self._record_trouble(
+                    "document_not_rendered",
+                    f"The {note.attach} PDF could not be made; its message went without it",
+                )
+                await self._project()
+        message = QueueMessages(
+            state=state,
+            notification=note,
+            actor=request.actor,
+            document_ids=[document_id] if document_id else [],
+        )
+        # The render ran as an activity, so the event is in history: a local activity will do.
+        await self._deliveries.queue(message, self._not_queued, committed=True)
+
+    async def _not_queued(
+        self, message: QueueMessages, failed: ActivityError | ApplicationError
+    ) -> None:
+        """A message that could not be queued (a template or date it cannot render, or a
+        database away for an hour): the job's timeline says so, for the office to act on."""
+        async with self._lock:
+            self._record_trouble(
+                "message_not_queued",
+                f"The {message.notification.purpose} message was not sent: {failed.cause}",
+            )
+            await self._project()
+
+    def _record_trouble(self, kind: str, summary: str) -> None:
+        """Something the office must hear of, on the job's timeline (it never fails the event)."""
+        workflow.logger.warning(summary, extra={"job_slug": self.state.slug, "kind": kind})
+        self.state = self.state.model_copy(update={"seq": self.state.seq + 1})
+        self._unprojected.append(
+            TimelineRecord(
+                seq=self.state.seq,
+                type=kind,
+                actor=JOBLINE,
+                at=workflow.now(),
+                summary=summary[:500],
+                payload={},
+            )
+        )
+
+    async def _allocate_number(self, slug: str, from_update: bool) -> int:
+        number: int
+        try:
+            number = await workflow.execute_local_activity(
+                ALLOCATE_JOB_NUMBER,
+                slug,
+                result_type=int,
+                **self._local_write(),
+                summary="allocate job number" if self._one_writer else None,
+            )
+        except (ActivityError, ApplicationError):
+            if not self._one_writer:
+                raise
+            if from_update:
+                # Nothing has changed yet: the caller is told to send the event again.
+                raise ApplicationError(
+                    "no job number could be allocated (the database did not answer); "
+                    "send the event again",
+                    type="unavailable",
+                    non_retryable=True,
+                ) from None
+            # A signal has no caller to send it again: wait for the database instead.
+            number = await workflow.execute_activity(
+                ALLOCATE_JOB_NUMBER,
+                slug,
+                result_type=int,
+                start_to_close_timeout=CATCH_UP_TIMEOUT,
+                retry_policy=CATCH_UP_RETRY,
+                summary="allocate job number (waiting for the database)",
+            )
+        return number
+
+    @staticmethod
+    def _update_id() -> str | None:
+        info = workflow.current_update_info()
+        return info.id if info else None
+
+    def _local_write(self) -> dict[str, Any]:
+        """Timeouts and retries of the workflow's own quick database writes."""
+        if self._one_writer:
+            return {
+                "start_to_close_timeout": ONE_WRITER_WRITE_TIMEOUT,
+                "schedule_to_close_timeout": ONE_WRITER_WRITE_DEADLINE,
+                "retry_policy": ONE_WRITER_WRITE_RETRY,
+            }
+        return {
+            "start_to_close_timeout": LOCAL_WRITE_TIMEOUT,
+            "schedule_to_close_timeout": LOCAL_WRITE_DEADLINE,
+            "retry_policy": LOCAL_WRITE_RETRY,
+        }
+
     def _projection_input(
         self, records: list[TimelineRecord], only_if_missing: bool = False
     ) -> ProjectionInput:
@@ -358,11 +573,12 @@ class JobWorkflow:
             await workflow.execute_local_activity(
                 PROJECT_JOB,
                 self._projection_input(records, only_if_missing),
-                start_to_close_timeout=LOCAL_WRITE_TIMEOUT,
-                schedule_to_close_timeout=LOCAL_WRITE_DEADLINE,
-                retry_policy=LOCAL_WRITE_RETRY,
+                **self._local_write(),
+                summary=f"write job view (event {self.state.seq})" if self._one_writer else None,
             )
-        except ActivityError:
+        # A local activity out of attempts raises its last failure (ApplicationError), not an
+        # ActivityError.
+        except (ActivityError, ApplicationError):
             workflow.logger.warning("projection write failed; the run loop will catch up")
             self._projection_behind = True
             return
@@ -378,6 +594,7 @@ class JobWorkflow:
                 self._projection_input(records),
                 start_to_close_timeout=CATCH_UP_TIMEOUT,
                 retry_policy=CATCH_UP_RETRY,
+                summary="write job view (waiting for the database)" if self._one_writer else None,
             )
             self._unprojected = self._unprojected[len(records) :]
             self._projection_behind = False
@@ -413,19 +630,43 @@ class JobWorkflow:
             self._published.update({u.key.name: u.value for u in updates})
         if updates:
             workflow.upsert_search_attributes(updates)
-        workflow.set_current_details(
-            "\n".join(
-                [
-                    f"**Stage:** {s.stage.value} ({s.milestone.value})",
-                    f"**Waiting on:** {s.waiting_on}",
-                    f"**In stage since:** {s.stage_entered_at.isoformat()}",
-                    f"**Job number:** {s.number or '—'}",
-                    f"**Next reminder:** {self._next_reminder_at or '—'}",
-                    f"**Stuck:** {'yes' if reminders.is_stuck(s) else 'no'}",
-                    f"**Events:** {s.seq}",
-                ]
+        workflow.set_current_details(self._details())
+
+    def _details(self) -> str:
+        """The Web UI's current details: what an operator needs to see why a job sits where it
+        is, with times in the company's zone."""
+        s = self.state
+        assert s.stage is not None and s.milestone is not None and s.stage_entered_at is not None
+        zone = self._settings.zone
+
+        def when(at: datetime | None) -> str:
+            return at.astimezone(zone).strftime("%a %d %b %Y %H:%M %Z") if at else "—"
+
+        stuck = "no"
+        if reminders.is_stuck(s):
+            limit = self._settings.stage_limits_hours.get(s.stage)
+            held = (workflow.now() - s.stage_entered_at).total_seconds() / 3600
+            stuck = (
+                f"yes: quote unanswered after {s.reminders.follow_ups_sent} follow-up(s)"
+                if s.reminders.quote_stale and s.stage.value == "quote_sent"
+                else f"yes: {s.stage.value} for {held:.0f} h (limit {limit} h)"
             )
-        )
+        due = reminders.pending(s, self._settings) if self._reminders_on else []
+        next_reminder = when(self._next_reminder_at)
+        if due and (label := self._alarm_label(due[0])):
+            next_reminder += f" ({label})"
+        lines = [
+            f"**Stage:** {s.stage.value} ({s.milestone.value})",
+            f"**Waiting on:** {s.waiting_on}",
+            f"**In stage since:** {when(s.stage_entered_at)}",
+            f"**Job number:** {s.number or '—'}",
+            f"**Next reminder:** {next_reminder}",
+            f"**Stuck:** {stuck}",
+            f"**Events:** {s.seq}",
+        ]
+        if self._job_url:
+            lines.append(f"**Job:** [{s.slug}]({self._job_url})")
+        return "\n".join(lines)
 
     # --- reminders ----------------------------------------------------------------------------
 
@@ -449,7 +690,22 @@ class JobWorkflow:
         wake = [t for t in (due.at if due else None, self._settle_at) if t is not None]
         return min(wake) if wake else None
 
-    def _arm(self, at: datetime | None) -> None:
+    def _alarm_label(self, due: reminders.Due | None) -> str | None:
+        """What the next timer is for, as the Web UI shows it ("quote follow-up 2 of 3")."""
+        if not self._one_writer or due is None:
+            return None
+        r = self.state.reminders
+        match due.kind:
+            case "quote_follow_up":
+                return f"quote follow-up {r.follow_ups_sent + 1} of {self._settings.max_follow_ups}"
+            case "payment_reminder":
+                return f"payment reminder {r.payment_reminders_sent + 1}"
+            case "stuck":
+                return "stuck check"
+            case _:
+                return due.kind.replace("_", " ")
+
+    def _arm(self, at: datetime | None, label: str | None = None) -> None:
         """One durable timer for the next wake-up, replaced only when that time changes, so a
         burst of events that leaves the next reminder where it was starts no new timers."""
         if at == self._alarm_at:
@@ -459,11 +715,11 @@ class JobWorkflow:
             self._alarm = None
         self._alarm_at = at
         if at is not None:
-            self._alarm = asyncio.create_task(self._ring(at))
+            self._alarm = asyncio.create_task(self._ring(at, label))
 
-    async def _ring(self, at: datetime) -> None:
+    async def _ring(self, at: datetime, label: str | None) -> None:
         # Already due rings at once (a timer needs a positive duration).
-        await workflow.sleep(max(at - workflow.now(), timedelta(milliseconds=1)))
+        await workflow.sleep(max(at - workflow.now(), timedelta(milliseconds=1)), summary=label)
         self._alarm = None
         self._alarm_at = None
         self._alarm_rang = True
@@ -518,4 +774,8 @@ class JobWorkflow:
             await self._project()
             self._publish()
             for note in notifications.for_reminder(due.kind, self.state):
-                await self._deliveries.send(QueueMessages(state=self.state, notification=note))
+                message = QueueMessages(state=self.state, notification=note)
+                if self._one_writer:
+                    self._deliveries.queue_in_background(message, self._not_queued)
+                else:
+                    await self._deliveries.send(message)

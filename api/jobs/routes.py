@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Path, Query, Response
 from api.admission import Admitted
 from api.deps import CurrentUser, DatabaseDep, JobReader, SessionDep, SettingsDep, TemporalDep
 from api.errors import ERROR_RESPONSES, Invalid, error_responses
+from api.idempotency import IdempotencyDep
 from api.jobs import send, service
 from api.jobs.schemas import JobPage, JobView, SendPreview, SendRequest, SendResult
 from api.jobs.views import PortalLinkView, job_view, list_item, view_of_state
@@ -60,22 +61,38 @@ async def create_job(
     db: DatabaseDep,
     user: JobReader,
     admitted: Admitted,
+    idem: IdempotencyDep,
 ) -> JobView:
-    outcome = await service.create_job(session, db, temporal, settings.task_queue, user, body)
-    return await _answer(session, settings, user, outcome)
+    slug, outcome = await service.create_job(
+        session,
+        db,
+        temporal,
+        settings.task_queue,
+        user,
+        body,
+        idem,
+        settings.api_event_timeout_s,
+        settings.public_url.rstrip("/"),
+    )
+    return await _answer(session, settings, user, outcome, slug)
 
 
 async def _answer(
-    session: SessionDep, settings: Settings, user: CurrentUser, outcome: EventOutcome
+    session: SessionDep,
+    settings: Settings,
+    user: CurrentUser,
+    outcome: EventOutcome | None,
+    slug: str,
 ) -> JobView:
-    """The job as the event left it: the state the workflow handed back (only the timeline and
-    messages are read)."""
-    projection = outcome.projection
-    assert projection is not None
-    slug = projection.state.slug
+    """The job as the event left it. The workflow wrote it before answering (the projection is
+    read); when it could not, or the workflow predates that, the state it handed back is shown
+    (only the timeline and messages are read)."""
+    projection = None if outcome is None else outcome.unwritten or outcome.projection
+    if projection is None:
+        return await _view(session, settings, user, slug, answering_their_event=True)
     return view_of_state(
         projection.state,
-        service.with_records(await service.timeline(session, slug), outcome),
+        service.with_records(await service.timeline(session, slug), projection),
         await outbox.for_job(session, slug),
         actor_of(user),
         next_reminder_at=projection.next_reminder_at,
@@ -128,15 +145,16 @@ async def post_event(
     settings: SettingsDep,
     user: JobReader,
     admitted: Admitted,
+    idem: IdempotencyDep,
 ) -> JobView:
     if isinstance(event, ev.JobCreated):
         raise Invalid("job_created starts a new job: POST /api/v1/jobs")
     if isinstance(event, ev.QuoteSent) and event.sms:
         await send.check_sms_enabled(session)
-    outcome = await service.send_event(session, db, temporal, user, slug, event)
-    if outcome.projection is None:
-        return await _view(session, settings, user, slug, answering_their_event=True)
-    return await _answer(session, settings, user, outcome)
+    outcome = await service.send_event(
+        session, db, temporal, user, slug, event, idem, settings.api_event_timeout_s
+    )
+    return await _answer(session, settings, user, outcome, slug)
 
 
 @router.post(
@@ -155,15 +173,22 @@ async def send_customer_update(
     session: SessionDep,
     temporal: TemporalDep,
     db: DatabaseDep,
+    settings: SettingsDep,
     user: JobReader,
     response: Response,
     admitted: Admitted,
+    idem: IdempotencyDep,
 ) -> SendResult | SendPreview:
     """Email the customer (and SMS when asked); `preview: true` renders both and sends nothing."""
     if body.preview:
         response.status_code = 200
         return await send.preview(session, user, slug, body)
     event = await send.as_event(session, body)
-    outcome = await service.send_event(session, db, temporal, user, slug, event)
-    messages = await outbox.by_ids(session, outcome.message_ids)
+    outcome = await service.send_event(
+        session, db, temporal, user, slug, event, idem, settings.api_event_timeout_s
+    )
+    if outcome is None:  # a retry: the job has finished since, and took this send then
+        messages = await service.messages_of_request(session, slug, idem)
+    else:
+        messages = await outbox.by_ids(session, outcome.message_ids)
     return SendResult(messages=[outbox_public(m) for m in messages])

@@ -6,6 +6,7 @@ the workflow's refusals into API errors.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
@@ -21,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 from temporalio.client import Client as TemporalClient
 from temporalio.client import (
+    RPCTimeoutOrCancelledError,
     WithStartWorkflowOperation,
     WorkflowHandle,
     WorkflowUpdateFailedError,
@@ -32,16 +34,19 @@ from temporalio.service import RPCError, RPCStatusCode
 from api import visibility
 from api.clients import service as clients
 from api.errors import EventRefused, Invalid, NotFound, Unavailable
+from api.idempotency import HEADER, Idempotency
 from api.text import NUL_MESSAGE, find_nul
 from api.users.service import actor_of, find_user
+from core import settings_store
 from core.db import Database, DatabaseBusy
 from core.projection_store import timeline_row, write_projection
 from core.temporal import workflow_id
 from models import events as ev
 from models import lifecycle
+from models.closeout import CloseoutSettings, JobCloseout
 from models.lifecycle import Refusal, Role
-from models.messages import EventOutcome, EventRequest, JobInput
-from models.tables import Job, JobEvent, User
+from models.messages import EventOutcome, EventRequest, JobInput, ProjectionInput
+from models.tables import Job, JobEvent, OutboxMessage, User
 from workflows.job import JobWorkflow
 
 log = logging.getLogger("jobline.api")
@@ -116,14 +121,19 @@ async def create_job(
     task_queue: str,
     user: User,
     body: ev.JobCreated,
-) -> EventOutcome:
+    idem: Idempotency,
+    timeout_s: float,
+    public_url: str,
+) -> tuple[str, EventOutcome | None]:
+    """The new job's slug and the workflow's outcome (None when a retried create finds its job
+    already finished: the caller reads the job)."""
     _check_text(body)
     client = await clients.find(session, body.client_id)
     if client is None:
         raise Invalid(f"client_id: no client with id {body.client_id}")
     actor = actor_of(user)
     snapshot = clients.snapshot(client)
-    slug = new_slug()
+    slug = idem.job_slug() or new_slug()
     # Refuse a role that may not create jobs before any workflow exists for it.
     decision = lifecycle.apply(lifecycle.new_job(slug, snapshot), body, actor, datetime.now(UTC))
     if isinstance(decision, Refusal):
@@ -131,28 +141,40 @@ async def create_job(
     await session.commit()  # hold no database transaction while the workflow writes
     start = WithStartWorkflowOperation(
         JobWorkflow.run,
-        JobInput(slug=slug, client=snapshot),
+        JobInput(slug=slug, client=snapshot, job_url=f"{public_url}/api/v1/jobs/{slug}"),
         id=workflow_id(slug),
         task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        # A retried create (same Idempotency-Key, so the same slug) finds the job it started.
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING
+        if idem.key
+        else WorkflowIDConflictPolicy.FAIL,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        static_summary=f"Job {slug}: {body.title}"[:200],
+        static_summary=f"{snapshot.name}: {body.title}"[:200],
+        static_details=f"Job `{slug}` for client {snapshot.id} ({snapshot.name})",
     )
+    request = EventRequest(event=body, actor=actor, request_digest=idem.digest)
+    handle = temporal.get_workflow_handle(workflow_id(slug))
     try:
-        outcome = await temporal.execute_update_with_start_workflow(
-            JobWorkflow.apply_event,
-            EventRequest(event=body, actor=actor),
-            start_workflow_operation=start,
-        )
+        async with asyncio.timeout(timeout_s):
+            outcome = await temporal.execute_update_with_start_workflow(
+                JobWorkflow.apply_event, request, start_workflow_operation=start, id=idem.update_id
+            )
     except WorkflowUpdateFailedError as failed:
         refusal = _refusal_from(failed)
         if refusal is None:
             raise
         raise EventRefused(refusal) from None
+    except (TimeoutError, RPCTimeoutOrCancelledError):
+        raise await _no_answer(handle, slug, idem, timeout_s) from None
     except RPCError as rpc:
+        if rpc.status == RPCStatusCode.ALREADY_EXISTS and idem.key:
+            # The keyed job was created and has already finished: answer from its projection.
+            await get_row(session, user, slug)
+            return slug, None
         raise Unavailable(f"the workflow service did not take the job: {rpc.message}") from None
-    await _write(db, temporal.get_workflow_handle(workflow_id(slug)), outcome)
-    return outcome
+    idem.check_same(outcome.request_digest)
+    await _write(db, handle, outcome)
+    return slug, outcome
 
 
 async def check_event(session: AsyncSession, user: User, slug: str, event: ev._Event) -> None:
@@ -177,27 +199,109 @@ async def send_event(
     user: User,
     slug: str,
     event: ev._Event,
-) -> EventOutcome:
+    idem: Idempotency,
+    timeout_s: float,
+) -> EventOutcome | None:
+    """The workflow's outcome, or None when a retried request finds its event already applied
+    to a job that has since finished (the caller reads the job)."""
     await check_event(session, user, slug, event)
+    closeout = None
+    if isinstance(event, ev.JobCompleted):
+        # The fields configured now, for the workflow's validator to check.
+        stored = await settings_store.load(session, settings_store.CLOSEOUT, CloseoutSettings)
+        closeout = JobCloseout.of(stored)
     await session.commit()  # hold no database transaction while the workflow decides
     actor = actor_of(user)
     handle = temporal.get_workflow_handle(workflow_id(slug))
+    request = EventRequest(event=event, actor=actor, closeout=closeout, request_digest=idem.digest)
     try:
-        outcome = await handle.execute_update(
-            JobWorkflow.apply_event, EventRequest(event=event, actor=actor)
-        )
+        async with asyncio.timeout(timeout_s):
+            outcome = await handle.execute_update(
+                JobWorkflow.apply_event, request, id=idem.update_id
+            )
+    except (TimeoutError, RPCTimeoutOrCancelledError):
+        raise await _no_answer(handle, slug, idem, timeout_s) from None
     except WorkflowUpdateFailedError as failed:
         refusal = _refusal_from(failed)
         if refusal is None:
+            log.warning("job %s: the update failed: %r", slug, failed.cause)
             await _refresh_projection(handle)
             raise Unavailable("the job did not take the event this time; send it again") from None
         raise EventRefused(refusal) from None
     except RPCError as rpc:
         if rpc.status != RPCStatusCode.NOT_FOUND:
             raise Unavailable(f"the workflow service is not reachable: {rpc.message}") from None
+        if await _applied_earlier(session, slug, event, idem):
+            return None
         await _refuse_without_workflow(session, user, slug, event)
+    idem.check_same(outcome.request_digest)
     await _write(db, handle, outcome)
     return outcome
+
+
+async def messages_of_request(
+    session: AsyncSession, slug: str, idem: Idempotency
+) -> list[OutboxMessage]:
+    """The messages the event of an earlier request with this key queued."""
+    row = (
+        await session.exec(
+            select(JobEvent).where(JobEvent.job_slug == slug, JobEvent.request_id == idem.update_id)
+        )
+    ).first()
+    if row is None:
+        return []
+    prefix = f"job-{slug}:{row.seq}:"  # how activities/messages.py keys an event's messages
+    rows = await session.exec(
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.job_slug == slug, col(OutboxMessage.idempotency_key).startswith(prefix)
+        )
+        .order_by(col(OutboxMessage.id))
+    )
+    return list(rows.all())
+
+
+async def _applied_earlier(
+    session: AsyncSession, slug: str, event: ev._Event, idem: Idempotency
+) -> bool:
+    """A retry whose event the job took before it finished: its timeline row says so."""
+    if idem.update_id is None:
+        return False
+    row = (
+        await session.exec(
+            select(JobEvent).where(JobEvent.job_slug == slug, JobEvent.request_id == idem.update_id)
+        )
+    ).first()
+    if row is None:
+        return False
+    if row.type != event.type or row.payload != event.model_dump(mode="json"):
+        idem.check_same("a different request")
+    return True
+
+
+async def _no_answer(
+    handle: WorkflowHandle[Any, Any], slug: str, idem: Idempotency, timeout_s: float
+) -> Unavailable:
+    """The 503 for an event the job did not answer in time, saying why as far as Temporal
+    knows, and how to retry."""
+    why = "no worker took its task in time"
+    with contextlib.suppress(RPCError, TimeoutError):
+        async with asyncio.timeout(2):
+            pending = (await handle.describe()).raw_description.pending_workflow_task
+        if pending.attempt > 1:
+            why = (
+                f"its workflow task is failing (attempt {pending.attempt}); "
+                "ops can see why in the Temporal Web UI"
+            )
+    may_apply = "the event may still be applied"
+    retry = (
+        f"{may_apply}: send it again with the same {HEADER} ({idem.key!r}), which is safe"
+        if idem.key
+        else f"{may_apply}: check the job before sending it again "
+        f"(send an {HEADER} to make retries safe)"
+    )
+    await _refresh_projection(handle)
+    return Unavailable(f"job {slug!r} did not answer within {timeout_s:g} s: {why}; {retry}")
 
 
 async def _refuse_without_workflow(
@@ -229,13 +333,11 @@ async def _write(db: Database, handle: WorkflowHandle[Any, Any], outcome: EventO
         await _refresh_projection(handle)
 
 
-def with_records(timeline: list[JobEvent], outcome: EventOutcome) -> list[JobEvent]:
-    """The stored timeline, with the outcome's own records should the write not be there."""
-    if outcome.projection is None:
-        return timeline
-    slug = outcome.projection.state.slug
+def with_records(timeline: list[JobEvent], projection: ProjectionInput) -> list[JobEvent]:
+    """The stored timeline, with the projection's own records should the write not be there."""
+    slug = projection.state.slug
     rows = {row.seq: row for row in timeline}
-    for record in outcome.projection.records:
+    for record in projection.records:
         rows.setdefault(record.seq, JobEvent(**timeline_row(slug, record)))
     return [rows[seq] for seq in sorted(rows)]
 

@@ -12,13 +12,16 @@ Settings are shared by the whole session, so tests that change them restore what
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 from typing import Any
 
 from sqlmodel import select
+from temporalio.client import WorkflowHandle
 
+from core.temporal import workflow_id
 from models.tables import PortalSnapshot
 from tests.activities.test_documents import pdf_text
 from tests.api.journeys import EVIDENCE, drive, on_site
@@ -68,10 +71,24 @@ async def document(stack: Stack, document_id: str, username: str = "olga") -> by
     return response.content
 
 
+async def settled_history_length(handle: WorkflowHandle[Any, Any]) -> int:
+    """The history's length once earlier work (deliveries finishing) has stopped adding to it."""
+    length = -1
+    for _ in range(50):
+        now = (await handle.describe()).raw_description.workflow_execution_info.history_length
+        if now == length:
+            return length
+        length = now
+        await asyncio.sleep(0.3)
+    raise AssertionError("the history kept growing")
+
+
 async def test_required_receipt_field_is_refused_by_name_and_changes_nothing(stack: Stack) -> None:
     async with closeout_settings(stack, receipt_fields=FIELDS):
         job = await on_site(stack)
         slug = job["slug"]
+        history = stack.temporal.get_workflow_handle(workflow_id(slug))
+        length = await settled_history_length(history)
 
         missing = await stack.event("tess", slug, "job_completed", **COMPLETED)
         assert missing.status_code == 422, missing.text
@@ -93,6 +110,9 @@ async def test_required_receipt_field_is_refused_by_name_and_changes_nothing(sta
         after = (await stack.get("olga", f"/api/v1/jobs/{slug}")).json()
         assert after["stage"] == "on_site" and after["seq"] == job["seq"]
         assert after["completion"] is None and after["portal_url"] is None
+        # Refused by the Update's validator: nothing of either request entered history.
+        described = await history.describe()
+        assert described.raw_description.workflow_execution_info.history_length == length
 
         done = await stack.event(
             "tess", slug, "job_completed", **COMPLETED, fields={"serial_number": "SN-1"}

@@ -20,6 +20,7 @@ import pytest
 
 from tests.api.settings import api_error
 from tests.conftest import Stack
+from tests.fakes.providers import wait_until
 
 COMMS = "/api/v1/settings/communications"
 OUTBOX = "/api/v1/outbox"
@@ -105,13 +106,32 @@ async def _job(stack: Stack, **client_fields: object) -> tuple[dict[str, Any], d
     return client, job
 
 
+# Events whose email carries a PDF: the event answers at once, the email follows its document.
+_WITH_DOCUMENT = {"quote_sent": "quote", "invoice_sent": "invoice"}
+
+
 async def _drive(stack: Stack, slug: str, steps: list[tuple[str, str, dict]]) -> dict[str, Any]:
+    """Send each event; after one whose email waits for its PDF, the job once that is queued."""
     job: dict[str, Any] = {}
     for username, type_, fields in steps:
         response = await stack.event(username, slug, type_, **fields)
         assert response.status_code == 200, (type_, response.text)
         job = response.json()
+        if (purpose := _WITH_DOCUMENT.get(type_)) is not None:
+            job = await _with_message(stack, username, slug, purpose)
     return job
+
+
+async def _with_message(stack: Stack, username: str, slug: str, purpose: str) -> dict[str, Any]:
+    view: dict[str, Any] = {}
+
+    async def queued() -> bool:
+        nonlocal view
+        view = (await stack.get(username, f"{JOBS}/{slug}")).json()
+        return any(m["purpose"] == purpose for m in view["communications"])
+
+    await wait_until(queued, 30, f"the {purpose} message of job {slug}")
+    return view
 
 
 def _to_quoting() -> list[tuple[str, str, dict]]:
@@ -881,8 +901,8 @@ async def test_quote_sent_emails_the_quote_and_sets_the_follow_up(stack: Stack) 
     await _drive(stack, slug, _to_quoting())
     job = await _drive(stack, slug, [("olga", "quote_sent", {})])
     assert job["stage"] == "quote_sent"
-    # The quote email is in the job's communications as soon as the event returns; no SMS
-    # unless asked for, though the client has a phone.
+    # The quote email is in the job's communications once its PDF is made (moments after the
+    # event returns); no SMS unless asked for, though the client has a phone.
     assert [_brief(m) for m in job["communications"]] == [_quote_email(client, company)]
     (message,) = job["communications"]
     assert message["purpose"] == "quote" and message["job_slug"] == slug
@@ -950,9 +970,8 @@ async def test_a_long_subject_does_not_stop_the_quote(stack: Stack) -> None:
     company = "C" * 200
     async with _settings_changed(stack, company_name=company):
         await _drive(stack, slug, _to_quoting())
-        response = await asyncio.wait_for(stack.event("olga", slug, "quote_sent"), timeout=30)
-    assert response.status_code == 200, response.text
-    (email,) = response.json()["communications"]
+        job = await asyncio.wait_for(_drive(stack, slug, [("olga", "quote_sent", {})]), timeout=30)
+    (email,) = job["communications"]
     assert email["purpose"] == "quote"
     assert len(email["subject"]) <= 300
     assert email["subject"].startswith(f"Your quote from {company}: TTT")
