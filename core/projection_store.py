@@ -5,11 +5,12 @@ to the worker; the projection activity writes after signals, reminders and when 
 Both go through `write_projection`, which only ever moves a job forward.
 
 "Forward" is ordered by (position, at, seq): position is where in the workflow's history the
-state was made, `at` the workflow task's time. A write made from a workflow task the server later
-discarded is replaced by the next task's write, even at a lower seq: a failed task leaves events
-in history, so the next one writes at a later position; a discarded speculative task (one that
-only carried Updates) leaves none, so the next one writes at the same position but a later time.
-Timeline rows past the job's seq are removed as the discarded task's leftovers.
+state was made, `at` the time of the workflow task that made it. Since the one-writer patch only
+the workflow writes, with regular activities, which run only for tasks the server kept: writes
+come in history order, and the order only turns away a late retry of an older write. Runs from
+before it also wrote from local activities and the API, so a write could come from a workflow
+task the server later discarded; the next task's write (a later position, or the same one
+later) replaces it, and timeline rows past the job's seq are removed as its leftovers.
 """
 
 from __future__ import annotations

@@ -64,6 +64,10 @@ class Deliveries:
         return not self._running
 
     @property
+    def delivering(self) -> bool:
+        return bool(self._delivering)
+
+    @property
     def only_deliveries_left(self) -> bool:
         """Nothing runs but deliveries (which continue-as-new can hand over)."""
         return all(work in self._delivering.values() for work in self._running)

@@ -3,9 +3,10 @@
 Events arrive as the `apply_event` Update (from the API: refused events are rejected by the
 validator and never enter history) or the `event` Signal (from integrations and
 `temporal workflow signal`). Both go through the same pure rules in `models.lifecycle`. After every
-accepted event the projection is written (by the API from the Update's result, by the workflow
-after signals, reminders and once a job settles), and the workflow upserts the search attributes
-and refreshes the Web UI's current details. Messages an event sends go out through
+accepted event the projection is written by the workflow, its one writer, before the Update
+answers (runs from before the one-writer patch: by the API from the Update's result, by the
+workflow after signals, reminders and once a job settles), and the workflow upserts the search
+attributes and refreshes the Web UI's current details. Messages an event sends go out through
 `workflows/deliveries.py`, with the quote or invoice PDF attached (`workflows/documents.py`).
 A completed job's closeout (receipt, portal, webhook, notification: `workflows/closeout.py`)
 runs alongside the job. The workflow completes when the job is closed or canceled, once all of
@@ -83,9 +84,8 @@ LOCAL_WRITE_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=50), maximum_interval=timedelta(seconds=2)
 )
 # From the one-writer patch on, an Update must answer well within the API's own wait (15 s): its
-# writes give up sooner, and the run loop's catch-up (or a waiting activity) takes over.
-# (A local activity's schedule-to-close is not enforced across attempts that outlast a workflow
-# task's heartbeat, so the attempts themselves are bounded: two of at most 5 s.)
+# writes give up sooner (two attempts of at most 5 s), and the run loop's catch-up (or a waiting
+# activity) takes over.
 ONE_WRITER_WRITE_DEADLINE = timedelta(seconds=10)
 ONE_WRITER_WRITE_TIMEOUT = timedelta(seconds=5)
 ONE_WRITER_WRITE_RETRY = RetryPolicy(
@@ -220,7 +220,16 @@ class JobWorkflow:
     async def _continue_as_new(self) -> NoReturn:
         handed_over: list[int] = []
         if self._one_writer:
-            handed_over = await self._deliveries.hand_over()
+            # Updates may arrive while deliveries are handed over (and start deliveries of their
+            # own): continue only once none is running and every delivery has been handed over.
+            while True:
+                handed_over += await self._deliveries.hand_over()
+                await workflow.wait_condition(
+                    lambda: workflow.all_handlers_finished()
+                    and self._deliveries.only_deliveries_left
+                )
+                if not self._deliveries.delivering:
+                    break
         else:
             await workflow.wait_condition(
                 lambda: workflow.all_handlers_finished() and self._deliveries.idle
@@ -511,7 +520,7 @@ class JobWorkflow:
                 ALLOCATE_JOB_NUMBER,
                 slug,
                 result_type=int,
-                **self._local_write(),
+                **self._write_options(),
                 summary="allocate job number" if self._one_writer else None,
             )
         except (ActivityError, ApplicationError):
@@ -541,8 +550,9 @@ class JobWorkflow:
         info = workflow.current_update_info()
         return info.id if info else None
 
-    def _local_write(self) -> dict[str, Any]:
-        """Timeouts and retries of the workflow's own quick database writes."""
+    def _write_options(self) -> dict[str, Any]:
+        """Timeouts and retries of the workflow's own quick database writes (the projection, a
+        job number)."""
         if self._one_writer:
             return {
                 "start_to_close_timeout": ONE_WRITER_WRITE_TIMEOUT,
@@ -570,12 +580,22 @@ class JobWorkflow:
     async def _project(self, only_if_missing: bool = False) -> None:
         records = list(self._unprojected)
         try:
-            await workflow.execute_local_activity(
-                PROJECT_JOB,
-                self._projection_input(records, only_if_missing),
-                **self._local_write(),
-                summary=f"write job view (event {self.state.seq})" if self._one_writer else None,
-            )
+            if self._one_writer:
+                # A regular activity, not a local one: it only runs once the task that applied
+                # the event is in history, so a task the server discards (one that carried
+                # Updates) never leaves its state in the database.
+                await workflow.execute_activity(
+                    PROJECT_JOB,
+                    self._projection_input(records, only_if_missing),
+                    **self._write_options(),
+                    summary=f"write job view (event {self.state.seq})",
+                )
+            else:
+                await workflow.execute_local_activity(
+                    PROJECT_JOB,
+                    self._projection_input(records, only_if_missing),
+                    **self._write_options(),
+                )
         # A local activity out of attempts raises its last failure (ApplicationError), not an
         # ActivityError.
         except (ActivityError, ApplicationError):

@@ -1,4 +1,4 @@
-"""Continue-as-new at its limits, on a dev server that suggests it after a few dozen events.
+"""Continue-as-new at its limits, on a dev server that suggests it after 40 history events.
 
 - A job with the largest quote the rules allow continues as new with an input far below
   Temporal's 2 MB payload limit (the recent Updates it carries keep their outcomes, not whole
@@ -10,11 +10,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
 
-import pytest
 from sqlmodel import select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
@@ -25,33 +23,15 @@ from core.config import Settings
 from models.lifecycle import Stage
 from models.messages import JobInput
 from models.tables import OutboxMessage
-from tests.conftest import venv_binary
 from tests.fakes.providers import (  # noqa: F401  (pytest fixtures)
     FakeSendGrid,
     sendgrid_server_fixture,
     wait_until,
 )
-from tests.workflows.test_durability import OLGA, SAM, Job, _fresh_sqlite
+from tests.workflows.test_durability import OLGA, SAM, Job, _fresh_sqlite, quote_email_queued
 from worker import build_worker
-from workflows import search_attributes as sa
 
-CAN_AFTER_EVENTS = 60
 PAYLOAD_LIMIT = 2 * 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-async def short_history_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=venv_binary("temporal"),
-        data_converter=pydantic_data_converter,
-        search_attributes=sa.ALL,
-        dev_server_extra_args=[
-            "--dynamic-config-value",
-            f"limit.historyCount.suggestContinueAsNew={CAN_AFTER_EVENTS}",
-        ],
-    )
-    async with env:
-        yield env
 
 
 async def _notes_until_continued(job: Job, first_run: str, most: int = 60) -> str:
@@ -102,17 +82,8 @@ async def test_the_largest_quote_continues_as_new_within_the_payload_limit(
             )
             await job.send(SAM, "quote_sent")
 
-            async def quote_queued() -> bool:
-                async with db.session() as session:
-                    rows = await session.exec(
-                        select(OutboxMessage).where(
-                            OutboxMessage.job_slug == job.slug, OutboxMessage.purpose == "quote"
-                        )
-                    )
-                    return rows.first() is not None
-
             # The quote's PDF renders outside the event; its email is queued once it exists.
-            await wait_until(quote_queued, within=60, what="the quote email with its PDF")
+            await quote_email_queued(db, job.slug)
             approved = await job.send(OLGA, "quote_approved")
             next_run = await _notes_until_continued(job, first_run)
 

@@ -13,13 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
 from pydantic import TypeAdapter
 from sqlalchemy import delete
 from sqlmodel import col, select
@@ -40,11 +38,10 @@ from models.lifecycle import Accepted, Actor, ClientSnapshot, JobState, Role, St
 from models.messages import EventRequest, JobInput, JobSummary, ProjectionInput, TimelineRecord
 from models.tables import Client as ClientRow
 from models.tables import Job as JobRow
-from models.tables import JobEvent
+from models.tables import JobEvent, OutboxMessage
 from models.timeline import describe
-from tests.conftest import venv_binary
+from tests.fakes.providers import wait_until
 from worker import build_worker
-from workflows import search_attributes as sa
 from workflows.job import JobWorkflow
 from workflows.runner import workflow_runner
 
@@ -62,7 +59,6 @@ EST = timezone(timedelta(hours=-5))
 EVIDENCE = {
     name: True for name in ("documents", "notes", "parts_usage", "photos", "customer_communication")
 }
-CAN_AFTER_EVENTS = 40
 
 _EVENT = TypeAdapter(ev.Event)
 
@@ -94,22 +90,6 @@ async def _new_client(db: Database) -> ClientSnapshot:
         await session.refresh(row)
     assert row.id is not None
     return ClientSnapshot(id=row.id, name=row.name, email=row.email, phone=row.phone)
-
-
-@pytest.fixture(scope="module")
-async def short_history_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A dev server of its own that suggests continue-as-new after 40 history events."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=venv_binary("temporal"),
-        data_converter=pydantic_data_converter,
-        search_attributes=sa.ALL,
-        dev_server_extra_args=[
-            "--dynamic-config-value",
-            f"limit.historyCount.suggestContinueAsNew={CAN_AFTER_EVENTS}",
-        ],
-    )
-    async with env:
-        yield env
 
 
 # --- driving a job like the API does -------------------------------------------------------
@@ -161,6 +141,21 @@ class Job:
     async def result(self) -> JobSummary:
         summary = await asyncio.wait_for(self.handle.result(), timeout=20)
         return JobSummary.model_validate(summary) if isinstance(summary, dict) else summary
+
+
+async def quote_email_queued(db: Database, slug: str) -> None:
+    """Wait for the quote's email, queued once its PDF is made (after `quote_sent` answered)."""
+
+    async def queued() -> bool:
+        async with db.session() as session:
+            rows = await session.exec(
+                select(OutboxMessage).where(
+                    OutboxMessage.job_slug == slug, OutboxMessage.purpose == "quote"
+                )
+            )
+            return rows.first() is not None
+
+    await wait_until(queued, within=60, what="the quote email with its PDF")
 
 
 async def _to_approved(job: Job) -> int:
@@ -255,6 +250,8 @@ async def test_continue_as_new_carries_the_whole_job(
             await job.send(SAM, "lead_qualified")
             await job.send(SAM, "quote_drafted", lines=QUOTE, valid_until=date(2030, 2, 1))
             await job.send(SAM, "quote_sent")
+            # The job continues as new once the quote's PDF and email, made alongside it, are done.
+            await quote_email_queued(db, job.slug)
             approved = await job.send(OLGA, "quote_approved")
             number = approved.number
             assert number is not None
@@ -294,7 +291,8 @@ async def test_continue_as_new_carries_the_whole_job(
 
         runs = await _runs(client, job.id, first_run_id)
         assert len(runs) >= 3, f"expected more than one continue-as-new, got {len(runs)} runs"
-        assert runs[1][0] == current_run
+        # The run seen first after the suggestion (a short history may have continued twice).
+        assert current_run in [run_id for run_id, _ in runs[1:]]
         final_event = runs[-1][1].events[-1]
         assert final_event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
         # Every run's history replays against the code that made it.
@@ -507,6 +505,9 @@ async def test_concurrent_events_leave_a_true_timeline(
             await asyncio.sleep(0.1)
     timeline = {t[1]: t[7].get("text") for t in await _timeline(db, job.slug)}
     assert sorted(timeline) == list(range(1, live.seq + 1))
-    assert all(timeline[seq] == text for text, seq in told.items())
+    wrong = {
+        seq: (text, timeline.get(seq)) for text, seq in told.items() if timeline.get(seq) != text
+    }
+    assert not wrong, f"seq: (told, stored) {wrong}; timeline {timeline}"
     assert JobState.model_validate((await _job_row(db, job.slug)).state) == live
     await db.dispose()

@@ -31,7 +31,9 @@ async def test_a_signal_whose_number_allocation_fails_waits_and_applies(
             async with db.engine.begin() as connection:  # job numbers cannot be allocated now
                 await connection.execute(text("ALTER TABLE job_numbers RENAME TO numbers_away"))
 
-            dispatch = EventRequest(event=event("emergency_dispatch", notes="Gas smell"), actor=OLGA)
+            dispatch = EventRequest(
+                event=event("emergency_dispatch", notes="Gas smell"), actor=OLGA
+            )
             await job.handle.signal(JobWorkflow.event_signal, dispatch)
             # Past the local activity's own retries: the ActivityError used to fail the run.
             await asyncio.sleep(LOCAL_WRITE_DEADLINE.total_seconds() + 3)
