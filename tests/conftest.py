@@ -11,6 +11,7 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import asyncpg
 import httpx
@@ -32,12 +33,15 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "JOBLINE_TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/test"
 )
 BACKENDS = ["sqlite", "postgresql"]
+# The SDK's 5 s default is too short for a loaded 2-core machine (a whole suite, an apt-get).
+DEV_SERVER_STARTUP = timedelta(seconds=60)
 
 
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=venv_binary("temporal"),
+        dev_server_startup_timeout=DEV_SERVER_STARTUP,
         data_converter=pydantic_data_converter,
         search_attributes=sa.ALL,
     )
