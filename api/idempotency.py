@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -135,6 +137,30 @@ def remember(session: AsyncSession, idem: Idempotency, status_code: int, body: A
                 created_at=datetime.now(UTC),
             )
         )
+
+
+async def replayed(session: AsyncSession, idem: Idempotency) -> JSONResponse | None:
+    """The first answer again, when this key was answered before (writes outside workflows)."""
+    earlier = await earlier_answer(session, idem)
+    return None if earlier is None else JSONResponse(earlier[1], status_code=earlier[0])
+
+
+async def commit_with_answer(
+    session: AsyncSession, idem: Idempotency, status_code: int, answer: BaseModel
+) -> JSONResponse | None:
+    """Commit the write with its answer kept under the key. None when this request won; the
+    first answer when the same request, sent twice at once, committed first."""
+    remember(session, idem, status_code, answer.model_dump(mode="json"))
+    try:
+        await session.commit()
+    except IntegrityError as error:
+        if not is_duplicate_key(error):
+            raise
+        await session.rollback()
+        first = await replayed(session, idem)
+        assert first is not None
+        return first
+    return None
 
 
 def is_duplicate_key(error: IntegrityError) -> bool:

@@ -4,7 +4,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
 
 from api import idempotency
 from api.clients import service
@@ -23,20 +22,10 @@ ClientId = Annotated[IdParam, Path()]
 async def create_client(
     body: ClientCreate, session: SessionDep, _: ClientWriter, idem: IdempotencyDep
 ) -> ClientPublic | JSONResponse:
-    if (earlier := await idempotency.earlier_answer(session, idem)) is not None:
-        return JSONResponse(earlier[1], status_code=earlier[0])
+    if (first := await idempotency.replayed(session, idem)) is not None:
+        return first
     created = service.public(await service.create(session, body))
-    idempotency.remember(session, idem, 201, created.model_dump(mode="json"))
-    try:
-        await session.commit()
-    except IntegrityError as error:
-        if not idempotency.is_duplicate_key(error):
-            raise
-        await session.rollback()  # the same request, sent twice at once: the first one won
-        earlier = await idempotency.earlier_answer(session, idem)
-        assert earlier is not None
-        return JSONResponse(earlier[1], status_code=earlier[0])
-    return created
+    return await idempotency.commit_with_answer(session, idem, 201, created) or created
 
 
 @router.get("", response_model=ClientPage, responses=error_responses(422))

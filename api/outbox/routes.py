@@ -3,9 +3,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import JSONResponse
 
+from api import idempotency
 from api.deps import SessionDep, SettingsDep, TemporalDep, require
 from api.errors import ERROR_RESPONSES, error_responses
+from api.idempotency import IdempotencyDep
 from api.outbox import service
 from api.outbox.metrics import ACTIONS
 from api.outbox.schemas import OutboxPage, OutboxPublic, Resent, public
@@ -64,20 +67,28 @@ async def resend_message(
     user: OutboxKeeper,
     temporal: TemporalDep,
     settings: SettingsDep,
-) -> Resent:
+    idem: IdempotencyDep,
+) -> Resent | JSONResponse:
     """Queues a new delivery of an unknown or failed message (a copy, made by you); the original
-    becomes `resent` and says who resent it and when. Resending it again is a 409."""
+    becomes `resent` and says who resent it and when. Resending it again is a 409; a retry with
+    the same Idempotency-Key gets this answer again."""
+    if (first := await idempotency.replayed(session, idem)) is not None:
+        return first
     original, copy = await service.resend(session, temporal, settings.task_queue, message_id, user)
     ACTIONS.labels("resend").inc()
-    return Resent(original=public(original), resend=public(copy))
+    answer = Resent(original=public(original), resend=public(copy))
+    return await idempotency.commit_with_answer(session, idem, 202, answer) or answer
 
 
 @router.post("/{message_id}/mark-sent", response_model=OutboxPublic, responses=NOT_ACTIONABLE)
 async def mark_message_sent(
-    message_id: MessageId, session: SessionDep, user: OutboxKeeper
-) -> OutboxPublic:
+    message_id: MessageId, session: SessionDep, user: OutboxKeeper, idem: IdempotencyDep
+) -> OutboxPublic | JSONResponse:
     """The customer got an unknown or failed message after all (the office checked): it becomes
     `sent`, saying who confirmed it and when."""
+    if (first := await idempotency.replayed(session, idem)) is not None:
+        return first
     row = await service.mark_sent(session, message_id, user)
     ACTIONS.labels("mark_sent").inc()
-    return public(row)
+    answer = public(row)
+    return await idempotency.commit_with_answer(session, idem, 200, answer) or answer
