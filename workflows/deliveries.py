@@ -54,6 +54,15 @@ DELIVERY_RETRY = RetryPolicy(
 )
 
 
+# How a message is delivered, wherever it is (a job's deliveries, a resend).
+DELIVERY_OPTIONS: dict[str, Any] = {
+    "result_type": str,
+    "start_to_close_timeout": DELIVERY_TIMEOUT,
+    "heartbeat_timeout": DELIVERY_HEARTBEAT,
+    "retry_policy": DELIVERY_RETRY,
+}
+
+
 class Deliveries:
     def __init__(self) -> None:
         self._running: set[Any] = set()
@@ -80,35 +89,17 @@ class Deliveries:
         activity, which saves a round trip to the server. `bounded` (from the one-writer patch
         on): give up after QUEUE_DEADLINE, raising ActivityError."""
         purpose = request.notification.purpose
-        if committed and bounded:
-            ids: list[int] = await workflow.execute_local_activity(
-                QUEUE_MESSAGES,
-                request,
-                result_type=list[int],
-                start_to_close_timeout=QUEUE_TIMEOUT,
-                schedule_to_close_timeout=QUEUE_DEADLINE,
-                retry_policy=QUEUE_RETRY_BOUNDED,
-                summary=f"queue {purpose}",
-            )
-        elif bounded:
-            ids = await workflow.execute_activity(
-                QUEUE_MESSAGES,
-                request,
-                result_type=list[int],
-                start_to_close_timeout=QUEUE_TIMEOUT,
+        queue = workflow.execute_local_activity if committed else workflow.execute_activity
+        options: dict[str, Any] = {"start_to_close_timeout": QUEUE_TIMEOUT}
+        if bounded:
+            options.update(
                 schedule_to_close_timeout=QUEUE_DEADLINE,
                 retry_policy=QUEUE_RETRY_BOUNDED,
                 summary=f"queue {purpose}",
             )
         else:
-            queue = workflow.execute_local_activity if committed else workflow.execute_activity
-            ids = await queue(
-                QUEUE_MESSAGES,
-                request,
-                result_type=list[int],
-                start_to_close_timeout=QUEUE_TIMEOUT,
-                retry_policy=QUEUE_RETRY,
-            )
+            options.update(retry_policy=QUEUE_RETRY)
+        ids: list[int] = await queue(QUEUE_MESSAGES, request, result_type=list[int], **options)
         for message_id in ids:
             self.deliver(message_id, summary=f"deliver {purpose}" if bounded else None)
         return ids
@@ -136,10 +127,7 @@ class Deliveries:
         handle = workflow.start_activity(
             DELIVER_MESSAGE,
             message_id,
-            result_type=str,
-            start_to_close_timeout=DELIVERY_TIMEOUT,
-            heartbeat_timeout=DELIVERY_HEARTBEAT,
-            retry_policy=DELIVERY_RETRY,
+            **DELIVERY_OPTIONS,
             # Continue-as-new waits for a running attempt to finish before it hands over.
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             summary=summary,

@@ -12,7 +12,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from models.messages import DELIVER_MESSAGE
-    from workflows.deliveries import DELIVERY_HEARTBEAT, DELIVERY_RETRY, DELIVERY_TIMEOUT
+    from workflows.deliveries import DELIVERY_OPTIONS
 
 
 def resend_workflow_id(idempotency_key: str) -> str:
@@ -24,11 +24,6 @@ class MessageResendWorkflow:
     @workflow.run
     async def run(self, message_id: int) -> str:
         status: str = await workflow.execute_activity(
-            DELIVER_MESSAGE,
-            message_id,
-            result_type=str,
-            start_to_close_timeout=DELIVERY_TIMEOUT,
-            heartbeat_timeout=DELIVERY_HEARTBEAT,
-            retry_policy=DELIVERY_RETRY,
+            DELIVER_MESSAGE, message_id, **DELIVERY_OPTIONS
         )
         return status
