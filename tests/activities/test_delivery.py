@@ -665,9 +665,9 @@ async def test_the_answer_goes_out_with_a_heartbeat(
     env.on_heartbeat = lambda *details: beats.append(details)
     assert await env.run(activities.deliver_message, ident(row)) == "sent"
     sent = await reload(database, row)
-    assert beats == [(
-        {"message_id": ident(row), "status": "sent", "provider_id": sent.provider_id},
-    )]  # the first heartbeat: Temporal sends it at once
+    assert beats == [
+        ({"message_id": ident(row), "status": "sent", "provider_id": sent.provider_id},)
+    ]  # the first heartbeat: Temporal sends it at once
 
 
 async def _left_sending(db: Database, row: OutboxMessage) -> None:

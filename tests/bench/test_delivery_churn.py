@@ -4,8 +4,8 @@ Twilio clients, the fake providers holding each answer 0.3 s as a real round tri
 
 No message is sent twice, every message ends finished, and few end `unknown`: the operator saw
 44-49%; on this bench (40 jobs, 480 messages) the code before the change left 9-18% unknown, a
-third to two thirds of them never sent, and after it 3-5%, at most 2 of them never sent. The share is printed by the
-benchmark and bounded here loosely: the machine's load moves it.
+third to two thirds of them never sent, and after it 3-5%, at most 2 of them never sent. The
+share is printed by the benchmark and bounded here loosely: the machine's load moves it.
 """
 
 from __future__ import annotations
