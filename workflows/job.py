@@ -225,8 +225,9 @@ class JobWorkflow:
             while True:
                 handed_over += await self._deliveries.hand_over()
                 await workflow.wait_condition(
-                    lambda: workflow.all_handlers_finished()
-                    and self._deliveries.only_deliveries_left
+                    lambda: (
+                        workflow.all_handlers_finished() and self._deliveries.only_deliveries_left
+                    )
                 )
                 if not self._deliveries.delivering:
                     break
