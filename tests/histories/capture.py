@@ -66,13 +66,14 @@ from models.communications import CommunicationSettings
 from models.lifecycle import Actor, ClientSnapshot, JobState, Role, Stage
 from models.messages import EventOutcome, EventRequest, JobInput, JobSummary
 from models.tables import Client as ClientRow
-from models.tables import User
+from models.tables import OutboxMessage, User
 from tests.conftest import DEV_SERVER_STARTUP, venv_binary
 from tests.fakes.providers import FakeHttpProvider
 from tests.workflows.test_reminders import time_skipping_env
 from worker import build_worker
 from workflows import search_attributes as sa
 from workflows.job import JobWorkflow
+from workflows.message_resend import MessageResendWorkflow, resend_workflow_id
 from workflows.runner import workflow_runner
 
 HISTORIES = Path(__file__).resolve().parent
@@ -901,7 +902,10 @@ SHORT_HISTORY[f"continue_as_new{ONE_WRITER}"] = SHORT_HISTORY["continue_as_new"]
 TIME_SKIPPING.update(
     {f"{name}{ONE_WRITER}": TIME_SKIPPING[name] for name in ("quote_stale", "visit_reminders")}
 )
-KNOWN = [*SCENARIOS, *SHORT_HISTORY, *TIME_SKIPPING]
+# A message an office resends (workflows/message_resend.py); its histories live in their own
+# folder, tests/histories/message_resend/.
+MESSAGE_RESEND = "message_resend"
+KNOWN = [*SCENARIOS, *SHORT_HISTORY, *TIME_SKIPPING, MESSAGE_RESEND]
 
 
 async def _seed(db: Database) -> None:
@@ -965,10 +969,42 @@ def _slug(name: str) -> str:
     return f"hist-{name.replace('_', '-')}"
 
 
+async def _message_resend(client: Client, db: Database) -> int:
+    """A failed customer update the office resends: the copy is delivered by MessageResend."""
+    key = "job-hist-message-resend:1:customer_update:email:resend-1"
+    async with db.session() as session:
+        row = OutboxMessage(
+            idempotency_key=key,
+            channel="email",
+            purpose="customer_update",
+            to="rivera@example.com",
+            subject="An update on your job",
+            body="Hello,\n\nThe part arrives on Friday.\n",
+            created_by=OLGA.username,
+        )
+        session.add(row)
+        await session.flush()
+        message_id = row.id
+    assert message_id is not None
+    handle = await client.start_workflow(
+        MessageResendWorkflow.run,
+        message_id,
+        id=resend_workflow_id(key),
+        task_queue=TASK_QUEUE,
+    )
+    assert await handle.result() == "captured"
+    history = json.loads((await handle.fetch_history()).to_json())
+    folder = HISTORIES / MESSAGE_RESEND
+    folder.mkdir(exist_ok=True)
+    (folder / f"{MESSAGE_RESEND}.json").write_text(json.dumps(history, indent=2) + "\n")
+    print(f"{MESSAGE_RESEND}: {len(history['events'])} history events -> {folder.name}/")
+    return len(history["events"])
+
+
 async def capture(names: list[str]) -> dict[str, int]:
     """Runs the named scenarios and writes their histories; returns each one's event count."""
     counts: dict[str, int] = {}
-    on_dev_server = [name for name in names if name in SCENARIOS]
+    on_dev_server = [name for name in names if name in SCENARIOS or name == MESSAGE_RESEND]
     short_history = [name for name in names if name in SHORT_HISTORY]
     time_skipping = [name for name in names if name in TIME_SKIPPING]
     with tempfile.TemporaryDirectory(prefix="jobline-capture-") as tmp:
@@ -986,6 +1022,9 @@ async def capture(names: list[str]) -> dict[str, int]:
                 )
                 async with env, build_worker(env.client, db, TASK_QUEUE):
                     for name in on_dev_server:
+                        if name == MESSAGE_RESEND:
+                            counts[name] = await _message_resend(env.client, db)
+                            continue
                         tier, scenario = SCENARIOS[name]
                         # The database only for the one-writer captures: the others were
                         # captured without one, and are kept as they are.

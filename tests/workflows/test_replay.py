@@ -55,6 +55,7 @@ from models.messages import EventRequest, JobInput
 from models.tables import Client as ClientRow
 from worker import build_worker
 from workflows.job import JobWorkflow
+from workflows.message_resend import MessageResendWorkflow
 from workflows.runner import workflow_runner
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
@@ -410,3 +411,19 @@ async def test_a_refused_update_leaves_the_history_as_it_was(
         if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
     ]
     assert updates == ["apply_event"] * 3  # job_created, owner_assigned, lead_qualified
+
+
+async def test_message_resend_histories_replay() -> None:
+    """The resend workflow (workflows/message_resend.py) replays its kept histories too."""
+    paths = sorted((HISTORIES / "message_resend").glob("*.json"))
+    assert paths, "no MessageResend history; run python -m tests.histories.capture message_resend"
+    replayer = Replayer(
+        workflows=[MessageResendWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    )
+    for path in paths:
+        history = WorkflowHistory.from_json(f"replay-{path.stem}", json.loads(path.read_text()))
+        assert history.events[-1].event_type in FINISHED, f"{path.name}: not finished"
+        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        assert result.replay_failure is None, f"{path.name}: {result.replay_failure!r}"
