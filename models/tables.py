@@ -60,7 +60,25 @@ class User(SQLModel, table=True):
     username: str = Field(max_length=64, unique=True, index=True)
     email: str = Field(max_length=254)
     role: str = Field(max_length=16)
+    # argon2id; None: this user signs in with bearer tokens only (no web sign-in).
+    password_hash: str | None = Field(default=None, max_length=255)
+    # A disabled user can neither sign in nor use a token (`jobline user disable`).
+    active: bool = Field(default=True)
     created_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+class WebSession(SQLModel, table=True):
+    """A person's signed-in browser. The cookie's token is stored only as a SHA-256 hash; the
+    CSRF secret is per session and goes in every form's hidden input."""
+
+    __tablename__ = "web_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = _ts(nullable=False, default=utcnow)
+    expires_at: datetime = _ts(nullable=False)
 
 
 class ApiToken(SQLModel, table=True):

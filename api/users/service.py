@@ -7,11 +7,19 @@ import hmac
 import secrets
 import time
 
-from sqlmodel import select
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlmodel import col, delete, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.lifecycle import USER_ROLES, Actor, Role
-from models.tables import ApiToken, User
+from models.tables import ApiToken, User, WebSession
+
+# argon2id with the library's defaults (RFC 9106's low-memory profile).
+_hasher = PasswordHasher()
+# Verified against when no such user exists, so a wrong name costs as long as a wrong password.
+_UNKNOWN_USER_HASH = _hasher.hash(secrets.token_urlsafe(16))
+MIN_PASSWORD_LENGTH = 8
 
 
 def hash_token(token: str) -> str:
@@ -61,8 +69,70 @@ async def add_token(
 
 
 async def authenticate(session: AsyncSession, token: str) -> User | None:
-    query = select(User).join(ApiToken).where(ApiToken.token_hash == hash_token(token))
+    query = (
+        select(User)
+        .join(ApiToken)
+        .where(ApiToken.token_hash == hash_token(token), col(User.active).is_(True))
+    )
     return (await session.exec(query)).first()
+
+
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    return _hasher.hash(password)
+
+
+async def set_password(session: AsyncSession, user: User, password: str) -> None:
+    user.password_hash = hash_password(password)
+    session.add(user)
+    await session.flush()
+
+
+async def check_password(session: AsyncSession, login: str, password: str) -> User | None:
+    """The active user whose username or email is `login`, if `password` is theirs."""
+    login = login.strip()
+    query = select(User).where((User.username == login) | (func.lower(User.email) == login.lower()))
+    found = (await session.exec(query)).all()
+    # An email two users share signs in neither: only a username is unambiguous then.
+    user = found[0] if len(found) == 1 else next((u for u in found if u.username == login), None)
+    stored = user.password_hash if user is not None and user.active else None
+    try:
+        _hasher.verify(stored or _UNKNOWN_USER_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    return user if stored else None
+
+
+async def replace_tokens(session: AsyncSession, user: User, label: str = "cli") -> str:
+    """A new bearer token for `user`; every older one stops working."""
+    await revoke_tokens(session, user)
+    return await add_token(session, user, label=label)
+
+
+async def revoke_tokens(session: AsyncSession, user: User) -> None:
+    await session.exec(delete(ApiToken).where(col(ApiToken.user_id) == user.id))  # type: ignore[call-overload]
+    await session.flush()
+
+
+async def disable_user(session: AsyncSession, user: User) -> None:
+    """No more sign-in, no token, no open session."""
+    user.active = False
+    session.add(user)
+    await revoke_tokens(session, user)
+    await session.exec(delete(WebSession).where(col(WebSession.user_id) == user.id))  # type: ignore[call-overload]
+    await session.flush()
+
+
+async def users_with_token_counts(session: AsyncSession) -> list[tuple[User, int]]:
+    tokens = func.count(col(ApiToken.id))
+    query = (
+        select(User, tokens)
+        .join(ApiToken, isouter=True)
+        .group_by(col(User.id))
+        .order_by(col(User.username))
+    )
+    return [(user, count) for user, count in (await session.exec(query)).all()]
 
 
 class TokenCache:

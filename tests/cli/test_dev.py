@@ -159,8 +159,14 @@ def test_user_add_prints_a_working_token(tmp_path: Path) -> None:
         **{k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")},
         "JOBLINE_DATA_DIR": str(tmp_path),
     }
+    subprocess.run([*JOBLINE, "migrate"], capture_output=True, env=env, check=True)
     added = subprocess.run(
-        [*JOBLINE, "user", "add", "carla", "--role", "office", "--email", "carla@example.com"],
+        [
+            *JOBLINE,
+            *("user", "add", "carla", "--role", "office", "--email", "carla@example.com"),
+            "--password-stdin",
+        ],
+        input="correct horse battery\n",
         capture_output=True,
         text=True,
         env=env,
@@ -180,7 +186,7 @@ def test_user_add_prints_a_working_token(tmp_path: Path) -> None:
 
     assert asyncio.run(_who()) == "carla"
     again = subprocess.run(
-        [*JOBLINE, "user", "add", "carla", "--role", "office"],
+        [*JOBLINE, "user", "add", "carla", "--role", "office", "--no-password"],
         capture_output=True,
         text=True,
         env=env,
@@ -219,7 +225,7 @@ def test_dev_starts_a_crashed_worker_and_api_again(tmp_path: Path) -> None:
         dev.wait_until_running()
         base = f"http://127.0.0.1:{ports[0]}"
         token = subprocess.run(
-            [*JOBLINE, "user", "add", "carla", "--role", "office"],
+            [*JOBLINE, "user", "add", "carla", "--role", "office", "--no-password"],
             capture_output=True,
             text=True,
             env={**_clean_env(), "JOBLINE_DATA_DIR": str(data_dir)},
