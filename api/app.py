@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from temporalio.client import Client as TemporalClient
 
-from api import errors, health
+from api import docs, errors, health
 from api.admission import Admission
 from api.body_guard import BodyGuard
 from api.clients.routes import router as clients_router
@@ -23,6 +23,7 @@ from api.route_index import RouteIndex
 from api.settings.routes import router as settings_router
 from api.users.routes import router as users_router
 from api.users.service import TokenCache
+from api.web.routes import router as web_router
 from core.config import Settings
 from core.db import Database
 from core.temporal import connect
@@ -70,8 +71,11 @@ def create_app(
         version="0.1.0",
         description="Every field-service job, first call to final payment, as one workflow.",
         lifespan=lifespan,
+        docs_url=None,  # api/docs.py serves /docs and /redoc without a CDN
+        redoc_url=None,
     )
     errors.install(app)
+    docs.install(app)
     routes = RouteIndex(app)
     # Middleware added last runs first: metrics see every answer, the guard's refusals included.
     app.add_middleware(BodyGuard, routes=routes, max_json_depth=settings.api_max_json_depth)
@@ -89,6 +93,7 @@ def create_app(
         settings_router,
         exports_router,
         portal_router,
+        web_router,
     ):
         served.include_router(router)
     app.include_router(served)
