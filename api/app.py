@@ -24,7 +24,6 @@ from api.settings.routes import router as settings_router
 from api.users.routes import router as users_router
 from api.users.service import TokenCache
 from api.web.routes import router as web_router
-from api.web.routes import router as web_router
 from core.config import Settings
 from core.db import Database
 from core.temporal import connect
