@@ -37,6 +37,7 @@ from models.bounds import (
     at_the_edge,
     total_problem,
 )
+from models.event_examples import EVENT_EXAMPLES
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -68,9 +69,16 @@ Priority = Literal["standard", "emergency"]
 PaymentMethod = Literal["cash", "check", "card", "ach", "other"]
 
 
+def _example_of(schema: dict[str, Any], event: type[BaseModel]) -> None:
+    """The OpenAPI schema of each event shows its example (models.event_examples)."""
+    example = EVENT_EXAMPLES.get(event.model_fields["type"].default)
+    if example is not None:
+        schema["examples"] = [example]
+
+
 class _Event(BaseModel):
     # Unknown fields are a client's mistake worth telling them about, not something to drop.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_example_of)
 
     type: str
 
@@ -127,6 +135,8 @@ class PartUsed(BaseModel):
 
 
 class JobCreated(_Event):
+    """A new job for a client (sent by POST /api/v1/jobs, not the events route)."""
+
     type: Literal["job_created"] = "job_created"
     client_id: Id
     title: ShortText
@@ -137,15 +147,21 @@ class JobCreated(_Event):
 
 
 class OwnerAssigned(_Event):
+    """The staff member (username) who owns the job from now on."""
+
     type: Literal["owner_assigned"] = "owner_assigned"
     owner: ShortText
 
 
 class LeadQualified(_Event):
+    """The lead is worth quoting: the job moves on to the quote stage."""
+
     type: Literal["lead_qualified"] = "lead_qualified"
 
 
 class QuoteDrafted(_Event):
+    """The quote's lines and how long it holds; drafting again makes a new quote version."""
+
     type: Literal["quote_drafted"] = "quote_drafted"
     lines: Lines
     valid_until: BoundedDate | None = None
@@ -153,6 +169,8 @@ class QuoteDrafted(_Event):
 
 
 class QuoteSent(_Event):
+    """The drafted quote goes to the customer by email (and SMS when asked)."""
+
     type: Literal["quote_sent"] = "quote_sent"
     to_email: Email | None = None
     sms: StrictBool = False
@@ -160,34 +178,48 @@ class QuoteSent(_Event):
 
 
 class QuoteApproved(_Event):
+    """The customer accepted the quote."""
+
     type: Literal["quote_approved"] = "quote_approved"
 
 
 class ApprovalRequested(_Event):
+    """The quote needs a manager's approval before it is sent."""
+
     type: Literal["approval_requested"] = "approval_requested"
     notes: OptionalText = ""
 
 
 class ApprovalGranted(_Event):
+    """A manager approved the quote; it may be sent."""
+
     type: Literal["approval_granted"] = "approval_granted"
 
 
 class ApprovalDenied(_Event):
+    """A manager refused the quote, with the reason."""
+
     type: Literal["approval_denied"] = "approval_denied"
     reason: Text
 
 
 class QuoteDeclined(_Event):
+    """The customer turned the quote down, with the reason."""
+
     type: Literal["quote_declined"] = "quote_declined"
     reason: Text
 
 
 class EmergencyDispatch(_Event):
+    """Skip the quote: send a technician now."""
+
     type: Literal["emergency_dispatch"] = "emergency_dispatch"
     notes: OptionalText = ""
 
 
 class PartsOrdered(_Event):
+    """Parts ordered from suppliers for this job, one line per sku."""
+
     type: Literal["parts_ordered"] = "parts_ordered"
     parts: Annotated[list[PartLine], Field(min_length=1, max_length=200)]
 
@@ -200,11 +232,15 @@ class PartsOrdered(_Event):
 
 
 class PartsDelivered(_Event):
+    """The listed skus (of those ordered) have arrived."""
+
     type: Literal["parts_delivered"] = "parts_delivered"
     skus: Annotated[list[ShortText], Field(min_length=1, max_length=200)]
 
 
 class JobScheduled(_Event):
+    """The technician (username) and the visit's window (ISO 8601, with an offset)."""
+
     type: Literal["job_scheduled"] = "job_scheduled"
     technician: ShortText
     window_start: BoundedDatetime
@@ -218,6 +254,8 @@ class JobScheduled(_Event):
 
 
 class ChecklistCompleted(_Event):
+    """The office's pre-visit checklist; dispatch is refused until it is complete."""
+
     type: Literal["checklist_completed"] = "checklist_completed"
     parts_verified: StrictBool
     check_in_phone: Phone
@@ -226,15 +264,21 @@ class ChecklistCompleted(_Event):
 
 
 class TechDispatched(_Event):
+    """The technician is on the way (optionally telling the customer)."""
+
     type: Literal["tech_dispatched"] = "tech_dispatched"
     notify_customer: StrictBool = False
 
 
 class TechCheckedIn(_Event):
+    """The technician arrived on site."""
+
     type: Literal["tech_checked_in"] = "tech_checked_in"
 
 
 class JobCompleted(_Event):
+    """The work is done: what was performed, parts used, the receipt's fields."""
+
     type: Literal["job_completed"] = "job_completed"
     work_performed: Text
     notes: OptionalText = ""
@@ -243,12 +287,16 @@ class JobCompleted(_Event):
 
 
 class JobIncomplete(_Event):
+    """The visit ended without finishing the work, and why."""
+
     type: Literal["job_incomplete"] = "job_incomplete"
     reason: Literal["wrong_parts", "insufficient_time"]
     notes: OptionalText = ""
 
 
 class InvoiceSent(_Event):
+    """The invoice goes out; its lines default to the approved quote's (others need a reason)."""
+
     type: Literal["invoice_sent"] = "invoice_sent"
     lines: Lines | None = None
     override_reason: Text | None = None
@@ -258,6 +306,8 @@ class InvoiceSent(_Event):
 
 
 class EvidenceVerified(_Event):
+    """A manager checked the done job's evidence; every item must be true."""
+
     type: Literal["evidence_verified"] = "evidence_verified"
     documents: StrictBool
     notes: StrictBool
@@ -267,6 +317,8 @@ class EvidenceVerified(_Event):
 
 
 class PaymentRecorded(_Event):
+    """A payment received, its amount and method."""
+
     type: Literal["payment_recorded"] = "payment_recorded"
     amount: PositiveMoney
     method: PaymentMethod
@@ -274,16 +326,22 @@ class PaymentRecorded(_Event):
 
 
 class JobCanceled(_Event):
+    """The job is canceled, with the reason."""
+
     type: Literal["job_canceled"] = "job_canceled"
     reason: Text
 
 
 class NoteAdded(_Event):
+    """A note on the job's timeline; allowed at any open stage."""
+
     type: Literal["note_added"] = "note_added"
     text: Text
 
 
 class ContactUpdated(_Event):
+    """The customer's contact details changed (at least one field)."""
+
     type: Literal["contact_updated"] = "contact_updated"
     email: Email | None = None
     phone: Phone | None = None
@@ -308,6 +366,8 @@ class CustomerUpdateSent(_Event):
 
 
 class CommunicationLogged(_Event):
+    """A call, email, SMS or visit with the customer, logged after the fact."""
+
     type: Literal["communication_logged"] = "communication_logged"
     channel: Literal["call", "email", "sms", "in_person"]
     direction: Literal["incoming", "outgoing"]

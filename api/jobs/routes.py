@@ -20,6 +20,7 @@ from core import portal
 from core.config import Settings
 from models import events as ev
 from models.bounds import IdParam
+from models.event_examples import EVENT_EXAMPLES
 from models.lifecycle import Milestone, Stage
 from models.messages import EventOutcome
 
@@ -138,7 +139,17 @@ async def get_job(
 )
 async def post_event(
     slug: Slug,
-    event: Annotated[ev.Event, Body()],
+    event: Annotated[
+        ev.Event,
+        Body(
+            # "Try it out" pre-fills the first (a note); job_created starts a job at POST /jobs.
+            openapi_examples={
+                type_: {"summary": type_, "value": body}
+                for type_, body in EVENT_EXAMPLES.items()
+                if type_ != "job_created"
+            },
+        ),
+    ],
     session: SessionDep,
     temporal: TemporalDep,
     db: DatabaseDep,
