@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from cli.help_text import READS, jobline_version, reads
 from core.config import Settings
 
 
@@ -235,21 +236,40 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="jobline", description=__doc__)
+    top = argparse.ArgumentParser(
+        prog="jobline",
+        description=__doc__,
+        epilog="`jobline COMMAND --help` names the command's options, their defaults and the "
+        "JOBLINE_* environment variables it reads.",
+    )
+    top.add_argument("--version", action="version", version=f"%(prog)s {jobline_version()}")
     commands = top.add_subparsers(dest="command", required=True)
 
     dev = commands.add_parser("dev", help="Temporal dev server + worker + API, with demo data")
     # Read the variable directly: building Settings here would make `--help` need a secret.
-    dev.add_argument("--data-dir", default=os.environ.get("JOBLINE_DATA_DIR", ".data"))
-    dev.add_argument("--port", type=int, default=8000)
-    dev.add_argument("--temporal-port", type=int, default=7233)
-    dev.add_argument("--ui-port", type=int, default=8233)
+    dev.add_argument(
+        "--data-dir",
+        default=os.environ.get("JOBLINE_DATA_DIR", ".data"),
+        help="database, logs and Temporal's state (default: $JOBLINE_DATA_DIR or .data: "
+        "%(default)s)",
+    )
+    dev.add_argument("--port", type=int, default=8000, help="the API's port (default: %(default)s)")
+    dev.add_argument(
+        "--temporal-port", type=int, default=7233, help="Temporal's port (default: %(default)s)"
+    )
+    dev.add_argument(
+        "--ui-port", type=int, default=8233, help="Temporal UI's port (default: %(default)s)"
+    )
     dev.add_argument("--no-demo", action="store_true", help="create no demo users, clients or jobs")
     dev.set_defaults(run=cmd_dev)
 
     api = commands.add_parser("api", help="the HTTP API (production process)")
-    api.add_argument("--host", default="0.0.0.0")
-    api.add_argument("--port", type=int, default=8000)
+    api.add_argument(
+        "--host", default="0.0.0.0", help="address to listen on (default: %(default)s)"
+    )
+    api.add_argument(
+        "--port", type=int, default=8000, help="port to listen on (default: %(default)s)"
+    )
     api.set_defaults(run=cmd_api)
 
     commands.add_parser("worker", help="the Temporal worker (production process)").set_defaults(
@@ -288,6 +308,10 @@ def parser() -> argparse.ArgumentParser:
     )
     disable.add_argument("name")
     disable.set_defaults(run=cmd_user_disable)
+    # Each command's help ends with the JOBLINE_* variables it reads (cli/help_text.py).
+    for name, command in [*commands.choices.items(), *user_commands.choices.items()]:
+        command.formatter_class = argparse.RawDescriptionHelpFormatter
+        command.epilog = reads(name if name in READS else "user")
     return top
 
 
