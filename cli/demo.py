@@ -12,7 +12,14 @@ from typing import Any
 import httpx
 from sqlmodel import func, select
 
-from api.users.service import add_token, authenticate, create_user, demo_token, find_user
+from api.users.service import (
+    add_token,
+    authenticate,
+    create_user,
+    demo_token,
+    find_user,
+    set_password,
+)
 from core.db import Database
 from models.tables import Job
 
@@ -55,8 +62,15 @@ DEMO_CLIENTS = [
 ]
 
 
+def demo_password(username: str) -> str:
+    """A fixed, printed demo password ("olga-demo"): for a laptop's demo data, never for real."""
+    return f"{username}-demo"
+
+
 async def ensure_demo_users(db: Database, secret_key: str) -> dict[str, tuple[str, str]]:
-    """Demo users with tokens derived from the data dir's secret: {username: (role, token)}."""
+    """Demo users with tokens derived from the data dir's secret: {username: (role, token)}.
+
+    Each gets its demo password for the web pages when it has none (a changed one is kept)."""
     tokens: dict[str, tuple[str, str]] = {}
     async with db.session() as session:
         for username, role in DEMO_USERS:
@@ -68,6 +82,8 @@ async def ensure_demo_users(db: Database, secret_key: str) -> dict[str, tuple[st
             token = demo_token(secret_key, username)
             if await authenticate(session, token) is None:
                 await add_token(session, user, token, label="demo")
+            if user.password_hash is None:
+                await set_password(session, user, demo_password(username))
             tokens[username] = (role, token)
     return tokens
 

@@ -30,7 +30,7 @@ from typing import IO
 import httpx
 import psutil
 
-from cli.demo import create_demo_data, ensure_demo_users, has_jobs
+from cli.demo import create_demo_data, demo_password, ensure_demo_users, has_jobs
 from core.binaries import venv_binary
 from core.config import Settings
 from core.db import Database
@@ -310,6 +310,7 @@ class DevStack:
         lines = [
             "",
             "Jobline is running.",
+            f"  Sign in      {base}/signin",
             f"  API          {base}/api/v1",
             f"  API docs     {base}/docs   (OpenAPI: {base}/openapi.json)",
             f"  Health       {base}/healthz",
@@ -320,8 +321,15 @@ class DevStack:
         if created:
             lines.append(f"  Demo data    {created} jobs created across the pipeline")
         if tokens:
-            lines += ["", "Demo tokens (Authorization: Bearer <token>):"]
-            lines += [f"  {role:<11} {user:<6} {token}" for user, (role, token) in tokens.items()]
+            lines += [
+                "",
+                f"Demo users: sign in at {base}/signin with the password (fixed demo values,",
+                "for this laptop only), or call the API with the token (Authorization: Bearer):",
+            ]
+            lines += [
+                f"  {role:<11} {user:<6} {demo_password(user):<10} {token}"
+                for user, (role, token) in tokens.items()
+            ]
             office = tokens.get("olga", next(iter(tokens.values())))[1]
             lines += [
                 "",

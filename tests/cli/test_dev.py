@@ -100,9 +100,22 @@ def test_dev_starts_restarts_and_keeps_jobs(tmp_path: Path) -> None:
             first.process.kill()
     try:
         assert "Demo data    9 jobs" in banner
-        tokens = dict(re.findall(r"^\s+\w+\s+(\w+)\s+(jl_demo_\w+)$", banner, re.M))
+        users = re.findall(r"^\s+\w+\s+(\w+)\s+(\S+)\s+(jl_demo_\w+)$", banner, re.M)
+        tokens = {user: token for user, _, token in users}
         assert set(tokens) == {"ada", "mia", "olga", "sam", "tess"}
         base = f"http://127.0.0.1:{ports[0]}"
+        # The printed password signs the person in to the web pages.
+        password = next(password for user, password, _ in users if user == "olga")
+        with httpx.Client(base_url=base) as browser:
+            form = browser.get("/signin").text
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+            assert csrf is not None, form
+            signed_in = browser.post(
+                "/signin",
+                data={"login": "olga", "password": password, "csrf_token": csrf.group(1)},
+            )
+            assert signed_in.status_code == 303, signed_in.text
+            assert "Signed in as <strong>olga</strong>" in browser.get("/jobs").text
         office = {"Authorization": f"Bearer {tokens['olga']}"}
         jobs = httpx.get(f"{base}/api/v1/jobs", headers=office).json()
         assert jobs["total"] == 9

@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from playwright.async_api import Browser, ConsoleMessage, Download, async_playwright
 
 from activities.pdf import render_pdf_sync
@@ -48,15 +50,10 @@ async def browser() -> AsyncIterator[Browser]:
             await browser.close()
 
 
-@pytest.fixture
-async def base_url(stack: Stack) -> AsyncIterator[str]:
-    """The app on 127.0.0.1, on a port the OS picked (bound here, so no other process can take
-    it between choosing and serving)."""
-    app = create_app(
-        Settings(environment="test", task_queue=stack.task_queue),
-        db=stack.db,
-        temporal=stack.temporal,
-    )
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """`app` on 127.0.0.1, on a port the OS picked (bound here, so no other process can take
+    it between choosing and serving); yields its base URL."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
@@ -75,6 +72,17 @@ async def base_url(stack: Stack) -> AsyncIterator[str]:
         server.should_exit = True
         await serving
         listener.close()
+
+
+@pytest.fixture
+async def base_url(stack: Stack) -> AsyncIterator[str]:
+    app = create_app(
+        Settings(environment="test", task_queue=stack.task_queue),
+        db=stack.db,
+        temporal=stack.temporal,
+    )
+    async with serving(app) as url:
+        yield url
 
 
 def _rgb(hex_colour: str) -> str:
