@@ -3,11 +3,13 @@ operations and the browser asks no host but ours for anything (no CDN, no web fo
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from playwright.async_api import Browser, Page, Request, Response
 
+from tests.conftest import Stack
 from tests.web.test_portal_browser import base_url, browser  # noqa: F401  (fixtures)
 
 
@@ -85,3 +87,39 @@ async def test_redoc_renders_the_operations_and_the_browser_contacts_no_other_ho
             assert traffic.failed.get(url) == "csp", (url, traffic.failed)
     finally:
         await page.context.close()
+
+
+async def test_try_it_out_prefills_a_note_the_api_accepts(
+    browser: Browser,  # noqa: F811
+    base_url: str,  # noqa: F811
+    stack: Stack,
+) -> None:
+    """The README's walkthrough, by hand: Authorize with a token, open the events route, press
+    "Try it out" and Execute what Swagger pre-filled."""
+    slug = (await stack.new_job())["slug"]
+    page, traffic = await _open(browser, base_url, "/docs")
+    try:
+        await page.get_by_role("button", name="Authorize").first.click()
+        await page.locator(".modal-ux input").first.fill(stack.tokens["olga"])
+        await page.locator(".modal-ux button.authorize").click()
+        await page.locator(".modal-ux button.btn-done").click()
+
+        operation = page.locator("#operations-jobs-post_event_api_v1_jobs__slug__events_post")
+        await operation.locator(".opblock-summary").click()
+        await operation.get_by_role("button", name="Try it out").click()
+        body = operation.locator("textarea.body-param__text")
+        prefilled = json.loads(await body.input_value())
+        assert prefilled["type"] == "note_added", prefilled
+        await operation.locator("input[placeholder='slug']").fill(slug)
+        await operation.get_by_role("button", name="Execute").click()
+
+        status = operation.locator(".live-responses-table tr.response .response-col_status")
+        await status.wait_for(timeout=15_000)
+        assert (await status.inner_text()).strip() == "200"
+        assert not traffic.off_site(traffic.requested), traffic.off_site(traffic.requested)
+    finally:
+        await page.context.close()
+
+    job = await stack.get("olga", f"/api/v1/jobs/{slug}")
+    notes = [entry for entry in job.json()["timeline"] if entry["type"] == "note_added"]
+    assert len(notes) == 1, job.json()["timeline"]
