@@ -114,7 +114,7 @@ EVENT_EXAMPLES: dict[str, dict[str, Any]] = {
         "type": "payment_recorded",
         "amount": "365.00",
         "method": "card",
-        "paid_on_site": True,
+        "paid_on_site": False,
     },
     "job_canceled": {"type": "job_canceled", "reason": "Customer sold the property."},
     "contact_updated": {
