@@ -150,18 +150,15 @@ def _read_password(args: argparse.Namespace) -> str | None:
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
-    from api.users.service import add_token, create_user, hash_password
-
-    try:
-        password = _read_password(args)
-        password_hash = hash_password(password) if password is not None else None
-    except ValueError as refused:
-        print(f"jobline: {refused}", file=sys.stderr)
-        return 2
+    from api.users.service import add_token, create_user, find_user, hash_password
 
     async def _add(session) -> int:
+        # Asked only once the database is found and the name is free: nothing typed in vain.
+        if await find_user(session, args.name) is not None:
+            raise ValueError(f"user {args.name!r} already exists")
+        password = _read_password(args)
         user = await create_user(session, args.name, args.role, args.email)
-        user.password_hash = password_hash
+        user.password_hash = hash_password(password) if password is not None else None
         session.add(user)
         print(await add_token(session, user, label="cli"))
         return 0

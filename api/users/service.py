@@ -9,7 +9,7 @@ import time
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlmodel import col, delete, func, select
+from sqlmodel import col, delete, func, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.lifecycle import USER_ROLES, Actor, Role
@@ -92,7 +92,9 @@ async def set_password(session: AsyncSession, user: User, password: str) -> None
 async def check_password(session: AsyncSession, login: str, password: str) -> User | None:
     """The active user whose username or email is `login`, if `password` is theirs."""
     login = login.strip()
-    query = select(User).where((User.username == login) | (func.lower(User.email) == login.lower()))
+    query = select(User).where(
+        or_(col(User.username) == login, func.lower(User.email) == login.lower())
+    )
     found = (await session.exec(query)).all()
     # An email two users share signs in neither: only a username is unambiguous then.
     user = found[0] if len(found) == 1 else next((u for u in found if u.username == login), None)

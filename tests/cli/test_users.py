@@ -146,3 +146,66 @@ def test_list_token_and_disable(data_dir: Path) -> None:
     assert ["carla", "office", "carla@example.com", "no", "yes", "0"] in listed
     refused = _jobline(data_dir, "user", "token", "carla")
     assert refused.returncode == 2 and "disabled" in refused.stderr
+
+
+def _at_a_terminal(data_dir: Path, args: list[str], typed: list[str]) -> tuple[int, str]:
+    """Run `jobline` with a real terminal (a pty as its controlling tty), typing each line after
+    its prompt; its exit code and everything it wrote to the terminal."""
+    import fcntl
+    import pty
+    import select
+    import termios
+
+    master, slave = pty.openpty()
+
+    def _own_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+    process = subprocess.Popen(
+        [*JOBLINE, *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=_env(data_dir),
+        preexec_fn=_own_terminal,
+    )
+    os.close(slave)
+    seen = b""
+    pending = list(typed)
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 30)
+            assert ready, f"no output for 30 s: {seen!r}"
+            try:
+                chunk = os.read(master, 1024)
+            except OSError:  # the child closed the terminal: it has exited
+                break
+            if not chunk:
+                break
+            seen += chunk
+            # One line per prompt, typed once the prompt is shown (getpass has turned echo off).
+            prompts = seen.count(b"Password")
+            if pending and seen.endswith(b": ") and prompts > len(typed) - len(pending):
+                os.write(master, pending.pop(0).encode() + b"\n")
+    finally:
+        os.close(master)
+    return process.wait(timeout=30), seen.decode(errors="replace")
+
+
+def test_user_add_asks_for_the_password_twice_at_a_terminal(data_dir: Path) -> None:
+    code, shown = _at_a_terminal(
+        data_dir, ["user", "add", "dana", "--role", "sales"], ["typed twice", "typed twice"]
+    )
+    assert code == 0, shown
+    assert "Password:" in shown and "Password (again):" in shown
+    assert "typed twice" not in shown  # not echoed
+    token = shown.strip().splitlines()[-1].strip()
+    assert _who(data_dir, token) == "dana"
+    assert _signs_in(data_dir, "dana", "typed twice")
+
+    code, shown = _at_a_terminal(
+        data_dir, ["user", "add", "eve", "--role", "sales"], ["first version", "second version"]
+    )
+    assert code == 2 and "the two passwords differ" in shown
+    assert "eve" not in _jobline(data_dir, "user", "list").stdout
