@@ -430,8 +430,10 @@ class Stack:
         self.known += [c for c in children if c.pid not in pids]
 
     def _add_user(self, username: str, role: str) -> str:
+        # An API-only user: no password to ask for (there is no terminal here).
+        add = ["user", "add", username, "--role", role, "--no-password"]
         done = subprocess.run(
-            [sys.executable, "-m", "cli.main", "user", "add", username, "--role", role],
+            [sys.executable, "-m", "cli.main", *add],
             cwd=self.root,
             env=self._env(),
             capture_output=True,
