@@ -27,6 +27,7 @@ from api.web.routes import router as web_router
 from core.config import Settings
 from core.db import Database
 from core.temporal import connect
+from core.version import jobline_version
 
 log = logging.getLogger("jobline.api")
 
@@ -68,7 +69,7 @@ def create_app(
 
     app = FastAPI(
         title="Jobline",
-        version="0.1.0",
+        version=jobline_version(),
         description="Every field-service job, first call to final payment, as one workflow.",
         lifespan=lifespan,
         docs_url=None,  # api/docs.py serves /docs and /redoc without a CDN

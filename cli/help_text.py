@@ -1,4 +1,4 @@
-"""What `jobline --help` tells beyond the options: the version, and the JOBLINE_* variables
+"""What `jobline --help` tells beyond the options: the JOBLINE_* variables
 (core.config.Settings) each command reads.
 
 The names come from Settings' own fields, so a renamed field fails here at import rather than
@@ -7,18 +7,7 @@ leaving the help wrong; tests/cli/test_cli_help.py checks every field is named s
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 from core.config import Settings
-
-
-def jobline_version() -> str:
-    """The installed package's version (pyproject.toml), not a second copy of it."""
-    try:
-        return version("jobline")
-    except PackageNotFoundError:  # run from a checkout that was never installed
-        return "unknown (not installed: pip install -e .)"
-
 
 _PREFIX = Settings.model_config.get("env_prefix", "")
 

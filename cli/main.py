@@ -10,8 +10,9 @@ import os
 import sys
 from pathlib import Path
 
-from cli.help_text import READS, jobline_version, reads
+from cli.help_text import READS, reads
 from core.config import Settings
+from core.version import jobline_version
 
 
 def _settings() -> Settings:

@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 from playwright.async_api import Browser, Page, Request, Response
 
 from tests.conftest import Stack
-from tests.web.test_portal_browser import base_url, browser  # noqa: F401  (fixtures)
 
 
 @dataclass

@@ -16,12 +16,7 @@ from api.web.sessions import SESSION_COOKIE
 from api.web.throttle import MAX_FAILURES
 from core.config import Settings
 from tests.conftest import Stack
-from tests.web.test_portal_browser import (  # noqa: F401  (browser, base_url: fixtures)
-    PHONE,
-    base_url,
-    browser,
-    serving,
-)
+from tests.web.conftest import PHONE, serving
 
 PASSWORD = "correct horse battery"
 DESKTOP = {"width": 1280, "height": 800}
