@@ -40,7 +40,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script, only bench/ is on the path
     sys.path.insert(0, str(ROOT))
 
-FROM_NUMBER = "+15005550006"
 TERMINAL = frozenset({"sent", "failed", "captured", "unknown"})
 
 
@@ -242,7 +241,7 @@ async def temporal_server() -> AsyncIterator[Any]:
 async def measure(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
     from core.db import Database
     from core.migrate import upgrade
-    from tests.fakes.providers import FakeSendGrid, FakeTwilio
+    from tests.fakes.providers import FakeSendGrid, FakeTwilio, provider_settings
 
     url = args.database_url or f"sqlite+aiosqlite:///{work_dir / 'jobline.db'}"
     db = Database(url)
@@ -259,14 +258,7 @@ async def measure(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
                 "task_queue": task_queue,
                 "provider_timeout": "10",
                 "log_level": "WARNING",
-                "email_backend": "sendgrid",
-                "sendgrid_api_key": sendgrid.api_key,
-                "sendgrid_base_url": sendgrid.base_url,
-                "sms_backend": "twilio",
-                "twilio_account_sid": twilio.account_sid,
-                "twilio_auth_token": twilio.auth_token,
-                "twilio_from_number": FROM_NUMBER,
-                "twilio_base_url": twilio.base_url,
+                **provider_settings(sendgrid, twilio),
             }
             customers = await new_customers(db, args.jobs)
             with (work_dir / "workers.log").open("ab") as log:

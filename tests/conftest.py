@@ -10,8 +10,10 @@ import os
 import secrets
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -73,14 +75,13 @@ async def _drop_postgres_database(name: str) -> None:
         await connection.close()
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-async def database(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Database]:
-    """The same tests run on SQLite and on PostgreSQL, each on a fresh, migrated database."""
+@asynccontextmanager
+async def migrated_database(backend: str, sqlite_path: Path) -> AsyncIterator[Database]:
+    """A fresh, migrated database: a SQLite file at `sqlite_path`, or a new PostgreSQL database
+    (dropped afterwards)."""
     dropped: str | None = None
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'jobline.db'}"
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{sqlite_path}"
     else:
         dropped, url = await _new_postgres_database()
     db = Database(url)
@@ -91,6 +92,15 @@ async def database(
         await db.dispose()
         if dropped:
             await _drop_postgres_database(dropped)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+async def database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Database]:
+    """The same tests run on SQLite and on PostgreSQL, each on a fresh, migrated database."""
+    async with migrated_database(request.param, tmp_path_factory.mktemp("db") / "jobline.db") as db:
+        yield db
 
 
 # username -> role: the people of DESIGN.md §1, two of some so ownership and assignment matter.

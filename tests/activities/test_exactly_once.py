@@ -36,8 +36,10 @@ from models.messages import EventOutcome, EventRequest, JobInput
 from models.tables import Client as ClientRow
 from models.tables import OutboxMessage
 from tests.fakes.providers import (  # noqa: F401  (pytest fixtures)
+    FROM_NUMBER,
     FakeSendGrid,
     FakeTwilio,
+    provider_settings,
     sendgrid_server_fixture,
     twilio_server_fixture,
 )
@@ -46,23 +48,8 @@ from workflows.job import JobWorkflow
 
 ROOT = Path(__file__).resolve().parents[2]
 OLGA = Actor(username="olga", role=Role.office)
-FROM_NUMBER = "+15005550006"
 HELD = 120.0  # seconds a fake provider holds its answer: longer than the test
 _EVENT: TypeAdapter[Any] = TypeAdapter(ev.Event)
-
-
-def provider_settings(sendgrid: FakeSendGrid, twilio: FakeTwilio) -> dict[str, str]:
-    """The delivery settings, as the `JOBLINE_*` variables a worker process reads."""
-    return {
-        "email_backend": "sendgrid",
-        "sendgrid_api_key": sendgrid.api_key,
-        "sendgrid_base_url": sendgrid.base_url,
-        "sms_backend": "twilio",
-        "twilio_account_sid": twilio.account_sid,
-        "twilio_auth_token": twilio.auth_token,
-        "twilio_from_number": FROM_NUMBER,
-        "twilio_base_url": twilio.base_url,
-    }
 
 
 async def new_customer(db: Database, phone: str) -> ClientSnapshot:

@@ -48,21 +48,17 @@ from api.idempotency import HEADER, Idempotency
 from api.users.service import add_token, create_user
 from bench.events import USERS, job_body, lifecycle_events, run_pool
 from core.db import Database
-from core.migrate import upgrade
 from core.temporal import workflow_id
 from models import events as ev
 from models.outbox import IN_DOUBT
 from models.tables import Client, Job, JobEvent, OutboxMessage
-from tests.activities.test_exactly_once import (
-    WorkerProcess,
-    provider_settings,
-    worker_processes,
-)
-from tests.conftest import _drop_postgres_database, _new_postgres_database
+from tests.activities.test_exactly_once import WorkerProcess, worker_processes
+from tests.conftest import migrated_database
 from tests.fakes.api_process import ApiProcess, free_port, start_api
 from tests.fakes.providers import (  # noqa: F401  (pytest fixtures)
     FakeSendGrid,
     FakeTwilio,
+    provider_settings,
     sendgrid_server_fixture,
     twilio_server_fixture,
     wait_until,
@@ -215,19 +211,8 @@ async def add_users(db: Database) -> dict[str, str]:
 @pytest.fixture(params=BACKENDS)
 async def chaos_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """A new, migrated database of its own."""
-    dropped = None
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'chaos.db'}"
-    else:
-        dropped, url = await _new_postgres_database()
-    db = Database(url)
-    await upgrade(db)
-    try:
+    async with migrated_database(request.param, tmp_path / "chaos.db") as db:
         yield db
-    finally:
-        await db.dispose()
-        if dropped:
-            await _drop_postgres_database(dropped)
 
 
 # --- the workload and the chaos ------------------------------------------------------------------

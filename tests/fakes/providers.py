@@ -442,6 +442,24 @@ def smtp_server_fixture() -> Iterator[FakeSmtp]:
         server.close()
 
 
+# Twilio's magic test number: a valid sender.
+FROM_NUMBER = "+15005550006"
+
+
+def provider_settings(sendgrid: FakeSendGrid, twilio: FakeTwilio) -> dict[str, str]:
+    """The delivery settings for these fakes, as the `JOBLINE_*` variables a worker reads."""
+    return {
+        "email_backend": "sendgrid",
+        "sendgrid_api_key": sendgrid.api_key,
+        "sendgrid_base_url": sendgrid.base_url,
+        "sms_backend": "twilio",
+        "twilio_account_sid": twilio.account_sid,
+        "twilio_auth_token": twilio.auth_token,
+        "twilio_from_number": FROM_NUMBER,
+        "twilio_base_url": twilio.base_url,
+    }
+
+
 @pytest.fixture(name="sendgrid_server")
 def sendgrid_server_fixture() -> Iterator[FakeSendGrid]:
     server = FakeSendGrid()
