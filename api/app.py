@@ -23,7 +23,7 @@ from api.route_index import RouteIndex
 from api.settings.routes import router as settings_router
 from api.users.routes import router as users_router
 from api.users.service import TokenCache
-from api.web.routes import router as web_router
+from api.web import site as web_site
 from core.config import Settings
 from core.db import Database
 from core.temporal import connect
@@ -76,6 +76,7 @@ def create_app(
         redoc_url=None,
     )
     errors.install(app)
+    web_site.install(app)
     docs.install(app)
     routes = RouteIndex(app)
     # Middleware added last runs first: metrics see every answer, the guard's refusals included.
@@ -94,7 +95,7 @@ def create_app(
         settings_router,
         exports_router,
         portal_router,
-        web_router,
+        *web_site.ROUTERS,
     ):
         served.include_router(router)
     app.include_router(served)

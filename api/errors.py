@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -197,10 +197,14 @@ def install(app: FastAPI) -> None:
     _errors_as_json(app)
 
     @app.exception_handler(AppError)
-    async def _app_error(_: Request, exc: AppError) -> JSONResponse:
+    async def _app_error(request: Request, exc: AppError) -> Response:
+        # Under a page (api/web/pages.py marks them), the same error reads as a page.
+        as_page = getattr(request.app.state, "render_page_error", None)
+        if as_page is not None and request.scope.get("jobline.page"):
+            return as_page(request, exc)
         return respond(exc)
 
-    async def _database_busy(request: Request, exc: Exception) -> JSONResponse:
+    async def _database_busy(request: Request, exc: Exception) -> Response:
         # Back-pressure, not a fault: a warning without a traceback, and a 503 to retry.
         log.warning("database busy on %s %s: %s", request.method, request.url.path, exc)
         return await _app_error(request, Busy("the database is busy; try again shortly"))

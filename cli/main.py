@@ -158,7 +158,9 @@ def cmd_user_add(args: argparse.Namespace) -> int:
         if await find_user(session, args.name) is not None:
             raise ValueError(f"user {args.name!r} already exists")
         password = _read_password(args)
-        user = await create_user(session, args.name, args.role, args.email)
+        user = await create_user(
+            session, args.name, args.role, args.email, display_name=args.display_name or ""
+        )
         user.password_hash = hash_password(password) if password is not None else None
         session.add(user)
         print(await add_token(session, user, label="cli"))
@@ -285,6 +287,9 @@ def parser() -> argparse.ArgumentParser:
         "--role", required=True, choices=["admin", "manager", "office", "sales", "technician"]
     )
     add.add_argument("--email")
+    add.add_argument(
+        "--display-name", help='how customers and colleagues read this person ("Tess Turner")'
+    )
     how = add.add_mutually_exclusive_group()
     how.add_argument(
         "--password-stdin", action="store_true", help="read the password from stdin (one line)"

@@ -60,6 +60,8 @@ class User(SQLModel, table=True):
     username: str = Field(max_length=64, unique=True, index=True)
     email: str = Field(max_length=254)
     role: str = Field(max_length=16)
+    # How customers and colleagues read this person ("Tess Turner"); empty: the username.
+    display_name: str = Field(default="", max_length=120)
     # argon2id; None: this user signs in with bearer tokens only (no web sign-in).
     password_hash: str | None = Field(default=None, max_length=255)
     # A disabled user can neither sign in nor use a token (`jobline user disable`).
@@ -79,6 +81,21 @@ class WebSession(SQLModel, table=True):
     csrf_token: str = Field(max_length=64)
     created_at: datetime = _ts(nullable=False, default=utcnow)
     expires_at: datetime = _ts(nullable=False)
+
+
+class UserInvite(SQLModel, table=True):
+    """A one-time link an admin gives a new person to set their password. Stored as a SHA-256
+    hash; used once (`used_at`), and dead after `expires_at`."""
+
+    __tablename__ = "user_invites"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    created_by: str = Field(max_length=64)
+    created_at: datetime = _ts(nullable=False, default=utcnow)
+    expires_at: datetime = _ts(nullable=False)
+    used_at: datetime | None = _ts(nullable=True)
 
 
 class ApiToken(SQLModel, table=True):

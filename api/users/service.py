@@ -46,13 +46,22 @@ async def find_user(session: AsyncSession, username: str) -> User | None:
 
 
 async def create_user(
-    session: AsyncSession, username: str, role: str, email: str | None = None
+    session: AsyncSession,
+    username: str,
+    role: str,
+    email: str | None = None,
+    display_name: str = "",
 ) -> User:
     if role not in {r.value for r in USER_ROLES}:
         raise ValueError(f"role must be one of {', '.join(r.value for r in USER_ROLES)}")
     if await find_user(session, username) is not None:
         raise ValueError(f"user {username!r} already exists")
-    user = User(username=username, role=role, email=email or f"{username}@example.com")
+    user = User(
+        username=username,
+        role=role,
+        email=email or f"{username}@example.com",
+        display_name=display_name.strip(),
+    )
     session.add(user)
     await session.flush()
     return user

@@ -105,7 +105,7 @@ async def test_a_person_signs_in_by_username_or_email_and_out(stack: Stack, web)
         # The server ended it: the old cookie, sent again, signs no one in.
         client.cookies.set(SESSION_COOKIE, token)
         again = await client.get("/jobs")
-        assert again.status_code == 303 and again.headers["location"] == "/signin"
+        assert again.status_code == 303 and again.headers["location"] == "/signin?next=%2Fjobs"
 
     async with web() as client:
         by_email = await _sign_in(client, f"{username.upper()}@jobline.test", PASSWORD)
@@ -209,7 +209,7 @@ async def test_a_disabled_user_is_signed_out_and_cannot_sign_in(stack: Stack, we
             user = await find_user(session, username)
             assert user is not None
             await disable_user(session, user)
-        assert (await client.get("/jobs")).headers["location"] == "/signin"
+        assert (await client.get("/jobs")).headers["location"] == "/signin?next=%2Fjobs"
         assert (await _sign_in(client, username, PASSWORD)).status_code == 401
     async with stack.db.session() as session:
         left = (await session.exec(select(WebSession).where(WebSession.user_id == user.id))).all()

@@ -87,7 +87,8 @@ async def test_a_person_signs_in_lands_on_the_board_and_signs_out(
         # ...until sign-out ends it on the server: the second browser still sends the cookie,
         # and it no longer signs anyone in.
         await other.goto(f"{base_url}/jobs")
-        assert other.url == f"{base_url}/signin"
+        # Sent to sign in, and back to the board after it.
+        assert other.url == f"{base_url}/signin?next=%2Fjobs"
         assert (await _session_cookie(replay))["value"] == cookie["value"]
         await replay.close()
     finally:

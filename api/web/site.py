@@ -1,0 +1,40 @@
+"""The office web app: every page router, in the order their paths must be matched, and the
+static files the pages use (our own CSS and scripts; nothing from another host)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from api.web import (
+    board,
+    clients_pages,
+    job_page,
+    my_day,
+    new_job,
+    outbox_page,
+    pages,
+    routes,
+    send_page,
+    settings_pages,
+    users_page,
+)
+
+# /jobs/new before /jobs/{slug}; the Send dialog's /jobs/{slug}/send is its own page.
+ROUTERS: tuple[APIRouter, ...] = (
+    routes.router,
+    board.router,
+    new_job.router,
+    send_page.router,
+    job_page.router,
+    my_day.router,
+    clients_pages.router,
+    outbox_page.router,
+    users_page.router,
+    settings_pages.router,
+)
+
+
+def install(app: FastAPI) -> None:
+    pages.install(app)
+    app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
