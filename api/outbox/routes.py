@@ -12,21 +12,13 @@ from api.idempotency import IdempotencyDep
 from api.outbox import service
 from api.outbox.metrics import ACTIONS
 from api.outbox.schemas import OutboxPage, OutboxPublic, Resent, public
-from models.lifecycle import Role
 from models.outbox import Status
 from models.tables import User
 
 router = APIRouter(prefix="/api/v1/outbox", tags=["communications"], responses=ERROR_RESPONSES)
-OutboxReader = Annotated[
-    User, Depends(require(Role.office, Role.manager, Role.admin, what="reading the outbox"))
-]
+OutboxReader = Annotated[User, Depends(require(*service.KEEPERS, what="reading the outbox"))]
 OutboxKeeper = Annotated[
-    User,
-    Depends(
-        require(
-            Role.office, Role.manager, Role.admin, what="resending a message or marking it sent"
-        )
-    ),
+    User, Depends(require(*service.KEEPERS, what="resending a message or marking it sent"))
 ]
 MessageId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 NOT_ACTIONABLE: dict[int | str, dict[str, Any]] = error_responses(

@@ -7,7 +7,7 @@ import logging
 import re
 from datetime import UTC, datetime
 
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -15,10 +15,13 @@ from temporalio.client import Client as TemporalClient
 
 from api.errors import Conflict, NotFound
 from api.outbox import delivery
+from models.lifecycle import Role
 from models.outbox import ACTIONABLE
 from models.tables import OutboxMessage, User
 
 log = logging.getLogger("jobline.outbox")
+# Who reads the outbox, and resends or confirms a message in doubt: the API and the pages.
+KEEPERS: tuple[Role, ...] = (Role.office, Role.manager, Role.admin)
 
 
 async def for_job(session: AsyncSession, slug: str) -> list[OutboxMessage]:
@@ -48,7 +51,9 @@ async def search(
     status: str | None,
     page: int,
     page_size: int,
+    q: str | None = None,
 ) -> tuple[list[OutboxMessage], int]:
+    """`q`: text in the recipient, the subject or the body (case-insensitive)."""
     query = select(OutboxMessage)
     if job_slug:
         query = query.where(OutboxMessage.job_slug == job_slug)
@@ -58,6 +63,16 @@ async def search(
         query = query.where(OutboxMessage.purpose == purpose)
     if status:
         query = query.where(OutboxMessage.status == status)
+    if q:
+        # autoescape: a % or _ typed into the search box means itself, not "anything".
+        text = q.lower()
+        query = query.where(
+            or_(
+                func.lower(OutboxMessage.to).contains(text, autoescape=True),
+                func.lower(OutboxMessage.subject).contains(text, autoescape=True),
+                func.lower(OutboxMessage.body).contains(text, autoescape=True),
+            )
+        )
     total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = await session.exec(
         query.order_by(col(OutboxMessage.created_at).desc(), col(OutboxMessage.id).desc())
