@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, NoReturn
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from sqlalchemy import ColumnElement, func, or_
+from sqlalchemy import ColumnElement, Numeric, and_, case, cast, false, func, not_, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -358,19 +360,39 @@ class JobFilters:
     client_id: int | None = None
     q: str | None = None
     stuck: bool | None = None
+    owner: str | None = None
+    technician: str | None = None  # the job's assigned technician (username)
+    waiting_on: str | None = None  # JobState.waiting_on: office, owner, customer, ...
+    attention: str | None = None  # one of ATTENTION: why the board asks for attention
+    open_only: bool = False  # leave out closed and canceled jobs (the board's default)
 
 
 def filtered(user: User, f: JobFilters) -> SelectOfScalar[Job]:
     """The jobs this user may see that match the filters (unordered)."""
-    query = visibility.jobs(select(Job), user)
+    query = _narrowed(visibility.jobs(select(Job), user), f)
     if f.stage:
         query = query.where(Job.stage == f.stage)
+    return query
+
+
+def _narrowed(query: SelectOfScalar[Any], f: JobFilters) -> SelectOfScalar[Any]:
+    """Every filter but the stage (the board counts each stage of the rest)."""
     if f.milestone:
         query = query.where(Job.milestone == f.milestone)
     if f.client_id is not None:
         query = query.where(Job.client_id == f.client_id)
     if f.stuck is not None:
         query = query.where(Job.stuck == f.stuck)
+    if f.owner:
+        query = query.where(Job.owner == f.owner)
+    if f.technician:
+        query = query.where(Job.assigned_tech == f.technician)
+    if f.waiting_on:
+        query = query.where(Job.waiting_on == f.waiting_on)
+    if f.attention:
+        query = query.where(attention_condition(f.attention))
+    if f.open_only:
+        query = query.where(col(Job.stage).not_in([s.value for s in lifecycle.FINAL_STAGES]))
     if f.q:
         # autoescape: a % or _ typed into the search box means itself, not "anything".
         text = f.q.lower()
@@ -396,3 +418,141 @@ async def search(
         .limit(page_size)
     )
     return list(rows.all()), total
+
+
+# --- the board (/jobs in the office web app): counts, money and what needs attention ----------
+#
+# Everything here is read by SQL aggregates and small LIMITed queries, so the board of an office
+# with 10,000 jobs never loads more rows than it shows.
+
+# Why the board asks for someone's attention, in the order the board lists them.
+ATTENTION = ("stuck", "stale_quote", "parts_overdue", "unassigned", "unpaid")
+
+
+def _state_text(*path: str) -> ColumnElement[str]:
+    """A value inside the job's state (JSON), as text: the same on SQLite and PostgreSQL."""
+    return col(Job.state)[path].as_string()
+
+
+def _stale_quote() -> ColumnElement[bool]:
+    # models.reminders.is_stuck's second half: the quote still unanswered after every follow-up.
+    return and_(
+        Job.stage == lifecycle.Stage.quote_sent,
+        col(Job.state)[("reminders", "quote_stale")].as_boolean(),
+        _state_text("reminders", "follow_ups_for") == _state_text("quote", "sent_at"),
+    )
+
+
+def attention_condition(kind: str) -> ColumnElement[bool]:
+    """The jobs that need attention for this reason (a value of ATTENTION); never NULL."""
+    match kind:
+        case "stuck":  # held in a stage past its limit (flagged by the stuck reminder)
+            condition = and_(col(Job.stuck), not_(func.coalesce(_stale_quote(), false())))
+        case "stale_quote":
+            condition = _stale_quote()
+        case "parts_overdue":  # the parts-overdue reminder has fired for a line
+            condition = and_(
+                Job.stage == lifecycle.Stage.awaiting_parts,
+                _state_text("reminders", "parts_overdue_skus") != "[]",
+            )
+        case "unassigned":  # a lead nobody owns cannot be qualified
+            condition = and_(Job.stage == lifecycle.Stage.lead, col(Job.owner).is_(None))
+        case "unpaid":  # invoiced with nothing paid, or verified and still waiting for payment
+            condition = or_(
+                Job.stage == lifecycle.Stage.verified,
+                and_(Job.stage == lifecycle.Stage.invoiced, _state_text("payments") == "[]"),
+            )
+        case _:
+            raise Invalid(f"attention: one of {', '.join(ATTENTION)}")
+    return func.coalesce(condition, false())
+
+
+def job_amount() -> ColumnElement[Decimal]:
+    """What a job is worth on the board: the contract amount once approved, else the quote's
+    total (none for a job without a quote)."""
+    quoted = cast(_state_text("quote", "total"), Numeric(14, 2))
+    return func.coalesce(col(Job.contract_amount), quoted, type_=Numeric(14, 2))
+
+
+@dataclass
+class StageTally:
+    """One stage's jobs among those matching the filters: how many, their worth, and how many
+    of them need attention for each reason."""
+
+    count: int = 0
+    amount: Decimal = Decimal("0.00")
+    attention: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+async def board_tally(session: AsyncSession, user: User, f: JobFilters) -> dict[str, StageTally]:
+    """Per stage, one aggregate over the jobs matching every filter but the stage: the board's
+    column counts and totals, the stage picker's counts and the attention strip come from it."""
+    query: Any = select(
+        Job.stage,
+        func.count(),
+        func.sum(job_amount()),
+        *(func.sum(case((attention_condition(kind), 1), else_=0)) for kind in ATTENTION),
+    )
+    query = _narrowed(visibility.jobs(query, user), f).group_by(Job.stage)
+    tally: dict[str, StageTally] = {}
+    for stage, count, amount, *flags in (await session.execute(query)).all():
+        tally[stage] = StageTally(
+            count=count,
+            amount=Decimal(amount or 0).quantize(Decimal("0.01")),
+            attention={kind: int(n or 0) for kind, n in zip(ATTENTION, flags, strict=True)},
+        )
+    return tally
+
+
+@dataclass
+class FlaggedJob:
+    """A job row as the board shows it: its worth and the reasons it needs attention."""
+
+    row: Job
+    amount: Decimal | None
+    attention: list[str]
+
+
+async def _flagged(session: AsyncSession, query: SelectOfScalar[Job]) -> list[FlaggedJob]:
+    labelled = [attention_condition(kind).label(kind) for kind in ATTENTION]
+    rows = await session.execute(query.add_columns(job_amount().label("amount"), *labelled))
+    found = []
+    for row, amount, *flags in rows.all():
+        kinds = [kind for kind, flag in zip(ATTENTION, flags, strict=True) if flag]
+        amount = None if amount is None else Decimal(amount).quantize(Decimal("0.01"))
+        found.append(FlaggedJob(row=row, amount=amount, attention=kinds))
+    return found
+
+
+async def board_column(
+    session: AsyncSession, user: User, f: JobFilters, milestone: str, *, limit: int
+) -> list[FlaggedJob]:
+    """The first `limit` cards of one milestone's column: jobs needing attention first, then
+    the most recently changed."""
+    query = (
+        filtered(user, f)
+        .where(Job.milestone == milestone)
+        .order_by(col(Job.stuck).desc(), col(Job.updated_at).desc(), col(Job.slug))
+        .limit(limit)
+    )
+    return await _flagged(session, query)
+
+
+async def board_list(
+    session: AsyncSession, user: User, f: JobFilters, *, page: int, page_size: int
+) -> list[FlaggedJob]:
+    """One page of the board's list view, in the job list's order (its total: board_tally)."""
+    query = (
+        filtered(user, f)
+        .order_by(col(Job.updated_at).desc(), col(Job.slug))
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    )
+    return await _flagged(session, query)
+
+
+async def board_people(session: AsyncSession) -> list[User]:
+    """Everyone the board's owner and technician pickers offer (active staff)."""
+    rows = await session.exec(select(User).where(col(User.active)).order_by(col(User.username)))
+    return list(rows.all())
+
