@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlmodel import col, delete, func, or_, select
+from sqlmodel import col, delete, func, or_, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.lifecycle import USER_ROLES, Actor, Role
-from models.tables import ApiToken, User, WebSession
+from models.tables import ApiToken, User, UserInvite, WebSession, utcnow
 
 # argon2id with the library's defaults (RFC 9106's low-memory profile).
 _hasher = PasswordHasher()
@@ -169,3 +171,149 @@ class TokenCache:
         # A detached copy: the request's session (and its rollbacks) must not reach it.
         copy = User(**user.model_dump())
         self._users[hash_token(token)] = (time.monotonic() + self.ttl, copy)
+
+
+# --- People managed from /settings/users (issue 9): invitations, roles, deactivation. ---------
+
+INVITE_LIFETIME = timedelta(days=7)
+_USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+class LastAdmin(ValueError):
+    """The change would leave no active admin: nobody could manage users any more."""
+
+
+async def display_name_of(session: AsyncSession, username: str | None) -> str:
+    """How customers and colleagues read this person: their display name, else the username
+    (and "" for nobody). For customer-facing text (the `technician` merge field, documents,
+    the portal)."""
+    if not username:
+        return ""
+    user = await find_user(session, username)
+    return (user.display_name if user is not None else "") or username
+
+
+def check_username(username: str) -> str:
+    """A username as people type it in: lower-case letters, digits, `.`, `_`, `-`."""
+    username = username.strip()
+    if not _USERNAME.fullmatch(username):
+        raise ValueError(
+            "a username is 1 to 64 lower-case letters, digits, dots, dashes or underscores, "
+            "starting with a letter or digit"
+        )
+    return username
+
+
+async def issue_invite(session: AsyncSession, user: User, invited_by: str) -> str:
+    """A new one-time link token for `user` (shown once; stored as a hash). Any earlier link of
+    theirs that is still unused stops working."""
+    assert user.id is not None
+    now = utcnow()
+    await session.exec(  # type: ignore[call-overload]
+        update(UserInvite)
+        .where(
+            col(UserInvite.user_id) == user.id,
+            col(UserInvite.used_at).is_(None),
+            col(UserInvite.expires_at) > now,
+        )
+        .values(expires_at=now)
+    )
+    token = secrets.token_urlsafe(32)
+    session.add(
+        UserInvite(
+            user_id=user.id,
+            token_hash=hash_token(token),
+            created_by=invited_by,
+            expires_at=utcnow() + INVITE_LIFETIME,
+        )
+    )
+    await session.flush()
+    return token
+
+
+async def invite_user(
+    session: AsyncSession,
+    *,
+    username: str,
+    role: str,
+    email: str,
+    display_name: str,
+    invited_by: str,
+) -> tuple[User, str]:
+    """A new active user without a password, and the one-time link token that lets them set one."""
+    user = await create_user(
+        session, check_username(username), role, email.strip(), display_name=display_name
+    )
+    return user, await issue_invite(session, user, invited_by)
+
+
+async def find_invite(session: AsyncSession, token: str) -> tuple[UserInvite, User] | None:
+    """The invitation behind `token` (used, expired or live) and its user; None if unknown."""
+    query = select(UserInvite, User).join(User).where(UserInvite.token_hash == hash_token(token))
+    return (await session.exec(query)).first()  # type: ignore[return-value]
+
+
+def invite_is_live(invite: UserInvite, user: User) -> bool:
+    return invite.used_at is None and invite.expires_at > utcnow() and user.active
+
+
+async def accept_invite(session: AsyncSession, token: str, password: str) -> User:
+    """Set the invited person's password (the same rules as everywhere) and use the link up.
+    Raises ValueError for an unknown, used or expired link, or a password that is too short."""
+    found = await find_invite(session, token)
+    if found is None or not invite_is_live(*found):
+        raise ValueError("this invitation link is not valid any more")
+    invite, user = found
+    await set_password(session, user, password)
+    invite.used_at = utcnow()
+    session.add(invite)
+    await session.flush()
+    return user
+
+
+async def pending_invites(session: AsyncSession) -> dict[int, datetime]:
+    """user id -> when their unused, unexpired invitation link expires."""
+    query = select(UserInvite).where(
+        col(UserInvite.used_at).is_(None), col(UserInvite.expires_at) > utcnow()
+    )
+    return {invite.user_id: invite.expires_at for invite in (await session.exec(query)).all()}
+
+
+async def _other_active_admins(session: AsyncSession, user: User) -> int:
+    query = select(func.count(col(User.id))).where(
+        User.role == Role.admin, col(User.active).is_(True), col(User.id) != user.id
+    )
+    return int((await session.exec(query)).one())
+
+
+async def _keep_an_admin(session: AsyncSession, user: User) -> None:
+    if user.role == Role.admin and user.active and not await _other_active_admins(session, user):
+        raise LastAdmin(
+            f"no active admin would be left: {user.username} is the last one; "
+            "make someone else an admin first"
+        )
+
+
+async def change_role(session: AsyncSession, user: User, role: str) -> None:
+    if role not in {r.value for r in USER_ROLES}:
+        raise ValueError(f"role must be one of {', '.join(r.value for r in USER_ROLES)}")
+    if role != Role.admin:
+        await _keep_an_admin(session, user)
+    user.role = role
+    session.add(user)
+    await session.flush()
+
+
+async def change_display_name(session: AsyncSession, user: User, display_name: str) -> None:
+    display_name = display_name.strip()
+    if len(display_name) > 120:
+        raise ValueError("a display name has at most 120 characters")
+    user.display_name = display_name
+    session.add(user)
+    await session.flush()
+
+
+async def deactivate_user(session: AsyncSession, user: User) -> None:
+    """`disable_user`, unless it would leave no active admin."""
+    await _keep_an_admin(session, user)
+    await disable_user(session, user)
