@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlmodel import select
+from sqlalchemy.orm import defer
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.projection_store import insert
@@ -70,6 +71,17 @@ async def id_for_key(session: AsyncSession, key: str) -> str | None:
 
 async def load(session: AsyncSession, document_id: str) -> Document | None:
     return await session.get(Document, document_id)
+
+
+async def for_job(session: AsyncSession, job_slug: str) -> list[Document]:
+    """A job's documents, oldest first, without their bytes (`load` reads one whole)."""
+    rows = await session.exec(
+        select(Document)
+        .where(Document.job_slug == job_slug)
+        .options(defer(Document.content))  # type: ignore[arg-type]
+        .order_by(col(Document.created_at))
+    )
+    return list(rows.all())
 
 
 def _dialect(session: AsyncSession) -> str:

@@ -47,6 +47,16 @@ async def find_user(session: AsyncSession, username: str) -> User | None:
     return (await session.exec(select(User).where(User.username == username))).first()
 
 
+async def people(session: AsyncSession, roles: frozenset[str] | None = None) -> list[User]:
+    """Active users (of these roles), by display name then username: the pages' people pickers
+    and the names they show."""
+    query = select(User).where(col(User.active))
+    if roles is not None:
+        query = query.where(col(User.role).in_(sorted(roles)))
+    found = (await session.exec(query)).all()
+    return sorted(found, key=lambda u: ((u.display_name or u.username).lower(), u.username))
+
+
 async def create_user(
     session: AsyncSession,
     username: str,

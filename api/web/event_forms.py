@@ -1,0 +1,768 @@
+"""Each event's form on the job page: built from the event's payload model (models/events.py), read
+back into that model, and shown again with what the person typed when it is refused.
+
+Simple scalar fields come from the pydantic model itself (text, checkbox, select, date,
+datetime-local in the company's zone, money); the lists (quote and invoice lines, parts ordered,
+parts used, parts delivered), the people pickers and the configured receipt fields have their own
+editors. Nothing here decides whether an event is allowed: the rules do (models/lifecycle.py).
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import AwareDatetime, BaseModel, ValidationError
+from starlette.datastructures import FormData
+
+from models import display
+from models import events as ev
+from models.bounds import EDGE
+from models.closeout import CloseoutSettings, ReceiptField, validate_receipt_fields
+from models.lifecycle import JobState, Stage
+from models.tables import User
+
+# Event types the job page offers as forms; the Send dialog (customer_update_sent) is its own page.
+FORM_EVENTS: dict[str, type[ev._Event]] = {
+    "owner_assigned": ev.OwnerAssigned,
+    "lead_qualified": ev.LeadQualified,
+    "quote_drafted": ev.QuoteDrafted,
+    "quote_sent": ev.QuoteSent,
+    "quote_approved": ev.QuoteApproved,
+    "approval_requested": ev.ApprovalRequested,
+    "approval_granted": ev.ApprovalGranted,
+    "approval_denied": ev.ApprovalDenied,
+    "quote_declined": ev.QuoteDeclined,
+    "emergency_dispatch": ev.EmergencyDispatch,
+    "parts_ordered": ev.PartsOrdered,
+    "parts_delivered": ev.PartsDelivered,
+    "job_scheduled": ev.JobScheduled,
+    "checklist_completed": ev.ChecklistCompleted,
+    "tech_dispatched": ev.TechDispatched,
+    "tech_checked_in": ev.TechCheckedIn,
+    "job_completed": ev.JobCompleted,
+    "job_incomplete": ev.JobIncomplete,
+    "invoice_sent": ev.InvoiceSent,
+    "evidence_verified": ev.EvidenceVerified,
+    "payment_recorded": ev.PaymentRecorded,
+    "job_canceled": ev.JobCanceled,
+    "note_added": ev.NoteAdded,
+    "contact_updated": ev.ContactUpdated,
+    "communication_logged": ev.CommunicationLogged,
+}
+
+# What each event's button says (the action, in the person's words) and one line of what it does.
+ACTIONS: dict[str, tuple[str, str]] = {
+    "owner_assigned": ("Assign owner", "Who owns this job from now on."),
+    "lead_qualified": ("Qualify lead", "The lead is worth quoting: it becomes a prospect."),
+    "quote_drafted": ("Draft quote", "The quote's lines; drafting again makes a new version."),
+    "quote_sent": ("Send quote", "The quote PDF goes to the customer by email (SMS if ticked)."),
+    "quote_approved": ("Mark quote approved", "The customer accepted: the job gets its number."),
+    "approval_requested": (
+        "Request manager approval",
+        "A manager approves the quote before the job moves to Approved.",
+    ),
+    "approval_granted": ("Grant approval", "Approve the quote as manager: the job is Approved."),
+    "approval_denied": ("Deny approval", "Refuse the approval request, with the reason."),
+    "quote_declined": ("Quote declined", "The customer turned the quote down."),
+    "emergency_dispatch": ("Emergency dispatch", "Skip the quote and send a technician now."),
+    "parts_ordered": ("Order parts", "One line per part ordered from a supplier."),
+    "parts_delivered": ("Parts delivered", "Tick the parts that have arrived."),
+    "job_scheduled": ("Schedule visit", "The technician and the visit's window."),
+    "checklist_completed": ("Complete checklist", "The checks before dispatch."),
+    "tech_dispatched": ("Dispatch technician", "The technician is on the way."),
+    "tech_checked_in": ("Check in", "The technician has arrived on site."),
+    "job_completed": ("Complete job", "The work done and the receipt's fields."),
+    "job_incomplete": ("Could not finish", "Hand the job back to the office, with the reason."),
+    "invoice_sent": ("Send invoice", "The invoice's lines default to the approved quote's."),
+    "evidence_verified": ("Verify evidence", "Confirm the done job's evidence, every item."),
+    "payment_recorded": ("Record payment", "A payment received."),
+    "job_canceled": ("Cancel job", "The job leaves the active pipeline; say why."),
+    "note_added": ("Add note", "An internal note on the timeline (never sent to the customer)."),
+    "contact_updated": ("Update contact", "The customer's new email, phone or notes."),
+    "communication_logged": ("Log communication", "A call, email, SMS or visit, after the fact."),
+}
+
+# The main next step, first allowed one wins (UI.md: one primary action per stage).
+PRIMARY_ORDER = (
+    "lead_qualified",
+    "owner_assigned",
+    "quote_sent",
+    "quote_approved",
+    "approval_granted",
+    "approval_requested",
+    "quote_drafted",
+    "parts_delivered",
+    "tech_dispatched",
+    "checklist_completed",
+    "job_scheduled",
+    "parts_ordered",
+    "tech_checked_in",
+    "job_completed",
+    "invoice_sent",
+    "evidence_verified",
+    "payment_recorded",
+)
+# Events that never lead: the record-keeping ones, and cancel (last and apart).
+NEVER_PRIMARY = frozenset({"note_added", "contact_updated", "communication_logged", "job_canceled"})
+
+LABELS: dict[str, str] = {
+    "owner": "Owner",
+    "technician": "Technician",
+    "valid_until": "Valid until",
+    "notes": "Notes",
+    "to_email": "Send to (email)",
+    "sms": "Also send by SMS",
+    "approval_expected_at": "Customer expects to decide by",
+    "reason": "Reason",
+    "window_start": "Window starts",
+    "window_end": "Window ends",
+    "parts_verified": "Parts verified: the technician has every part",
+    "check_in_phone": "Check-in phone (IVR number on the work order)",
+    "pricing_discussion": "Pricing discussion on site",
+    "platinum_protocol_acknowledged": "Platinum protocol acknowledged",
+    "notify_customer": "Text the customer that the technician is on the way",
+    "work_performed": "Work performed",
+    "override_reason": "Why the invoice differs from the approved quote",
+    "billing_email": "Billing email",
+    "po_number": "Customer PO number",
+    "submitted_to_client_portal": "Submitted to the client's portal",
+    "documents": "Documents",
+    "photos": "Photos",
+    "parts_usage": "Parts usage",
+    "customer_communication": "Customer communication",
+    "amount": "Amount",
+    "method": "Method",
+    "paid_on_site": "Paid on site",
+    "text": "Note",
+    "email": "New email",
+    "phone": "New phone",
+    "channel": "Channel",
+    "direction": "Direction",
+    "summary": "Summary",
+}
+EVENT_LABELS: dict[tuple[str, str], str] = {
+    ("evidence_verified", "notes"): "Notes",
+    ("job_incomplete", "notes"): "What happened",
+    ("approval_requested", "notes"): "Note for the manager",
+    ("emergency_dispatch", "notes"): "Why it is an emergency",
+}
+HINTS: dict[tuple[str, str], str] = {
+    ("quote_sent", "to_email"): "Leave empty to send to the client's email on file.",
+    ("invoice_sent", "billing_email"): "Leave empty for the client's billing email on file.",
+    ("invoice_sent", "override_reason"): "Needed only when the lines differ from the quote.",
+    ("contact_updated", "email"): "Give at least one of email, phone or notes.",
+}
+OPTION_WORDS: dict[str, str] = {
+    "allowed": "Allowed",
+    "not_allowed": "Not allowed",
+    "wrong_parts": "Wrong parts",
+    "insufficient_time": "Not enough time",
+    "cash": "Cash",
+    "check": "Check",
+    "card": "Card",
+    "ach": "ACH bank transfer",
+    "other": "Other",
+    "call": "Call",
+    "email": "Email",
+    "sms": "SMS",
+    "in_person": "In person",
+    "incoming": "Incoming",
+    "outgoing": "Outgoing",
+}
+TEXTAREAS = frozenset({"text", "reason", "notes", "summary", "work_performed", "override_reason"})
+OWNER_ROLES = frozenset({"sales", "office", "manager"})
+TECHNICIAN_ROLES = frozenset({"technician"})
+BLANK_ROWS = 3  # blank line rows below any prefilled ones, without JavaScript
+MAX_ROWS = 200
+
+
+@dataclass
+class Field:
+    """One input: `kind` is text, textarea, email, tel, number, money, date, datetime, checkbox,
+    select or radios."""
+
+    name: str
+    label: str
+    kind: str = "text"
+    required: bool = False
+    hint: str = ""
+    options: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class Rows:
+    """A list editor: one row per line, `columns` per row (names are `{name}-{i}-{column}`)."""
+
+    name: str
+    legend: str
+    columns: list[Field]
+    count: int
+    required: bool = False
+    total: bool = False  # a running total of quantity x unit price
+    hint: str = ""
+
+
+@dataclass
+class Choices:
+    """Checkboxes with one name and several values (the parts that arrived)."""
+
+    name: str
+    legend: str
+    options: list[tuple[str, str]]
+    required: bool = False
+
+
+@dataclass
+class Context:
+    """What a form needs to know about the job and the company."""
+
+    state: JobState
+    zone: ZoneInfo
+    owners: list[User]
+    technicians: list[User]
+    receipt_fields: list[ReceiptField]
+    currency_symbol: str = "$"
+
+
+@dataclass
+class EventForm:
+    type: str
+    button: str
+    intro: str
+    items: list[Field | Rows | Choices]
+    values: dict[str, Any]
+    errors: dict[str, str] = field(default_factory=dict)
+    # Problems with no one field (the rules' refusal): shown in the summary only.
+    general: list[str] = field(default_factory=list)
+    extra_rows: int = 0
+
+    @property
+    def has_inputs(self) -> bool:
+        return bool(self.items)
+
+    def line_total(self, name: str) -> str:
+        """The lines' total as typed (quantity x unit price, the rows that read as numbers),
+        for the page without JavaScript; the script keeps it current while typing."""
+        total = Decimal("0")
+        for _, row in _rows(self.values, name, ["quantity", "unit_price"]):
+            try:
+                total += Decimal(row["quantity"]) * Decimal(row["unit_price"].replace(",", ""))
+            except ArithmeticError:
+                continue
+        return f"{total.quantize(Decimal('0.01')):,.2f}"
+
+    @property
+    def summary(self) -> list[tuple[str, str]]:
+        """(field name or "", message): the error summary's links, in the form's order."""
+        listed = [("", m) for m in self.general]
+        return listed + list(self.errors.items())
+
+
+def person_name(user: User) -> str:
+    return user.display_name or user.username
+
+
+# --- building the fields ---------------------------------------------------------------------
+
+
+def _plain(annotation: Any) -> tuple[Any, bool]:
+    """The type under Annotated and `| None`, and whether None is allowed."""
+    optional = False
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            optional = optional or len(args) < len(typing.get_args(annotation))
+            if len(args) != 1:
+                return annotation, optional
+            annotation = args[0]
+        elif annotation is AwareDatetime:
+            return datetime, optional
+        else:
+            return annotation, optional
+
+
+def _kind(name: str, annotation: Any) -> tuple[str, list[tuple[str, str]]]:
+    if typing.get_origin(annotation) is Literal:
+        values = [str(v) for v in typing.get_args(annotation)]
+        options = [(v, OPTION_WORDS.get(v, v.replace("_", " ").capitalize())) for v in values]
+        return ("radios" if len(values) <= 3 else "select"), options
+    if annotation is bool:
+        return "checkbox", []
+    if annotation is datetime:
+        return "datetime", []
+    if annotation is date:
+        return "date", []
+    if annotation is Decimal:
+        return "money", []
+    if annotation is int:
+        return "number", []
+    if "email" in name:
+        return "email", []
+    if "phone" in name:
+        return "tel", []
+    return ("textarea" if name in TEXTAREAS else "text"), []
+
+
+def _people(users: list[User]) -> list[tuple[str, str]]:
+    return [(u.username, f"{person_name(u)} ({u.role})") for u in users]
+
+
+def _scalar(event_type: str, model: type[BaseModel], name: str, ctx: Context) -> Field:
+    info = model.model_fields[name]
+    annotation, _ = _plain(info.annotation)
+    label = EVENT_LABELS.get((event_type, name)) or LABELS.get(name) or name.replace("_", " ")
+    hint = HINTS.get((event_type, name), "")
+    # Booleans the rules require to be true (the evidence, parts verified) are required boxes.
+    required = info.is_required() and annotation is not bool
+    if name == "owner":
+        return Field(name, label, "select", True, hint, _people(ctx.owners))
+    if name == "technician":
+        return Field(name, label, "select", True, hint, _people(ctx.technicians))
+    kind, options = _kind(name, annotation)
+    if kind == "datetime":
+        hint = hint or f"In {ctx.zone.key} time."
+    return Field(name, label, kind, required, hint, options)
+
+
+def _line_columns() -> list[Field]:
+    return [
+        Field("description", "Description", "text", True),
+        Field("quantity", "Quantity", "number", True),
+        Field("unit_price", "Unit price", "money", True),
+        Field("sku", "SKU", "text"),
+    ]
+
+
+def _part_columns() -> list[Field]:
+    return [
+        Field("sku", "SKU", "text", True),
+        Field("description", "Description", "text", True),
+        Field("quantity", "Quantity", "number", True),
+        Field("supplier", "Supplier", "text", True),
+        Field("po_number", "PO number", "text", True),
+        Field("expected_delivery", "Expected delivery", "date", True),
+    ]
+
+
+def _used_columns() -> list[Field]:
+    return [Field("sku", "SKU", "text", True), Field("quantity", "Quantity", "number", True)]
+
+
+def receipt_name(key: str) -> str:
+    return f"receipt-{key}"
+
+
+_RECEIPT_KINDS = {
+    "text": "text",
+    "number": "number",
+    "currency": "money",
+    "date": "date",
+    "dropdown": "select",
+    "checkbox": "checkbox",
+}
+
+
+def _receipt_field(f: ReceiptField) -> Field:
+    options = [(o, o) for o in f.options]
+    return Field(receipt_name(f.key), f.label, _RECEIPT_KINDS[f.type], f.required, "", options)
+
+
+def _row_count(values: dict[str, Any], name: str, prefilled: int, extra: int) -> int:
+    typed = 0
+    prefix = f"{name}-"
+    for key in values:
+        if key.startswith(prefix):
+            index = key[len(prefix) :].split("-", 1)[0]
+            if index.isdigit():
+                typed = max(typed, int(index) + 1)
+    return min(MAX_ROWS, max(typed, prefilled) + BLANK_ROWS + max(0, extra))
+
+
+def items_for(event_type: str, ctx: Context, values: dict[str, Any], extra: int) -> list[Any]:
+    model = FORM_EVENTS[event_type]
+    items: list[Any] = []
+    for name in model.model_fields:
+        if name == "type":
+            continue
+        if name == "lines":
+            prefilled = len(_quote_lines(ctx)) if event_type == "invoice_sent" else 0
+            if event_type == "quote_drafted" and ctx.state.quote is not None:
+                prefilled = len(ctx.state.quote.lines)
+            required = event_type == "quote_drafted"
+            hint = (
+                "Prefilled from the approved quote; a change needs a reason below."
+                if event_type == "invoice_sent"
+                else "Leave a row empty to skip it."
+            )
+            items.append(
+                Rows("lines", "Lines", _line_columns(),
+                     _row_count(values, "lines", prefilled, extra), required, True, hint)
+            )  # fmt: skip
+        elif name == "parts":
+            items.append(
+                Rows("parts", "Parts ordered", _part_columns(),
+                     _row_count(values, "parts", 0, extra), True, False,
+                     "One line per SKU. Leave a row empty to skip it.")
+            )  # fmt: skip
+        elif name == "parts_used":
+            items.append(
+                Rows("parts_used", "Parts used", _used_columns(),
+                     _row_count(values, "parts_used", 0, extra), False, False,
+                     "Leave empty if no parts were used.")
+            )  # fmt: skip
+        elif name == "skus":
+            outstanding = [
+                (p.line.sku, f"{p.line.sku}: {p.line.description} (x{p.line.quantity}, "
+                 f"{p.line.supplier}, PO {p.line.po_number})")
+                for p in ctx.state.outstanding_parts
+            ]  # fmt: skip
+            items.append(Choices("skus", "Parts that arrived", outstanding, True))
+        elif name == "fields":
+            items.extend(_receipt_field(f) for f in ctx.receipt_fields)
+        elif event_type == "job_incomplete" and name == "reason":
+            field_ = _scalar(event_type, model, name, ctx)
+            field_.kind = "radios"
+            items.append(field_)
+        else:
+            items.append(_scalar(event_type, model, name, ctx))
+    return items
+
+
+# --- prefilled values ------------------------------------------------------------------------
+
+
+def _quote_lines(ctx: Context) -> list[ev.QuoteLine]:
+    s = ctx.state
+    return list(s.quote.lines) if s.quote is not None and s.contract_amount is not None else []
+
+
+def _put_lines(values: dict[str, Any], lines: list[ev.QuoteLine]) -> None:
+    for i, line in enumerate(lines):
+        values[f"lines-{i}-description"] = line.description
+        values[f"lines-{i}-quantity"] = _number_text(line.quantity)
+        values[f"lines-{i}-unit_price"] = f"{line.unit_price:.2f}"
+        values[f"lines-{i}-sku"] = line.sku or ""
+
+
+def _number_text(value: Decimal) -> str:
+    text = format(value.normalize(), "f")
+    return text
+
+
+def defaults(event_type: str, ctx: Context) -> dict[str, Any]:
+    """What a fresh form shows: the job's current values where there are some."""
+    s = ctx.state
+    values: dict[str, Any] = {}
+    if event_type == "owner_assigned" and s.owner:
+        values["owner"] = s.owner
+    elif event_type == "quote_drafted" and s.quote is not None:
+        _put_lines(values, list(s.quote.lines))
+        values["valid_until"] = s.quote.valid_until.isoformat() if s.quote.valid_until else ""
+        values["notes"] = s.quote.notes
+    elif event_type == "invoice_sent":
+        _put_lines(values, _quote_lines(ctx))
+    elif event_type == "job_scheduled" and s.schedule is not None:
+        values["technician"] = s.schedule.technician
+        values["window_start"] = display.local_input(s.schedule.window_start, ctx.zone)
+        values["window_end"] = display.local_input(s.schedule.window_end, ctx.zone)
+    elif event_type == "checklist_completed" and s.checklist is not None:
+        values["check_in_phone"] = s.checklist.check_in_phone
+        values["pricing_discussion"] = s.checklist.pricing_discussion
+    elif event_type == "payment_recorded":
+        due = s.amount_due
+        if due is not None:
+            left = due - s.paid_total
+            if left > 0:
+                values["amount"] = f"{left:.2f}"
+        if s.stage == Stage.completed:
+            values["paid_on_site"] = ""
+    return values
+
+
+def build(
+    event_type: str,
+    ctx: Context,
+    values: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    general: list[str] | None = None,
+    extra_rows: int = 0,
+) -> EventForm:
+    shown = defaults(event_type, ctx) if values is None else values
+    button, intro = ACTIONS[event_type]
+    if event_type == "quote_drafted" and ctx.state.quote is not None:
+        button = "Revise quote"
+    return EventForm(
+        type=event_type,
+        button=button,
+        intro=intro,
+        items=items_for(event_type, ctx, shown, extra_rows),
+        values=shown,
+        errors=errors or {},
+        general=general or [],
+        extra_rows=extra_rows,
+    )
+
+
+def kept(form: FormData) -> dict[str, Any]:
+    """What the person typed, as the form shows it again (checkbox groups as lists)."""
+    values: dict[str, Any] = {}
+    for key in form:
+        many = form.getlist(key)
+        values[key] = [str(v) for v in many] if key == "skus" else str(many[-1])
+    return values
+
+
+# --- reading a form into the event -----------------------------------------------------------
+
+
+class FormProblems(Exception):
+    """What is wrong with a form, by field name (and any problem of the whole form)."""
+
+    def __init__(self, errors: dict[str, str], general: list[str]) -> None:
+        super().__init__("; ".join([*general, *errors.values()]))
+        self.errors = errors
+        self.general = general
+
+
+def _text(values: dict[str, Any], name: str) -> str:
+    value = values.get(name, "")
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _checked(values: dict[str, Any], name: str) -> bool:
+    return bool(_text(values, name))
+
+
+def _rows(
+    values: dict[str, Any], name: str, columns: list[str]
+) -> list[tuple[int, dict[str, str]]]:
+    """The non-empty rows of a list editor, with each row's form index."""
+    indexes: set[int] = set()
+    prefix = f"{name}-"
+    for key in values:
+        if key.startswith(prefix):
+            index = key[len(prefix) :].split("-", 1)[0]
+            if index.isdigit() and int(index) < MAX_ROWS:
+                indexes.add(int(index))
+    rows = []
+    for i in sorted(indexes):
+        row = {c: _text(values, f"{name}-{i}-{c}") for c in columns}
+        if any(row.values()):
+            rows.append((i, row))
+    return rows
+
+
+def _amount(text: str, ctx: Context) -> str:
+    """Money as people type it: `$1,200.50` is 1200.50."""
+    return text.replace(ctx.currency_symbol, "").replace(",", "").replace(" ", "")
+
+
+def _whole(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
+def _payload(event_type: str, values: dict[str, Any], ctx: Context) -> tuple[dict[str, Any], dict]:
+    """The event's fields from the form, and where each list row came from (for errors)."""
+    model = FORM_EVENTS[event_type]
+    data: dict[str, Any] = {"type": event_type}
+    where: dict[tuple[str, int], int] = {}  # (list name, position) -> form row index
+    errors: dict[str, str] = {}
+    for name in model.model_fields:
+        if name == "type":
+            continue
+        info = model.model_fields[name]
+        annotation, optional = _plain(info.annotation)
+        if name == "lines":
+            rows = _rows(values, "lines", ["description", "quantity", "unit_price", "sku"])
+            lines = []
+            for position, (i, row) in enumerate(rows):
+                where[("lines", position)] = i
+                lines.append(
+                    {
+                        **row,
+                        "unit_price": _amount(row["unit_price"], ctx),
+                        "sku": row["sku"] or None,
+                    }
+                )
+            if event_type == "invoice_sent":
+                # The approved quote's own lines, untouched, are the default the event means.
+                approved = [line.model_dump(mode="json") for line in _quote_lines(ctx)]
+                if lines and not _same_lines(lines, approved):
+                    data["lines"] = lines
+            else:
+                data["lines"] = lines
+        elif name == "parts":
+            columns = ["sku", "description", "quantity", "supplier", "po_number",
+                       "expected_delivery"]  # fmt: skip
+            parts = []
+            for position, (i, row) in enumerate(_rows(values, "parts", columns)):
+                where[("parts", position)] = i
+                parts.append({**row, "quantity": _whole(row["quantity"])})
+            data["parts"] = parts
+        elif name == "parts_used":
+            used = []
+            for position, (i, row) in enumerate(_rows(values, "parts_used", ["sku", "quantity"])):
+                where[("parts_used", position)] = i
+                used.append(row)
+            data["parts_used"] = used
+        elif name == "skus":
+            chosen = values.get("skus", [])
+            data["skus"] = [chosen] if isinstance(chosen, str) else list(chosen)
+        elif name == "fields":
+            data["fields"] = _receipt_values(values, ctx, errors)
+        elif annotation is bool:
+            data[name] = _checked(values, name)
+        elif annotation is datetime:
+            try:
+                moment = display.from_local_input(_text(values, name), ctx.zone)
+            except ValueError:
+                errors[name] = f"{_label(event_type, name)}: enter a date and a time"
+                continue
+            if moment is not None:
+                data[name] = moment
+        else:
+            # Empty means "not given": the model's default, or its "Field required".
+            text = _text(values, name)
+            if text:
+                if annotation is int:
+                    data[name] = _whole(text)
+                elif annotation is Decimal:
+                    data[name] = _amount(text, ctx)
+                else:
+                    data[name] = text
+    return data, {"where": where, "errors": errors}
+
+
+def _same_lines(typed: list[dict[str, Any]], approved: list[dict[str, Any]]) -> bool:
+    def norm(line: dict[str, Any]) -> tuple[str, Decimal | str, Decimal | str, str]:
+        def number(v: Any) -> Decimal | str:
+            try:
+                return Decimal(str(v))
+            except ArithmeticError:
+                return str(v)
+
+        return (str(line["description"]).strip(), number(line["quantity"]),
+                number(line["unit_price"]), str(line.get("sku") or ""))  # fmt: skip
+
+    return len(typed) == len(approved) and all(
+        norm(a) == norm(b) for a, b in zip(typed, approved, strict=True)
+    )
+
+
+def _receipt_values(values: dict[str, Any], ctx: Context, errors: dict[str, str]) -> dict:
+    """The configured receipt fields' values; each checked by the closeout rules, so a problem
+    shows at its field (the workflow checks them again)."""
+    out: dict[str, Any] = {}
+    for f in ctx.receipt_fields:
+        name = receipt_name(f.key)
+        if f.type == "checkbox":
+            out[f.key] = _checked(values, name)
+        else:
+            text = _text(values, name)
+            if text:
+                out[f.key] = text
+        problems = validate_receipt_fields(CloseoutSettings(receipt_fields=[f]), out)
+        own = [p for p in problems if not p.startswith("unknown receipt field")]
+        if own:
+            errors[name] = own[0]
+    return out
+
+
+def _label(event_type: str, name: str) -> str:
+    return EVENT_LABELS.get((event_type, name)) or LABELS.get(name) or name.replace("_", " ")
+
+
+_ROW_LABELS = {
+    "description": "description",
+    "quantity": "quantity",
+    "unit_price": "unit price",
+    "sku": "SKU",
+    "supplier": "supplier",
+    "po_number": "PO number",
+    "expected_delivery": "expected delivery",
+}
+_LIST_WORDS = {"lines": "Line", "parts": "Part line", "parts_used": "Part used row"}
+
+
+def _message(msg: str) -> str:
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            return msg[len(prefix) :]
+    return msg
+
+
+def _place(event_type: str, loc: tuple[Any, ...], where: dict, msg: str) -> tuple[str, str]:
+    """A pydantic error's form field and the words for it."""
+    if not loc:
+        return "", msg
+    head = str(loc[0])
+    if head in _LIST_WORDS and len(loc) >= 2 and isinstance(loc[1], int):
+        row = where.get((head, loc[1]), loc[1])
+        if len(loc) >= 3:
+            column = str(loc[2])
+            name = f"{head}-{row}-{column}"
+            return name, f"{_LIST_WORDS[head]} {row + 1}, {_ROW_LABELS.get(column, column)}: {msg}"
+        return f"{head}-{row}-description", f"{_LIST_WORDS[head]} {row + 1}: {msg}"
+    if head in _LIST_WORDS:
+        first = f"{head}-0-sku" if head != "lines" else "lines-0-description"
+        what = {"lines": "Lines", "parts": "Parts ordered", "parts_used": "Parts used"}[head]
+        if "at least 1" in msg:
+            msg = "add at least one line"
+        return first, f"{what}: {msg}"
+    if head == "skus":
+        if "at least 1" in msg:
+            msg = "tick at least one part"
+        return "skus", f"Parts that arrived: {msg}"
+    label = _label(event_type, head)
+    if msg == "Field required":
+        model = FORM_EVENTS[event_type]
+        info = model.model_fields.get(head)
+        choice = info is not None and typing.get_origin(_plain(info.annotation)[0]) is Literal
+        msg = "choose one" if choice or head in ("owner", "technician") else "enter a value"
+    return head, f"{label}: {msg}"
+
+
+def read(event_type: str, values: dict[str, Any], ctx: Context) -> ev._Event:
+    """The event the form describes, checked as the API checks a body (models.bounds at the
+    edge). Raises FormProblems, by field."""
+    data, extra = _payload(event_type, values, ctx)
+    errors: dict[str, str] = dict(extra["errors"])
+    general: list[str] = []
+    model = FORM_EVENTS[event_type]
+    try:
+        event = model.model_validate(data, context=EDGE)
+    except ValidationError as invalid:
+        for error in invalid.errors():
+            loc = tuple(error.get("loc", ()))
+            # A time the person typed was converted here: its error is already said.
+            if loc and str(loc[0]) in errors:
+                continue
+            name, words = _place(event_type, loc, extra["where"], _message(error["msg"]))
+            if name:
+                errors.setdefault(name, words)
+            else:
+                general.append(words)
+        raise FormProblems(errors, general) from None
+    if errors:
+        raise FormProblems(errors, general)
+    return event
+
+
+def place_refusal(form_items: list[Any], message: str) -> str | None:
+    """The field a rule's refusal names first ("override_reason: ..."), if the form has it."""
+    head = message.split(":", 1)[0].strip()
+    for item in form_items:
+        if isinstance(item, Field) and item.name == head:
+            return head
+        if isinstance(item, (Rows, Choices)) and item.name == head:
+            return f"{head}-0-{item.columns[0].name}" if isinstance(item, Rows) else head
+    return None
