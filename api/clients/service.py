@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from sqlalchemy import func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -122,3 +125,81 @@ async def search(
         .limit(page_size)
     )
     return list(rows.all()), total
+
+
+# --- likely duplicates (the office's "this client may already exist" warning) -----------------
+
+# The characters a phone number may hold besides digits (models.events.Phone): removed in SQL so
+# "(555) 010-2000" and "555.010.2000" compare equal, on SQLite and PostgreSQL alike.
+_PHONE_PUNCTUATION = "+()-. #*x"
+# Numbers with at least this many digits also match on their last ten (a country code added or
+# left off: "+1 555 010 2000" is "555-010-2000").
+_NATIONAL_DIGITS = 10
+MAX_DUPLICATES = 5
+
+
+def phone_digits(phone: str | None) -> str:
+    return "".join(c for c in phone or "" if c.isdigit())
+
+
+def _digits_in_sql(column: Any) -> Any:
+    expression: Any = func.coalesce(column, "")
+    for character in _PHONE_PUNCTUATION:
+        expression = func.replace(expression, character, "")
+    return expression
+
+
+@dataclass(frozen=True)
+class LikelyDuplicate:
+    """An existing client that looks like the one being created, and why (in the order name,
+    email, phone)."""
+
+    client: Client
+    reasons: tuple[str, ...]
+
+
+def _same_phone(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    return (
+        len(a) >= _NATIONAL_DIGITS
+        and len(b) >= _NATIONAL_DIGITS
+        and (a[-_NATIONAL_DIGITS:] == b[-_NATIONAL_DIGITS:])
+    )
+
+
+async def likely_duplicates(
+    session: AsyncSession, name: str | None, email: str | None, phone: str | None
+) -> list[LikelyDuplicate]:
+    """Clients with the same name (ignoring case and surrounding spaces), the same email
+    (ignoring case) or the same phone number (digits only), at most MAX_DUPLICATES, oldest
+    first. For writers, who see every client."""
+    name = (name or "").strip().lower()
+    email = (email or "").strip().lower()
+    digits = phone_digits(phone)
+    conditions: list[Any] = []
+    if name:
+        conditions.append(func.lower(func.trim(Client.name)) == name)
+    if email:
+        conditions.append(func.lower(func.trim(func.coalesce(Client.email, ""))) == email)
+    if len(digits) >= 3:
+        # Candidates in SQL (same last digits), the exact rule below.
+        tail = digits[-min(len(digits), _NATIONAL_DIGITS) :]
+        conditions.append(_digits_in_sql(Client.phone).endswith(tail, autoescape=True))
+    if not conditions:
+        return []
+    rows = await session.exec(select(Client).where(or_(*conditions)).order_by(col(Client.id)))
+    found: list[LikelyDuplicate] = []
+    for client in rows:
+        reasons = []
+        if name and client.name.strip().lower() == name:
+            reasons.append("name")
+        if email and (client.email or "").strip().lower() == email:
+            reasons.append("email")
+        if len(digits) >= 3 and _same_phone(phone_digits(client.phone), digits):
+            reasons.append("phone")
+        if reasons:
+            found.append(LikelyDuplicate(client, tuple(reasons)))
+        if len(found) == MAX_DUPLICATES:
+            break
+    return found
