@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.pdf import Logo, PdfRenderer
+from api.users.service import display_name_of
 from core import documents, settings_store
+from core.company import Company
 from core.db import Database
 from core.settings_store import BRANDING, COMMUNICATIONS
 from models.branding import BrandingSettings, logo_type
@@ -61,28 +63,14 @@ class RenderedHtml:
     title: str
 
 
-def _money(value: Decimal, symbol: str) -> str:
-    return f"{symbol}{value:,.2f}"
-
-
-def _day(value: datetime | date, zone: Any) -> str:
-    if isinstance(value, datetime):
-        value = value.astimezone(zone)
-    return value.strftime("%d %b %Y")
-
-
-def _moment(value: datetime, zone: Any) -> str:
-    return value.astimezone(zone).strftime("%d %b %Y, %H:%M")
-
-
-def _lines(lines: list[QuoteLine], symbol: str) -> list[dict[str, str]]:
+def _lines(lines: list[QuoteLine], company: Company) -> list[dict[str, str]]:
     return [
         {
             "description": line.description,
             "sku": line.sku or "",
             "quantity": quantity_text(line.quantity),
-            "unit_price": _money(line.unit_price, symbol),
-            "amount": _money(line.amount, symbol),
+            "unit_price": company.money(line.unit_price),
+            "amount": company.money(line.amount),
         }
         for line in lines
     ]
@@ -100,12 +88,16 @@ def document_html(
     *,
     has_logo: bool = False,
     at: datetime | None = None,
+    technician_name: str | None = None,
 ) -> RenderedHtml:
-    """The document's HTML and file name. Pure: everything it needs is passed in."""
+    """The document's HTML and file name. Pure: everything it needs is passed in (the
+    technician's display name too: the username stands in without one).
+
+    Times and dates are the company's, with the zone named; amounts carry its currency symbol
+    (models/display.py, through core/company.py's Company, as every page shows them)."""
     state = request.state
-    zone = comms.zone
-    now = at or datetime.now(zone)
-    symbol = branding.currency_symbol
+    company = Company.of(comms, branding)
+    now = at or datetime.now(company.zone)
     ref = job_reference(state)
     client = state.client
     contact = [client.email, client.phone]
@@ -121,17 +113,17 @@ def document_html(
         filename = f"quote-{ref}-v{quote.version}.pdf"
         facts = [
             ("Quote", reference),
-            ("Date", _day(quote.sent_at or state.stage_entered_at or now, zone)),
+            ("Date", company.day(quote.sent_at or state.stage_entered_at or now)),
         ]
         if quote.valid_until:
-            facts.append(("Valid until", _day(quote.valid_until, zone)))
+            facts.append(("Valid until", company.day(quote.valid_until)))
         body = {
             "quote": {
                 "notes": quote.notes,
-                "valid_until": _day(quote.valid_until, zone) if quote.valid_until else "",
+                "valid_until": company.day(quote.valid_until) if quote.valid_until else "",
             },
-            "lines": _lines(quote.lines, symbol),
-            "totals": [("Total", _money(quote.total, symbol))],
+            "lines": _lines(quote.lines, company),
+            "totals": [("Total", company.money(quote.total))],
         }
         client_label = "Prepared for"
     elif request.kind == "invoice":
@@ -141,25 +133,25 @@ def document_html(
         title = "Invoice"
         reference = f"INV-{ref}"
         filename = f"invoice-{ref}.pdf"
-        facts = [("Invoice", reference), ("Date", _day(invoice.sent_at, zone)), ("Job", ref)]
+        facts = [("Invoice", reference), ("Date", company.day(invoice.sent_at)), ("Job", ref)]
         if invoice.po_number:
             facts.append(("PO number", invoice.po_number))
         paid = state.paid_total
         due = max(invoice.total - paid, Decimal("0"))
-        totals = [("Total", _money(invoice.total, symbol))]
+        totals = [("Total", company.money(invoice.total))]
         if paid:
             totals = [
-                ("Subtotal", _money(invoice.total, symbol)),
-                ("Paid", f"−{_money(paid, symbol)}"),
-                ("Amount due", _money(due, symbol)),
+                ("Subtotal", company.money(invoice.total)),
+                ("Paid", f"−{company.money(paid)}"),
+                ("Amount due", company.money(due)),
             ]
         body = {
             "invoice": {
                 "po_number": invoice.po_number or "",
-                "amount_due": _money(due, symbol),
+                "amount_due": company.money(due),
                 "paid_in_full": due == 0,
             },
-            "lines": _lines(invoice.lines, symbol),
+            "lines": _lines(invoice.lines, company),
             "totals": totals,
         }
         contact = [invoice.billing_email or client.billing_email or client.email, client.phone]
@@ -171,10 +163,10 @@ def document_html(
         title = "Work receipt"
         reference = f"WR-{ref}"
         filename = f"work-receipt-{ref}.pdf"
-        technician = technician_of(state)
+        technician = technician_name or technician_of(state)
         facts = [
             ("Receipt", reference),
-            ("Completed", _moment(completion.completed_at, zone)),
+            ("Completed", company.when(completion.completed_at)),
             ("Technician", technician),
         ]
         body = {
@@ -192,10 +184,9 @@ def document_html(
         client_label = "Customer"
         footer_note = "Thank you for your business."
 
-    company_name = branding.company_name or comms.company_name
     context = {
         "brand": {
-            "company_name": company_name,
+            "company_name": company.name,
             "address": branding.address,
             "contact_line": " · ".join(
                 part for part in (branding.phone, branding.email, branding.website) if part
@@ -267,20 +258,24 @@ class DocumentActivities:
 
         async def read(
             session: AsyncSession,
-        ) -> str | tuple[BrandingSettings, CommunicationSettings, Logo | None]:
+        ) -> str | tuple[BrandingSettings, CommunicationSettings, Logo | None, str]:
             existing = await documents.id_for_key(session, key)
             if existing is not None:
                 return existing
             branding = await settings_store.load(session, BRANDING, BrandingSettings)
             comms = await settings_store.load(session, COMMUNICATIONS, CommunicationSettings)
-            return branding, comms, await load_logo(session, branding)
+            # Customers read the technician's display name, not their username.
+            technician = await display_name_of(session, technician_of(request.state))
+            return branding, comms, await load_logo(session, branding), technician
 
         found = await self.db.run(read, write=False)
         if isinstance(found, str):
             return found
-        branding, comms, logo = found
+        branding, comms, logo, technician = found
         try:
-            rendered = document_html(request, branding, comms, has_logo=logo is not None)
+            rendered = document_html(
+                request, branding, comms, has_logo=logo is not None, technician_name=technician
+            )
         except NotRenderable as nothing:
             raise ApplicationError(
                 str(nothing), type="document_not_renderable", non_retryable=True

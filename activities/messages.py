@@ -46,11 +46,14 @@ from activities.delivery.base import (
     TransientFailure,
     UncertainFailure,
 )
+from api.users.service import display_name_of
 from core import documents, portal, settings_store
+from core.company import Company
 from core.config import Settings
 from core.db import Database
 from core.projection_store import insert
-from core.settings_store import COMMUNICATIONS
+from core.settings_store import BRANDING, COMMUNICATIONS
+from models.branding import BrandingSettings
 from models.communications import (
     CommunicationSettings,
     customer_recipients,
@@ -162,12 +165,18 @@ class MessageActivities:
 
         async def queue(session: AsyncSession) -> list[int]:
             comms = await settings_store.load(session, COMMUNICATIONS, CommunicationSettings)
+            branding = await settings_store.load(session, BRANDING, BrandingSettings)
+            company = Company.of(comms, branding)
             link = await portal.link_for_job(session, self.settings.secret_key, slug)
+            technician = state.schedule.technician if state.schedule else None
             text = render(
                 comms.template(note.purpose),
                 message_context(
                     state,
                     comms,
+                    currency_symbol=company.currency_symbol,
+                    company_name=company.name,
+                    technician_name=await display_name_of(session, technician),
                     message=note.message,
                     at=datetime.now(UTC),
                     portal_link=link.url(self.settings.public_url) if link else "",

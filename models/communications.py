@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from models import display
+from models.branding import BrandingSettings
 from models.events import Email
 from models.lifecycle import JobState, Stage
 
@@ -49,11 +51,11 @@ MERGE_FIELDS: dict[str, str] = {
     "job_title": "the job's title",
     "job_number": "the job number (empty before approval)",
     "job_slug": "the job's reference in Jobline",
-    "quote_total": "the current quote's total",
+    "quote_total": "the current quote's total, with the currency symbol",
     "quote_version": "the current quote's version",
     "window_start": "the appointment window's start, in the company time zone",
     "window_end": "the appointment window's end, in the company time zone",
-    "window": "the appointment window, e.g. Tue 24 Nov, 14:00–17:00",
+    "window": "the appointment window, e.g. Tue 24 Nov, 14:00–17:00 EST",
     "technician": "the assigned technician's name",
     "parts_eta": "the expected date the parts arrive or the visit can be scheduled",
     "invoice_total": "the invoice total",
@@ -334,54 +336,58 @@ def sms_segments(text: str) -> tuple[int, Literal["GSM-7", "UCS-2"]]:
     return (1 if septets <= 160 else math.ceil(septets / 153)), "GSM-7"
 
 
-def _money(value: object) -> str:
-    return f"{value:,.2f}" if value is not None else ""
+# The branding settings' default, for callers with no branding at hand (tests, the settings check).
+_DEFAULT_SYMBOL: str = BrandingSettings.model_fields["currency_symbol"].default
 
 
 def message_context(
     state: JobState,
     settings: CommunicationSettings,
     *,
+    currency_symbol: str = _DEFAULT_SYMBOL,
+    company_name: str | None = None,
+    technician_name: str | None = None,
     message: str = "",
     at: datetime | None = None,
     portal_link: str = "",
 ) -> dict[str, str]:
-    """The merge fields' values for one job, times shown in the company's time zone."""
+    """The merge fields' values for one job: times in the company's time zone with the zone
+    named, amounts with the currency symbol (models/display.py, as every page shows them).
+
+    The caller passes what lives outside the communication settings: the branding's currency
+    symbol, the company's one name (core/company.py) and the technician's display name."""
     zone = settings.zone
     schedule = state.schedule
+
+    def money(amount: object) -> str:
+        return display.money(amount, currency_symbol)  # type: ignore[arg-type]
+
     context: dict[str, str] = {
         "client_name": state.client.name,
-        "company_name": settings.company_name,
+        "company_name": company_name or settings.company_name,
         "job_title": state.title,
         "job_number": str(state.number) if state.number is not None else "",
         "job_slug": state.slug,
-        "quote_total": _money(state.quote.total) if state.quote else "",
+        "quote_total": money(state.quote.total) if state.quote else "",
         "quote_version": str(state.quote.version) if state.quote else "",
-        "invoice_total": _money(state.invoice.total) if state.invoice else "",
-        "amount_due": _money(max(state.amount_due - state.paid_total, 0))
+        "invoice_total": money(state.invoice.total) if state.invoice else "",
+        "amount_due": money(max(state.amount_due - state.paid_total, 0))
         if state.amount_due is not None
         else "",
         "message": message,
         "portal_link": portal_link,
-        "technician": schedule.technician if schedule else "",
-        "parts_eta": (at or datetime.now(zone)).astimezone(zone).strftime("%a %d %b %Y"),
+        "technician": (technician_name or schedule.technician) if schedule else "",
+        "parts_eta": display.day(at or datetime.now(zone), zone),
         "overdue_parts": "\n".join(
             f"- {p.line.quantity} x {p.line.sku} ({p.line.description}) from {p.line.supplier}, "
-            f"PO {p.line.po_number}, expected {p.line.expected_delivery.isoformat()}"
+            f"PO {p.line.po_number}, expected {display.day(p.line.expected_delivery, zone)}"
             for p in state.outstanding_parts
         ),
     }
     if schedule:
-        start = schedule.window_start.astimezone(zone)
-        end = schedule.window_end.astimezone(zone)
-        context["window_start"] = start.strftime("%a %d %b %Y, %H:%M")
-        context["window_end"] = end.strftime("%a %d %b %Y, %H:%M")
-        same_day = start.date() == end.date()
-        context["window"] = (
-            f"{start:%a %d %b}, {start:%H:%M}–{end:%H:%M}"
-            if same_day
-            else f"{start:%a %d %b %H:%M} – {end:%a %d %b %H:%M}"
-        )
+        context["window_start"] = display.when(schedule.window_start, zone)
+        context["window_end"] = display.when(schedule.window_end, zone)
+        context["window"] = display.window(schedule.window_start, schedule.window_end, zone)
     return context
 
 

@@ -9,8 +9,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.errors import EventRefused, Invalid
 from api.jobs.schemas import EmailPreview, SendPreview, SendRequest
 from api.jobs.service import check_event, get_row
-from api.users.service import actor_of
+from api.users.service import actor_of, display_name_of
 from core import settings_store
+from core.company import load_company
 from core.settings_store import COMMUNICATIONS
 from models import events as ev
 from models import lifecycle
@@ -62,9 +63,17 @@ async def preview(session: AsyncSession, user: User, slug: str, body: SendReques
     if isinstance(decision, Refusal):
         raise EventRefused(decision)
     comms = await _settings(session)
-    text = render(
-        comms.template("customer_update"), message_context(state, comms, message=body.message)
+    company = await load_company(session)
+    technician = state.schedule.technician if state.schedule else None
+    context = message_context(
+        state,
+        comms,
+        currency_symbol=company.currency_symbol,
+        company_name=company.name,
+        technician_name=await display_name_of(session, technician),
+        message=body.message,
     )
+    text = render(comms.template("customer_update"), context)
     to, bcc = customer_recipients(
         state, comms, to_email=body.to_email, bcc_email=user.email if body.bcc_me else None
     )

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path as FilePath
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Path
 from fastapi.responses import HTMLResponse, Response
@@ -24,10 +23,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.deps import SessionDep, SettingsDep
 from api.documents.routes import content_disposition
-from core import documents, portal, settings_store
-from core.settings_store import BRANDING, COMMUNICATIONS
+from api.users.service import display_name_of
+from core import documents, portal
+from core.company import Company, load_company
 from models.branding import BrandingSettings, logo_type
-from models.communications import CommunicationSettings
 from models.portal import CompletionSnapshot
 
 router = APIRouter(tags=["portal"])
@@ -90,10 +89,6 @@ async def _open(session: AsyncSession, secret_key: str, token: str) -> OpenPorta
     )
 
 
-def _moment(value: datetime, zone: ZoneInfo) -> str:
-    return value.astimezone(zone).strftime("%d %b %Y, %H:%M %Z")
-
-
 async def _logo(session: AsyncSession, branding: BrandingSettings) -> str | None:
     """The branding logo as a data: URI (the page fetches nothing else), or None."""
     if branding.logo_document_id is None:
@@ -106,18 +101,16 @@ async def _logo(session: AsyncSession, branding: BrandingSettings) -> str | None
 
 
 def _page(
-    token: str,
-    opened: OpenPortal,
-    branding: BrandingSettings,
-    comms: CommunicationSettings,
-    logo: str | None,
+    token: str, opened: OpenPortal, company: Company, logo: str | None, technician: str
 ) -> str:
+    """The page; times in the company's zone with the zone named, the technician by the name
+    customers know them by."""
     snapshot = opened.snapshot
-    zone = comms.zone
+    branding = company.branding
     contact = [part for part in (branding.phone, branding.email, branding.website) if part]
     return _templates.get_template("portal.html").render(
         brand={
-            "company_name": branding.company_name or comms.company_name,
+            "company_name": company.name,
             "address": branding.address,
             "contact": contact,
             "primary_color": branding.primary_color,
@@ -128,15 +121,15 @@ def _page(
             "title": snapshot.title,
             "site_address": snapshot.site_address,
             "client_name": snapshot.client_name,
-            "technician": snapshot.technician,
-            "completed_at": _moment(snapshot.completed_at, zone),
+            "technician": technician,
+            "completed_at": company.when(snapshot.completed_at),
             "work_performed": snapshot.work_performed,
             "parts_used": snapshot.parts_used,
             "fields": snapshot.fields,
         },
         # Relative to /portal/, so the link works behind whatever public URL serves the page.
         receipt_href=f"{token}/receipt.pdf" if snapshot.receipt_document_id else None,
-        expires_at=_moment(opened.expires_at, zone),
+        expires_at=company.when(opened.expires_at),
     )
 
 
@@ -151,10 +144,13 @@ async def portal_page(session: SessionDep, settings: SettingsDep, token: TokenPa
     opened = await _open(session, settings.secret_key, token)
     if opened is None:
         return not_found()
-    branding = await settings_store.load(session, BRANDING, BrandingSettings)
-    comms = await settings_store.load(session, COMMUNICATIONS, CommunicationSettings)
-    logo = await _logo(session, branding)
-    return HTMLResponse(_page(token, opened, branding, comms, logo), headers=PAGE_HEADERS)
+    company = await load_company(session)
+    logo = await _logo(session, company.branding)
+    # The snapshot keeps the username (the webhook's receiver matches on it); people read the
+    # display name, as it is now.
+    technician = await display_name_of(session, opened.snapshot.technician)
+    page = _page(token, opened, company, logo, technician)
+    return HTMLResponse(page, headers=PAGE_HEADERS)
 
 
 @router.get(

@@ -30,6 +30,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.documents import DocumentActivities, default_renderer, document_html
 from activities.pdf import Logo, PdfRenderer, render_pdf_sync
+from api.users.service import create_user
 from core import documents, settings_store
 from core.db import Database
 from core.settings_store import BRANDING, COMMUNICATIONS
@@ -191,7 +192,7 @@ async def load(db: Database, document_id: str) -> Document:
 EXPECTED = {
     "quote": (
         "quote-1042-v2.pdf",
-        ["QUOTE", "1042-Q2", "PREPARED FOR", "Valid until", "20 Dec 2026", "Total $368.75"],
+        ["QUOTE", "1042-Q2", "PREPARED FOR", "Valid until Sun 20 Dec 2026", "Total $368.75"],
     ),
     "work_receipt": (
         "work-receipt-1042.pdf",
@@ -202,6 +203,7 @@ EXPECTED = {
             "Contactor 40A 24V coil",
             "Gate code 4411",
             "Filters replaced? Yes",
+            "Completed Fri 20 Nov 2026, 15:30 UTC",
             "Technician tess",
         ],
     ),
@@ -260,6 +262,59 @@ async def test_the_company_name_defaults_to_the_communication_settings(database:
         comms = await settings_store.load(session, COMMUNICATIONS, CommunicationSettings)
     html = document_html(RenderDocument(state=job(), kind="quote"), BrandingSettings(), comms)
     assert f'<div class="name">{comms.company_name}</div>' in html.html
+
+
+@contextlib.asynccontextmanager
+async def communications(db: Database, value: CommunicationSettings):
+    """Communication settings for one test; what was there before is put back after."""
+    async with db.session() as session:
+        before = await settings_store.load(session, COMMUNICATIONS, CommunicationSettings)
+        await settings_store.save(session, COMMUNICATIONS, value, "test")
+    try:
+        yield
+    finally:
+        async with db.session() as session:
+            await settings_store.save(session, COMMUNICATIONS, before, "test")
+
+
+@pytest.mark.parametrize(
+    ("completed_at", "local"),
+    [
+        # 15:30 UTC in November is 10:30 in New York (EST, UTC-5); in July, 11:30 (EDT, UTC-4).
+        (AT, "Completed Fri 20 Nov 2026, 10:30 EST"),
+        (datetime(2026, 7, 14, 15, 30, tzinfo=UTC), "Completed Tue 14 Jul 2026, 11:30 EDT"),
+    ],
+)
+async def test_times_are_the_companys_with_the_zone_named_and_people_by_display_name(
+    database: Database, completed_at: datetime, local: str
+) -> None:
+    """The work receipt in the company's zone, the zone named; the technician as customers know
+    them (their display name), the company's one name, and amounts with its currency symbol."""
+    technician = f"tech{uuid.uuid4().hex[:6]}"
+    async with database.session() as session:
+        await create_user(session, technician, "technician", display_name="Tess Turner")
+    state = job(
+        completion=job().completion.model_copy(  # type: ignore[union-attr]
+            update={"completed_at": completed_at, "completed_by": technician}
+        ),
+        schedule=Schedule(technician=technician, window_start=AT, window_end=AT),
+    )
+    new_york = CommunicationSettings(company_name="Acme (comms)", timezone="America/New_York")
+    activities = DocumentActivities(database)
+    euro = BRAND.model_copy(update={"currency_symbol": "€", "company_name": None})
+    async with communications(database, new_york), branding(database, euro):
+        receipt = await activities.render_document(RenderDocument(state=state, kind="work_receipt"))
+        invoice = await activities.render_document(RenderDocument(state=state, kind="invoice"))
+    text = flat(pdf_text((await load(database, receipt)).content))
+    assert local in text, text
+    assert "Technician Tess Turner" in text and technician not in text, text
+    # No company name in the branding: the communication settings' one, on every document.
+    assert "Acme (comms)" in text
+    billed = flat(pdf_text((await load(database, invoice)).content))
+    assert "Date Fri 20 Nov 2026" in billed, billed
+    for amount in ("Subtotal €368.75", "Paid −€100.00", "Amount due €268.75", "2.5 €89.50 €223.75"):
+        assert amount in billed, billed
+    assert "$" not in billed
 
 
 async def test_nothing_to_render_is_refused_for_good(database: Database) -> None:

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from api.users.service import create_user
 from tests.api.settings import api_error
 from tests.conftest import Stack
 from tests.fakes.providers import wait_until
@@ -883,10 +884,15 @@ def _quote_email(client: dict, company: str, to: str | None = None) -> dict[str,
         "subject": f"Your quote from {company}: {TITLE}",
         "body": (
             f"Hello {client['name']},\n\nThank you for calling {company}. Your quote for "
-            f'"{TITLE}" comes to 657.50. Reply to this email to approve it or to ask us '
+            f'"{TITLE}" comes to $657.50. Reply to this email to approve it or to ask us '
             f"anything.\n\n{company}"
         ),
     }
+
+
+def _day(moment: datetime) -> str:
+    """A date as messages show it: `Tue 3 Jun 2026` (the test stack's company is in UTC)."""
+    return f"{moment:%a} {moment.day} {moment:%b %Y}"
 
 
 def _brief(message: dict[str, Any]) -> dict[str, Any]:
@@ -938,7 +944,7 @@ async def test_quote_sent_with_sms_and_another_address(stack: Stack) -> None:
     assert _brief(sms) == {
         "channel": "sms",
         "to": "+1 555 0141",
-        "body": f"Acme Heating: your quote for {TITLE} is 657.50. Check your email for details.",
+        "body": f"Acme Heating: your quote for {TITLE} is $657.50. Check your email for details.",
     }
     assert {m["purpose"] for m in job["communications"]} == {"quote"}
     assert {m["created_by"] for m in job["communications"]} == {"sam"}
@@ -1041,45 +1047,78 @@ async def test_follow_up_follows_the_settings(stack: Stack) -> None:
 
 
 async def test_job_scheduled_tells_the_customer_in_the_company_time_zone(stack: Stack) -> None:
+    """The appointment email and SMS: the window in the company's zone with the zone named
+    (EDT in summer, EST in winter), and the technician by display name, not username."""
+    technician = f"tina{uuid.uuid4().hex[:6]}"
+    async with stack.db.session() as session:
+        await create_user(session, technician, "technician", display_name="Tina Tran")
     client, job = await _job(stack, phone="+1 555 0150")
     slug = job["slug"]
     await _drive(stack, slug, [("olga", "emergency_dispatch", {})])
-    async with _settings_changed(stack, timezone="America/Chicago", company_name="Acme Heating"):
-        # 15:00-18:00 UTC on a July Tuesday is 10:00-13:00 CDT.
+    async with _settings_changed(stack, timezone="America/New_York", company_name="Acme Heating"):
+        # 15:00-18:00 UTC on a July Tuesday is 11:00-14:00 EDT (UTC-4).
         summer = datetime(2030, 7, 16, 15, 0, tzinfo=UTC)
         job = await _drive(
-            stack, slug, [("olga", "job_scheduled", {"technician": "tess", **_window(summer)})]
+            stack, slug, [("olga", "job_scheduled", {"technician": technician, **_window(summer)})]
         )
-        window = "Tue 16 Jul, 10:00–13:00"
+        window = "Tue 16 Jul, 11:00–14:00 EDT"
         assert [_brief(m) for m in job["communications"]] == [
             {
                 "channel": "email",
                 "to": client["email"],
                 "subject": f"Your appointment: {window}",
                 "body": (
-                    f"Hello {client['name']},\n\ntess from Acme Heating will arrive {window} "
+                    f"Hello {client['name']},\n\nTina Tran from Acme Heating will arrive {window} "
                     f'for "{TITLE}".\n\nAcme Heating'
                 ),
             },
             {
                 "channel": "sms",
                 "to": "+1 555 0150",
-                "body": f"Acme Heating: tess will arrive {window} for {TITLE}.",
+                "body": f"Acme Heating: Tina Tran will arrive {window} for {TITLE}.",
             },
         ]
         assert {m["purpose"] for m in job["communications"]} == {"appointment"}
 
-        # Rescheduled overnight in January (CST, UTC-6): a new message with the new window.
+        # Rescheduled overnight in January (EST, UTC-5): a new message with the new window.
         winter = datetime(2030, 1, 16, 4, 0, tzinfo=UTC)
         job = await _drive(
             stack,
             slug,
-            [("olga", "job_scheduled", {"technician": "tess", **_window(winter, hours=4)})],
+            [("olga", "job_scheduled", {"technician": technician, **_window(winter, hours=4)})],
         )
         newest = job["communications"][2:]
         assert [m["purpose"] for m in newest] == ["appointment", "appointment"]
-        assert newest[0]["subject"] == "Your appointment: Tue 15 Jan 22:00 – Wed 16 Jan 02:00"
+        assert newest[0]["subject"] == (
+            "Your appointment: Tue 15 Jan 2030, 23:00 EST – Wed 16 Jan 2030, 03:00 EST"
+        )
+        assert newest[1]["body"].endswith(f"23:00 EST – Wed 16 Jan 2030, 03:00 EST for {TITLE}.")
     await _captured(stack, slug, 4)
+
+
+async def test_amounts_carry_the_configured_currency_symbol(stack: Stack) -> None:
+    """The branding's currency symbol in the quote's email and SMS (and so in every amount)."""
+    client, job = await _job(stack, phone="+1 555 0152")
+    slug = job["slug"]
+    branding = (await stack.get("ada", "/api/v1/settings/branding")).json()
+    put = await stack.http.put(
+        "/api/v1/settings/branding",
+        headers=stack.auth("ada"),
+        json={**branding, "currency_symbol": "€"},
+    )
+    assert put.status_code == 200, put.text
+    try:
+        await _drive(stack, slug, _to_quoting())
+        job = await _drive(stack, slug, [("olga", "quote_sent", {"sms": True})])
+    finally:
+        back = await stack.http.put(
+            "/api/v1/settings/branding", headers=stack.auth("ada"), json=branding
+        )
+        assert back.status_code == 200, back.text
+    email, sms = job["communications"]
+    assert "comes to €657.50. Reply" in email["body"], email["body"]
+    assert f"your quote for {TITLE} is €657.50." in sms["body"], sms["body"]
+    await _captured(stack, slug, 2)
 
 
 async def test_appointment_sms_only_when_sms_is_on(stack: Stack) -> None:
@@ -1153,13 +1192,13 @@ async def test_parts_delivered_in_full_sends_the_parts_eta(stack: Stack) -> None
             ),
         ],
     )
-    days_before = datetime.now(UTC).strftime("%a %d %b %Y")
+    days_before = _day(datetime.now(UTC))
     job = await _drive(stack, slug, [("olga", "parts_delivered", {"skus": ["FAN-1"]})])
     assert job["stage"] == "awaiting_parts"
     assert [m["purpose"] for m in job["communications"]] == ["quote"]  # not yet
 
     job = await _drive(stack, slug, [("olga", "parts_delivered", {"skus": ["CAP-2"]})])
-    days = {days_before, datetime.now(UTC).strftime("%a %d %b %Y")}
+    days = {days_before, _day(datetime.now(UTC))}
     assert job["stage"] == "ready_to_schedule"
     eta = [m for m in job["communications"] if m["purpose"] == "parts_eta"]
     assert len(eta) == 1  # the client has no phone: no SMS

@@ -22,10 +22,12 @@ from sqlalchemy import event
 from sqlmodel import select
 
 from api.portal.routes import NOT_FOUND_BODY
+from api.users.service import create_user
 from core import documents, portal, settings_store
 from core.config import Settings
 from core.portal import token_hash
 from core.settings_store import BRANDING, COMMUNICATIONS
+from models import display
 from models.branding import BrandingSettings
 from models.communications import CommunicationSettings
 from models.portal import CompletionSnapshot, ReceiptRow, UsedPart
@@ -164,7 +166,7 @@ async def test_the_page_shows_the_completed_job(stack: Stack) -> None:
     page = response.text
 
     company, comms = await _expected_company(stack)
-    completed = COMPLETED_AT.astimezone(comms.zone).strftime("%d %b %Y, %H:%M %Z")
+    completed = display.when(COMPLETED_AT, comms.zone)  # e.g. "Mon 23 Nov 2026, 14:05 UTC"
     for shown in (
         company,
         "No cooling, unit 4",
@@ -184,6 +186,34 @@ async def test_the_page_shows_the_completed_job(stack: Stack) -> None:
     # Relative to /portal/, so it works behind any public URL.
     assert f'href="{job.token}/receipt.pdf"' in page
     assert "Download your work receipt (PDF)" in page
+
+
+async def test_the_page_speaks_the_companys_time_and_the_technicians_name(stack: Stack) -> None:
+    """A company in New York: the completion time in EST with the zone named (and in EDT in
+    summer); the technician by display name, while the snapshot keeps the username."""
+    technician = f"tina{uuid4().hex[:6]}"
+    async with stack.db.session() as session:
+        await create_user(session, technician, "technician", display_name="Tina Tran")
+        before = await settings_store.load(session, COMMUNICATIONS, CommunicationSettings)
+        new_york = before.model_copy(update={"timezone": "America/New_York"})
+        await settings_store.save(session, COMMUNICATIONS, new_york, "test")
+    try:
+        winter = await completed_job(stack, technician=technician)
+        summer = await completed_job(
+            stack, technician=technician, completed_at=datetime(2026, 7, 14, 15, 30, tzinfo=UTC)
+        )
+        winter_page = (await stack.http.get(winter.page)).text
+        summer_page = (await stack.http.get(summer.page)).text
+    finally:
+        async with stack.db.session() as session:
+            await settings_store.save(session, COMMUNICATIONS, before, "test")
+    # 14:05 UTC on 23 November is 09:05 in New York (EST, UTC-5).
+    assert "<dt>Completed</dt><dd>Mon 23 Nov 2026, 09:05 EST</dd>" in winter_page, winter_page
+    assert "<dt>Completed</dt><dd>Tue 14 Jul 2026, 11:30 EDT</dd>" in summer_page, summer_page
+    assert re.search(r"works until \w{3} \d+ \w{3} \d{4}, \d\d:\d\d E[SD]T", winter_page)
+    for page in (winter_page, summer_page):
+        assert "<dt>Technician</dt><dd>Tina Tran</dd>" in page
+        assert technician not in page
 
 
 async def test_the_branding_logo_is_inlined_in_the_page(stack: Stack) -> None:

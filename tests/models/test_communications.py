@@ -238,23 +238,80 @@ def test_message_context_shows_times_in_the_company_zone() -> None:
         quote=Quote(version=2, lines=[], total=Decimal("1234.5")),
         contract_amount=Decimal("1234.50"),
         schedule=Schedule(
-            technician="Tess",
+            technician="tess",
             window_start=datetime(2030, 1, 14, 15, 0, tzinfo=UTC),
             window_end=datetime(2030, 1, 14, 18, 0, tzinfo=UTC),
         ),
     )
-    context = message_context(state, chicago, message="On our way")
-    assert context["window"] == "Mon 14 Jan, 09:00–12:00"
-    assert context["window_start"] == "Mon 14 Jan 2030, 09:00"
-    assert context["quote_total"] == "1,234.50" and context["quote_version"] == "2"
-    assert context["amount_due"] == "1,234.50"
-    assert context["job_number"] == "1042" and context["technician"] == "Tess"
+    context = message_context(
+        state,
+        chicago,
+        technician_name="Tess Turner",
+        message="On our way",
+        at=datetime(2030, 1, 10, 3, 0, tzinfo=UTC),  # still the 9th in Chicago
+    )
+    # The zone named, as every page and document shows times (models/display.py).
+    assert context["window"] == "Mon 14 Jan, 09:00–12:00 CST"
+    assert context["window_start"] == "Mon 14 Jan 2030, 09:00 CST"
+    assert context["window_end"] == "Mon 14 Jan 2030, 12:00 CST"
+    assert context["parts_eta"] == "Wed 9 Jan 2030"
+    # Amounts with the currency symbol: the branding's default without one given.
+    assert context["quote_total"] == "$1,234.50" and context["quote_version"] == "2"
+    assert context["amount_due"] == "$1,234.50"
+    assert context["job_number"] == "1042" and context["technician"] == "Tess Turner"
     assert context["company_name"] == "Acme HVAC" and context["message"] == "On our way"
     assert set(context) <= set(MERGE_FIELDS)
     # Every default template renders from it.
     for purpose in PURPOSES:
         rendered = render(chicago.template(purpose), context)
         assert rendered.subject and rendered.body
+
+
+def test_message_context_in_summer_time_with_another_currency_and_company_name() -> None:
+    new_york = CommunicationSettings(company_name="Jobline", timezone="America/New_York")
+    state = _job(
+        quote=Quote(version=1, lines=[], total=Decimal("1234.5")),
+        schedule=Schedule(
+            technician="tess",
+            window_start=datetime(2030, 7, 16, 13, 0, tzinfo=UTC),
+            window_end=datetime(2030, 7, 17, 1, 30, tzinfo=UTC),  # 21:30 the same day in New York
+        ),
+    )
+    context = message_context(
+        state, new_york, currency_symbol="€", company_name="Acme Heating & Air"
+    )
+    assert context["window"] == "Tue 16 Jul, 09:00–21:30 EDT"
+    assert context["quote_total"] == "€1,234.50"
+    assert context["company_name"] == "Acme Heating & Air"
+    # Without a display name, the username stands in.
+    assert context["technician"] == "tess"
+    quote = render(new_york.template("quote"), context)
+    assert "comes to €1,234.50. Reply" in quote.body
+    assert (
+        quote.sms == "Acme Heating & Air: your quote for No cooling is €1,234.50. "
+        "Check your email for details."
+    )
+
+
+def test_every_default_template_reads_well_with_the_symbol_and_the_zone() -> None:
+    """No template writes its own symbol ("$$1,234.50") or its own zone next to a merge field."""
+    settings = CommunicationSettings(timezone="America/New_York")
+    state = _job(
+        number=7,
+        quote=Quote(version=1, lines=[], total=Decimal("1234.5")),
+        contract_amount=Decimal("1234.50"),
+        schedule=Schedule(
+            technician="tess",
+            window_start=datetime(2030, 7, 16, 13, 0, tzinfo=UTC),
+            window_end=datetime(2030, 7, 16, 16, 0, tzinfo=UTC),
+        ),
+    )
+    context = message_context(state, settings, currency_symbol="$")
+    for purpose in PURPOSES:
+        rendered = render(settings.template(purpose), context)
+        for text in (rendered.subject, rendered.body, rendered.sms):
+            assert "$$" not in text and "EDT EDT" not in text and "EDT)" not in text, text
+    assert "09:00–12:00 EDT" in render(settings.template("appointment"), context).sms
 
 
 def test_message_context_before_approval() -> None:
