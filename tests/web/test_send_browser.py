@@ -122,7 +122,7 @@ async def test_send_with_its_preview(browser: Browser, base_url: str, stack: Sta
         await axe_clean(page, "the outbox")
         await rows.nth(1).get_by_role("link", name="An update on Boiler service, flat 2").click()
         await page.wait_for_url(re.compile(r"/outbox/\d+$"))
-        await expect(page.get_by_label("Message text")).to_contain_text(
+        await expect(page.get_by_role("region", name="Message text")).to_contain_text(
             "The engineer is running 20 minutes late."
         )
         await expect(page.get_by_text("olga@jobline.test", exact=True)).to_be_visible()
