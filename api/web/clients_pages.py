@@ -147,14 +147,27 @@ def client_form_values(client: Client) -> dict[str, str]:
     }
 
 
-def _changes(client: Client, values: dict[str, str]) -> dict[str, Any]:
-    """PATCH semantics: only the fields the person changed, so an edit never writes back what
-    someone else changed meanwhile in another field."""
-    current = _client_data(client_form_values(client))
+ORIGINAL = "was_"  # the edit form's hidden copy of each value as the page showed it
+
+
+def originals_of(form: FormData, client: Client) -> dict[str, str]:
+    """The values the edit form was rendered with (the stored ones, for a form without them)."""
+    stored = client_form_values(client)
     return {
-        name: value
-        for name, value in _client_data(values).items()
-        if _normal(value) != _normal(current.get(name))
+        name: text_of(form, ORIGINAL + name) if ORIGINAL + name in form else stored[name]
+        for name in CLIENT_FIELDS
+    }
+
+
+def changes_of(form: FormData, originals: dict[str, str]) -> dict[str, Any]:
+    """PATCH semantics: only the fields the person changed from what their page showed, so an
+    edit never writes back a field someone else changed meanwhile."""
+    typed = _client_data({name: text_of(form, name) for name in CLIENT_FIELDS})
+    shown = _client_data(originals)
+    return {
+        name: typed[name]
+        for name in CLIENT_FIELDS
+        if name in form and _normal(typed[name]) != _normal(shown[name])
     }
 
 
@@ -240,6 +253,7 @@ async def _client_page(
     client: Client,
     *,
     values: dict[str, str] | None = None,
+    originals: dict[str, str] | None = None,
     problems: Problems | None = None,
     status: int = 200,
 ) -> Response:
@@ -250,6 +264,8 @@ async def _client_page(
     may_edit = await may_change_clients(viewer.user)
     if values is None:
         values = client_form_values(client) if may_edit else {}
+    if originals is None:
+        originals = client_form_values(client) if may_edit else {}
     return render(
         request,
         "client.html",
@@ -261,6 +277,8 @@ async def _client_page(
         may_edit=may_edit,
         may_create_jobs=may_create_jobs(viewer.user),
         values=values,
+        originals=originals,
+        original_prefix=ORIGINAL,
         errors=(problems or Problems()).errors,
         tiers=TIERS,
         jobs=rows,
@@ -284,8 +302,9 @@ async def edit_client(
     await require_client_writer(viewer.user)
     client = await clients.read(session, viewer.user, _client_id(client_id))
     values = client_values(form)
+    originals = originals_of(form, client)
     problems = Problems()
-    changes = _changes(client, values)
+    changes = changes_of(form, originals)
     update: ClientUpdate | None = None
     try:
         update = ClientUpdate.model_validate(changes)
@@ -293,8 +312,9 @@ async def edit_client(
         explain(error, CLIENT_LABELS, problems)
     if problems or update is None:
         return await _client_page(
-            request, viewer, session, client, values=values, problems=problems, status=422
-        )
+            request, viewer, session, client, values=values, originals=originals,
+            problems=problems, status=422,
+        )  # fmt: skip
     if not changes:
         return see_other(f"/clients/{client.id}", flash="Nothing changed.")
     saved = await clients.update(session, client.id or 0, update)
