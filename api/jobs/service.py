@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from sqlalchemy import ColumnElement, Numeric, and_, case, cast, false, func, not_, or_
+from sqlalchemy import ColumnElement, Numeric, and_, case, cast, false, func, not_, or_, true
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -434,44 +434,62 @@ def _state_text(*path: str) -> ColumnElement[str]:
     return col(Job.state)[path].as_string()
 
 
+def _in_stage(stage: lifecycle.Stage, condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    """`condition`, looked at only for jobs in `stage`: the JSON inside the state is read for
+    those rows alone (a CASE keeps that order on both databases)."""
+    return case((Job.stage == stage.value, condition), else_=false())
+
+
 def _stale_quote() -> ColumnElement[bool]:
-    # models.reminders.is_stuck's second half: the quote still unanswered after every follow-up.
-    return and_(
-        Job.stage == lifecycle.Stage.quote_sent,
-        col(Job.state)[("reminders", "quote_stale")].as_boolean(),
-        _state_text("reminders", "follow_ups_for") == _state_text("quote", "sent_at"),
+    # models.reminders.is_stuck's second half: the quote still unanswered after every follow-up
+    # (a stale quote is always flagged stuck, so only stuck rows have their state read).
+    stale = func.coalesce(
+        and_(
+            col(Job.state)[("reminders", "quote_stale")].as_boolean(),
+            _state_text("reminders", "follow_ups_for") == _state_text("quote", "sent_at"),
+        ),
+        false(),
     )
+    return case((col(Job.stuck), _in_stage(lifecycle.Stage.quote_sent, stale)), else_=false())
 
 
 def attention_condition(kind: str) -> ColumnElement[bool]:
     """The jobs that need attention for this reason (a value of ATTENTION); never NULL."""
     match kind:
         case "stuck":  # held in a stage past its limit (flagged by the stuck reminder)
-            condition = and_(col(Job.stuck), not_(func.coalesce(_stale_quote(), false())))
+            return case((col(Job.stuck), not_(_stale_quote())), else_=false())
         case "stale_quote":
-            condition = _stale_quote()
+            return _stale_quote()
         case "parts_overdue":  # the parts-overdue reminder has fired for a line
-            condition = and_(
-                Job.stage == lifecycle.Stage.awaiting_parts,
-                _state_text("reminders", "parts_overdue_skus") != "[]",
-            )
+            overdue = _state_text("reminders", "parts_overdue_skus") != "[]"
+            return _in_stage(lifecycle.Stage.awaiting_parts, func.coalesce(overdue, false()))
         case "unassigned":  # a lead nobody owns cannot be qualified
-            condition = and_(Job.stage == lifecycle.Stage.lead, col(Job.owner).is_(None))
+            return _in_stage(lifecycle.Stage.lead, col(Job.owner).is_(None))
         case "unpaid":  # invoiced with nothing paid, or verified and still waiting for payment
-            condition = or_(
-                Job.stage == lifecycle.Stage.verified,
-                and_(Job.stage == lifecycle.Stage.invoiced, _state_text("payments") == "[]"),
+            nothing_paid = func.coalesce(_state_text("payments") == "[]", false())
+            return case(
+                (Job.stage == lifecycle.Stage.verified.value, true()),
+                (Job.stage == lifecycle.Stage.invoiced.value, nothing_paid),
+                else_=false(),
             )
         case _:
             raise Invalid(f"attention: one of {', '.join(ATTENTION)}")
-    return func.coalesce(condition, false())
+
+
+_QUOTED_STAGES = [
+    s.value for s in (lifecycle.Stage.quoting, lifecycle.Stage.quote_sent, lifecycle.Stage.saving)
+]
 
 
 def job_amount() -> ColumnElement[Decimal]:
     """What a job is worth on the board: the contract amount once approved, else the quote's
     total (none for a job without a quote)."""
     quoted = cast(_state_text("quote", "total"), Numeric(14, 2))
-    return func.coalesce(col(Job.contract_amount), quoted, type_=Numeric(14, 2))
+    return case(
+        (col(Job.contract_amount).is_not(None), col(Job.contract_amount)),
+        (col(Job.stage).in_(_QUOTED_STAGES), quoted),
+        else_=None,
+    )
 
 
 @dataclass
@@ -513,11 +531,20 @@ class FlaggedJob:
     attention: list[str]
 
 
-async def _flagged(session: AsyncSession, query: SelectOfScalar[Job]) -> list[FlaggedJob]:
+async def _flagged(
+    session: AsyncSession, page: SelectOfScalar[Job], order: tuple[Any, ...]
+) -> list[FlaggedJob]:
+    """The jobs of `page` (ordered and limited), with their worth and attention flags: the page
+    is chosen from narrow columns first, then only its rows are read whole."""
+    slugs = page.with_only_columns(col(Job.slug)).subquery()
     labelled = [attention_condition(kind).label(kind) for kind in ATTENTION]
-    rows = await session.execute(query.add_columns(job_amount().label("amount"), *labelled))
+    query = (
+        select(Job, job_amount().label("amount"), *labelled)
+        .where(col(Job.slug).in_(select(slugs.c.slug)))
+        .order_by(*order)
+    )
     found = []
-    for row, amount, *flags in rows.all():
+    for row, amount, *flags in (await session.execute(query)).all():
         kinds = [kind for kind, flag in zip(ATTENTION, flags, strict=True) if flag]
         amount = None if amount is None else Decimal(amount).quantize(Decimal("0.01"))
         found.append(FlaggedJob(row=row, amount=amount, attention=kinds))
@@ -529,30 +556,24 @@ async def board_column(
 ) -> list[FlaggedJob]:
     """The first `limit` cards of one milestone's column: jobs needing attention first, then
     the most recently changed."""
-    query = (
-        filtered(user, f)
-        .where(Job.milestone == milestone)
-        .order_by(col(Job.stuck).desc(), col(Job.updated_at).desc(), col(Job.slug))
-        .limit(limit)
+    order = (col(Job.stuck).desc(), col(Job.updated_at).desc(), col(Job.slug))
+    return await _flagged(
+        session,
+        filtered(user, f).where(Job.milestone == milestone).order_by(*order).limit(limit),
+        order,
     )
-    return await _flagged(session, query)
 
 
 async def board_list(
     session: AsyncSession, user: User, f: JobFilters, *, page: int, page_size: int
 ) -> list[FlaggedJob]:
     """One page of the board's list view, in the job list's order (its total: board_tally)."""
-    query = (
-        filtered(user, f)
-        .order_by(col(Job.updated_at).desc(), col(Job.slug))
-        .offset((page - 1) * page_size)
-        .limit(page_size)
-    )
-    return await _flagged(session, query)
+    order = (col(Job.updated_at).desc(), col(Job.slug))
+    query = filtered(user, f).order_by(*order).offset((page - 1) * page_size).limit(page_size)
+    return await _flagged(session, query, order)
 
 
 async def board_people(session: AsyncSession) -> list[User]:
     """Everyone the board's owner and technician pickers offer (active staff)."""
     rows = await session.exec(select(User).where(col(User.active)).order_by(col(User.username)))
     return list(rows.all())
-

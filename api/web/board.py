@@ -182,6 +182,7 @@ class Badge:
 @dataclass
 class Card:
     slug: str
+    seq: int  # the job's event count: any change to the job changes the board's stamp
     label: str  # "#1042", or the slug before the job has a number
     title: str
     client: str
@@ -220,6 +221,7 @@ class CardMaker:
             person = f"Owner: {self.name(row.owner)}"
         return Card(
             slug=row.slug,
+            seq=row.seq,
             label=f"#{row.number}" if row.number is not None else row.slug,
             title=row.title,
             client=row.client_name,
@@ -368,13 +370,14 @@ async def board_context(request: Request, session: SessionDep, viewer: SignedIn)
                 )
             )
 
-    stage_counts = {s.value: tally[s.value].count if s.value in tally else 0 for s in Stage}
+    # Closed and canceled are counted only when asked for: no count rather than a wrong 0.
+    stage_counts = {s: t.count for s, t in tally.items()}
     now = datetime.now(UTC)
     stamp_source = repr(
         (
             sorted((s, t.count, t.amount) for s, t in tally.items()),
-            [[(c.slug, c.stage, c.badges and len(c.badges)) for c in col.cards] for col in columns],
-            [(c.slug, c.stage, c.updated) for c in rows],
+            [[(c.slug, c.seq, c.next_reminder) for c in col.cards] for col in columns],
+            [(c.slug, c.seq, c.next_reminder) for c in rows],
         )
     )
     staff = [p for p in people if p.role in (Role.sales, Role.office, Role.manager)]
