@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import errors
 from api.deps import signed_in
 from api.route_index import RouteIndex, ServedRoute
+from api.web.pages import PAGE_SCOPE_KEY
 
 # Answered before its body was read, a request leaves the rest of its body on the connection.
 # Most clients send all they declared before they read an answer, so the server drops the rest
@@ -170,5 +171,10 @@ class BodyGuard:
                 return await handler(request, exc)  # type: ignore[return-value]
         limit = served.max_body_size
         if length is not None and limit is not None and length > limit:
-            return errors.respond(errors.TooLarge.body_over(limit))
+            refused = errors.TooLarge.body_over(limit)
+            if served.is_page:  # a page's form (a logo too large): answered as a page
+                app = scope["app"]
+                scope[PAGE_SCOPE_KEY] = True
+                return app.state.render_page_error(Request(scope), refused)  # type: ignore[no-any-return]
+            return errors.respond(refused)
         return None

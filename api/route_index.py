@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
 from api.deps import current_user
+from api.web.pages import _mark_page as mark_page
 
 
 def _calls(dependant: Dependant) -> Iterator[Callable[..., Any] | None]:
@@ -48,6 +49,12 @@ class ServedRoute:
     def needs_user(self) -> bool:
         dependant = getattr(self.context, "dependant", None)
         return dependant is not None and current_user in set(_calls(dependant))
+
+    @cached_property
+    def is_page(self) -> bool:
+        """A page of the office app (api/web/pages.py): its refusals are answered as pages."""
+        dependant = getattr(self.context, "dependant", None)
+        return dependant is not None and mark_page in set(_calls(dependant))
 
     def matches(self, scope: Scope) -> bool:
         match, _ = self.context.matches(scope)
