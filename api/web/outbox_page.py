@@ -84,6 +84,7 @@ async def outbox_list(
     job: str = "",
     q: str = "",
     page: str = "1",
+    page_size: str = "",
 ) -> Response:
     _check_reader(viewer)
     # A filter the form never offers is no filter (a hand-typed URL gets the whole list).
@@ -94,6 +95,8 @@ async def outbox_list(
     job_slug = job if _SLUG.match(job) else ""
     q = q.strip()[:200].replace("\x00", "")
     number = int(page) if page.isdigit() and 0 < int(page) <= 100_000 else 1
+    # As many to a page as the API allows (1-200); a link may ask for fewer or more.
+    size = int(page_size) if page_size.isdigit() and 0 < int(page_size) <= 200 else PAGE_SIZE
     rows, total = await outbox.search(
         session,
         job_slug=job_slug or None,
@@ -102,15 +105,16 @@ async def outbox_list(
         status=status or None,
         q=q or None,
         page=number,
-        page_size=PAGE_SIZE,
+        page_size=size,
     )
     filters = {"channel": channel, "purpose": purpose, "status": status, "job": job, "q": q}
     kept = {k: v for k, v in filters.items() if v}
+    sized = {"page_size": size} if size != PAGE_SIZE else {}
 
     def page_link(n: int) -> str:
-        return "/outbox?" + urlencode({**kept, "page": n})
+        return "/outbox?" + urlencode({**kept, **sized, "page": n})
 
-    last = max(1, -(-total // PAGE_SIZE))
+    last = max(1, -(-total // size))
     return render(
         request,
         "outbox.html",
@@ -118,8 +122,8 @@ async def outbox_list(
         rows=rows,
         total=total,
         page=number,
-        first_shown=(number - 1) * PAGE_SIZE + 1,
-        last_shown=(number - 1) * PAGE_SIZE + len(rows),
+        first_shown=(number - 1) * size + 1,
+        last_shown=(number - 1) * size + len(rows),
         previous_link=page_link(number - 1) if number > 1 else None,
         next_link=page_link(number + 1) if number < last else None,
         filters=filters,

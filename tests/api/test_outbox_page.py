@@ -95,6 +95,16 @@ async def test_the_filters_narrow_the_list(stack: Stack, web: Web) -> None:  # n
         # Times are the company's, with the zone named.
         assert re.search(r"\d\d:\d\d (UTC|[A-Z]{3,4})</td>", page.text)
 
+        # Pages: the filters and the page size carried in the links between them.
+        first = await browser.get("/outbox", params={"q": marker, "page_size": "2"})
+        assert _rows(first.text) == [str(elsewhere["id"]), str(sms["id"])]
+        assert "1–2 of 3 messages" in first.text
+        following = html.unescape(re.search(r'href="([^"]+)" rel="next"', first.text)[1])
+        assert "Previous page" not in first.text
+        second = await browser.get(following)
+        assert _rows(second.text) == [str(email["id"])] and "3–3 of 3" in second.text
+        assert 'rel="next"' not in second.text and 'rel="prev"' in second.text
+
 
 async def test_a_message_is_shown_whole_and_its_body_as_text(
     stack: Stack,

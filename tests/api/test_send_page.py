@@ -5,10 +5,15 @@ everything typed; the API's rules on who may send."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from http.cookies import SimpleCookie
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -214,3 +219,59 @@ async def test_the_apis_rules_on_who_may_send(stack: Stack, web: Web) -> None:  
         assert "Still there?" in late.text and "There is a problem" in late.text
         assert (await browser.get(f"/jobs/{other}/send")).status_code == 409
     assert await _outbox(stack, other) == []
+
+
+COMMUNICATIONS = "/api/v1/settings/communications"
+
+
+@contextlib.asynccontextmanager
+async def _communications(stack: Stack, **changes: Any) -> AsyncIterator[dict]:
+    """The communication settings with `changes`, restored afterwards (they are shared)."""
+    before = (await stack.get("ada", COMMUNICATIONS)).json()
+    changed = await stack.http.put(
+        COMMUNICATIONS, headers=stack.auth("ada"), json={**before, **changes}
+    )
+    assert changed.status_code == 200, changed.text
+    try:
+        yield before
+    finally:
+        restored = await stack.http.put(COMMUNICATIONS, headers=stack.auth("ada"), json=before)
+        assert restored.status_code == 200, restored.text
+
+
+async def test_quiet_hours_and_sms_turned_off_are_said_before_sending(
+    stack: Stack,
+    web: Web,  # noqa: F811
+) -> None:
+    slug = await _job(stack, email="pat@example.com", phone=PHONE)
+    zone = ZoneInfo((await stack.get("ada", COMMUNICATIONS)).json()["timezone"])
+    now = datetime.now(UTC).astimezone(zone)
+    quiet = {
+        "start": (now - timedelta(hours=1)).strftime("%H:%M"),
+        "end": (now + timedelta(hours=1)).strftime("%H:%M"),
+    }
+    async with (
+        _communications(stack, quiet_hours=quiet, sms_enabled=False),
+        web("olga") as browser,
+    ):
+        form = await browser.get(f"/jobs/{slug}/send")
+        page = html.unescape(form.text)
+        assert f"It is quiet hours now ({quiet['start']}–{quiet['end']}" in page
+        assert f"Quiet hours end {now + timedelta(hours=1):%a}" in page
+        assert "SMS is turned off in the communication settings" in page
+        # Ticking SMS anyway is refused at the field, as the API refuses it.
+        refused = await browser.post(
+            f"/jobs/{slug}/send",
+            data={
+                "csrf_token": hidden(form, "csrf_token"),
+                "idempotency_key": hidden(form, "idempotency_key"),
+                "to_email": "pat@example.com",
+                "sms": "yes",
+                "sms_phone": PHONE,
+                "message": "Late tonight, sorry.",
+                "action": "send",
+            },
+        )
+        assert refused.status_code == 422, refused.text
+        assert 'id="sms-error"' in refused.text and "SMS is turned off" in refused.text
+    assert await _outbox(stack, slug) == []

@@ -85,6 +85,7 @@ async def test_send_with_its_preview(browser: Browser, base_url: str, stack: Sta
         await page.get_by_role("button", name="Preview").click()
         preview = page.get_by_role("region", name="Preview: nothing has been sent yet")
         await expect(preview).to_be_visible()
+        await expect(preview).to_be_focused()  # static/send.js: where the change is
         email = preview.get_by_role("region", name="Email")
         await expect(email).to_contain_text("robin@example.com")
         await expect(email).to_contain_text("olga@jobline.test")  # Bcc me
