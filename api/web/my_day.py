@@ -172,6 +172,7 @@ async def my_day(
         groups=groups,
         next_slug=visits[0].job.slug if visits and not done else None,
         previous=done,
+        has_upcoming=any(anchor == "upcoming" for _, anchor, _ in groups),
         here=HERE + ("?day=previous" if done else ""),
         zone=viewer.company.zone.key,
         today=viewer.company.day(today),

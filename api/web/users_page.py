@@ -17,7 +17,8 @@ from fastapi.responses import HTMLResponse, Response
 from api.deps import SessionDep, SettingsDep
 from api.errors import NotFound, NotPermitted
 from api.users import service as users
-from api.web.pages import FormRefused, SignedIn, Viewer, page_router, render, see_other
+from api.web.pages import FormRefused, SignedIn, Viewer, page_router, see_other
+from api.web.pages import render as render_page
 from api.web.sessions import (
     CSRF_FIELD,
     PRESIGNIN_COOKIE,
@@ -28,6 +29,7 @@ from api.web.sessions import (
     set_cookie,
     start_session,
 )
+from api.web.settings_pages import SECTIONS
 from models.lifecycle import USER_ROLES, Role
 from models.tables import User
 
@@ -40,6 +42,16 @@ ROLE_HINTS = {
     "sales": "leads and quotes",
     "technician": "their own jobs only, on the phone view",
 }
+
+
+def render(request: Request, name: str, viewer: SignedIn | None = None, **context: Any) -> Any:
+    """A page; the admin's pages with the settings' side list (Users current)."""
+    if viewer is not None:
+        context["sections"] = [
+            {"path": path, "name": title, "about": about, "current": path == "/settings/users"}
+            for path, title, about in SECTIONS
+        ]
+    return render_page(request, name, viewer, **context)
 
 
 def _sentence(error: Exception) -> str:
