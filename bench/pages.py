@@ -550,7 +550,7 @@ async def measure_backend(backend: str, args: argparse.Namespace) -> dict[str, A
 
                 async def bare_count() -> None:
                     async with db.session() as session:
-                        await session.execute(text("SELECT count(*) FROM jobs"))
+                        await session.scalar(text("SELECT count(*) FROM jobs"))
 
                 figures["baseline SQL count(*) jobs"] = await timed(args.requests, bare_count)
     return figures
@@ -560,12 +560,10 @@ async def _a_job_in(db: Database, stage: str) -> str | None:
     from sqlalchemy import text
 
     async with db.session() as session:
-        found = await session.execute(
+        return await session.scalar(
             text("SELECT slug FROM jobs WHERE stage = :stage ORDER BY slug LIMIT 1"),
             {"stage": stage},
         )
-        row = found.first()
-    return row[0] if row else None
 
 
 def report(results: list[dict[str, Any]]) -> str:
