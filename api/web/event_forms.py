@@ -91,7 +91,6 @@ ACTIONS: dict[str, tuple[str, str]] = {
 # The main next step, first allowed one wins (UI.md: one primary action per stage).
 PRIMARY_ORDER = (
     "lead_qualified",
-    "owner_assigned",
     "quote_sent",
     "quote_approved",
     "approval_granted",

@@ -82,7 +82,7 @@ REMINDER_WORDS = {
     "appointment_reminder": "Appointment reminder to the customer",
     "parts_overdue": "Parts overdue check",
     "payment_reminder": "Payment reminder to the customer",
-    "stuck": "Stuck flag for this stage",
+    "stuck": "Stuck check (this stage's time limit)",
 }
 WAITING_WORDS = {
     "office": "the office",
@@ -164,6 +164,8 @@ def _offered(view: JobView) -> tuple[str | None, list[str], bool]:
     primary = next((t for t in forms.PRIMARY_ORDER if t in allowed), None)
     if view.stage == Stage.lead and view.owner is None and "owner_assigned" in allowed:
         primary = "owner_assigned"
+    if view.approval_pending and "approval_granted" in allowed:
+        primary = "approval_granted"  # the request waiting on this manager comes first
     others = [t for t in allowed if t != primary and t != "job_canceled"]
     return primary, others, "job_canceled" in allowed
 
@@ -541,9 +543,7 @@ async def send_event_form(
 
 
 def _refusal_words(message: str, allowed: list[str]) -> str:
-    return f"{message[:1].upper()}{message[1:]}. What this job takes from you now: " + (
-        _allowed_words(allowed) + "."
-    )
+    return f"Not done: {message}. What this job takes from you now: {_allowed_words(allowed)}."
 
 
 async def _refused(
