@@ -1,35 +1,68 @@
-"""Demo users, clients and jobs for `jobline dev`: a pipeline with something in every stage.
+"""Demo users, clients and jobs for `jobline dev`: a board with every state on day one.
 
-Jobs are created and moved through the public HTTP API, exactly as a person would, so the demo
-exercises the real path (workflows, projection, search attributes).
+Most jobs are created and moved through the public HTTP API, exactly as a person would, so the
+demo exercises the real path (workflows, projection, search attributes). Overdue parts come the
+same way: the part's expected delivery was two days ago, and the workflow's parts check fires at
+once.
+
+Two states only time makes: a job stuck in its stage (held longer than the stage's limit) and a
+stale quote (every follow-up sent, days apart, and no answer). Temporal's clock cannot be turned
+back, and the rules stamp each event with the workflow's time, so these two jobs are backdated
+(`backdate_demo_jobs`): their events are put through the same rules (models/lifecycle.py) at
+times days ago, the follow-ups that would have fallen due since are recorded by the reminder
+rules (models/reminders.py) at their due times, and the job workflow is started with that state,
+as a continued run is. The workflow then does the rest with the company's real settings: the
+stuck check and the stale flag are past due, so it raises them at once, writes the projection and
+the timeline, and the board shows them. Nothing here writes the projection, and no setting
+changes. Their timeline says which entries are backdated; the follow-ups recorded as sent in the
+past were never sent, so the outbox has no copy of them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from pydantic import TypeAdapter
 from sqlmodel import func, select
+from temporalio.client import Client as TemporalClient
+from temporalio.common import WorkflowIDReusePolicy
 
+from api.jobs.service import new_slug
 from api.users.service import (
     add_token,
     authenticate,
+    change_display_name,
     create_user,
     demo_token,
     find_user,
     set_password,
 )
+from core import settings_store
 from core.db import Database
+from core.settings_store import COMMUNICATIONS
+from core.temporal import workflow_id
+from models import events as ev
+from models import lifecycle, reminders
+from models.communications import CommunicationSettings
+from models.lifecycle import Accepted, Actor, ClientSnapshot, Role
+from models.messages import JobInput, TimelineRecord
 from models.tables import Job
+from models.timeline import describe
+from workflows.job import JobWorkflow
 
+# (username, role, display name): customers read the display name (the technician's in the
+# appointment email, on the work receipt and in the portal).
 DEMO_USERS = [
-    ("ada", "admin"),
-    ("mia", "manager"),
-    ("olga", "office"),
-    ("sam", "sales"),
-    ("tess", "technician"),
+    ("ada", "admin", "Ada Lindqvist"),
+    ("mia", "manager", "Mia Okafor"),
+    ("olga", "office", "Olga Brandt"),
+    ("sam", "sales", "Sam Whitaker"),
+    ("tess", "technician", "Tess Turner"),
 ]
+ROLES = {username: Role(role) for username, role, _ in DEMO_USERS}
 
 DEMO_CLIENTS = [
     {
@@ -73,12 +106,18 @@ async def ensure_demo_users(db: Database, secret_key: str) -> dict[str, tuple[st
     Each gets its demo password for the web pages when it has none (a changed one is kept)."""
     tokens: dict[str, tuple[str, str]] = {}
     async with db.session() as session:
-        for username, role in DEMO_USERS:
+        for username, role, display_name in DEMO_USERS:
             user = await find_user(session, username)
             if user is None:
                 user = await create_user(
-                    session, username, role, f"{username}@demo.jobline.example"
+                    session,
+                    username,
+                    role,
+                    f"{username}@demo.jobline.example",
+                    display_name=display_name,
                 )
+            elif not user.display_name:  # made before demo users had names: a name is kept
+                await change_display_name(session, user, display_name)
             token = demo_token(secret_key, username)
             if await authenticate(session, token) is None:
                 await add_token(session, user, token, label="demo")
@@ -129,6 +168,15 @@ def demo_events(kind: str, now: datetime | None = None) -> list[tuple[str, dict[
         "po_number": "PO-4411",
         "expected_delivery": (now + timedelta(days=4)).date().isoformat(),
     }
+    # Promised for two days ago and not delivered: the workflow's parts check is past due, so it
+    # alerts the office as soon as the order is in.
+    late_part = {
+        **part,
+        "sku": "FAN-18",
+        "description": "Condenser fan motor 1/3 hp",
+        "po_number": "PO-4398",
+        "expected_delivery": (now - timedelta(days=2)).date().isoformat(),
+    }
     checklist = {
         "type": "checklist_completed",
         "parts_verified": True,
@@ -172,12 +220,18 @@ def demo_events(kind: str, now: datetime | None = None) -> list[tuple[str, dict[
         "prospect": sold[:2],
         "quote_sent": sold[:4],
         "awaiting_parts": [*sold, ("olga", {"type": "parts_ordered", "parts": [part]})],
+        "parts_overdue": [*sold, ("olga", {"type": "parts_ordered", "parts": [late_part]})],
         "scheduled": [
             *sold,
             ("olga", {"type": "job_scheduled", "technician": "tess", **_window(2, now)}),
         ],
         "emergency_on_site": [("olga", {"type": "emergency_dispatch"}), *on_site],
         "completed": [*sold, *completed],
+        "invoiced": [
+            *sold,
+            *completed,
+            ("olga", {"type": "invoice_sent", "po_number": "MSD-2207"}),
+        ],
         "closed": [
             *sold,
             *completed,
@@ -193,33 +247,39 @@ def demo_events(kind: str, now: datetime | None = None) -> list[tuple[str, dict[
     return steps[kind]
 
 
+# (client, title, source, how far it goes): through the API, as people would.
 DEMO_JOBS = [
-    (1, "Water heater leaking", "incoming_call", "lead"),
+    (1, "Water heater leaking", "incoming_call", "lead"),  # no owner yet: unassigned
     (3, "Annual HVAC maintenance, 12 buildings", "outgoing_email", "prospect"),
     (1, "Roof drain replacement, building C", "incoming_email", "quote_sent"),
     (0, "Compressor failure, tower 2", "incoming_call", "awaiting_parts"),
+    (2, "Condenser fan failing, library", "incoming_call", "parts_overdue"),
     (2, "Boiler inspection, city hall", "incoming_email", "scheduled"),
     (3, "No heat, upstairs", "incoming_call", "emergency_on_site"),
-    (1, "Replace thermostat, operatory 3", "incoming_call", "completed"),
+    (1, "Replace thermostat, operatory 3", "incoming_call", "completed"),  # with its portal
+    (1, "Sterilizer room exhaust fan", "incoming_call", "invoiced"),  # awaiting payment
     (0, "Rooftop unit not cooling", "incoming_call", "closed"),
     (3, "Duct cleaning quote", "outgoing_call", "canceled"),
 ]
 
 
-def create_demo_data(base_url: str, tokens: dict[str, tuple[str, str]]) -> int:
+def create_demo_data(base_url: str, tokens: dict[str, tuple[str, str]]) -> list[dict[str, Any]]:
+    """The demo's clients and DEMO_JOBS, through the HTTP API; returns the clients as the API
+    answered (for `backdate_demo_jobs`)."""
+
     def auth(username: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {tokens[username][1]}"}
 
     with httpx.Client(base_url=base_url, timeout=30) as http:
-        client_ids = []
+        clients = []
         for body in DEMO_CLIENTS:
             response = http.post("/api/v1/clients", json=body, headers=auth("olga"))
             response.raise_for_status()
-            client_ids.append(response.json()["id"])
+            clients.append(response.json())
         for client_index, title, source, kind in DEMO_JOBS:
             creator = "sam" if kind in {"prospect", "quote_sent"} else "olga"
             body = {
-                "client_id": client_ids[client_index],
+                "client_id": clients[client_index]["id"],
                 "title": title,
                 "source": source,
                 "priority": "emergency" if kind.startswith("emergency") else "standard",
@@ -234,4 +294,166 @@ def create_demo_data(base_url: str, tokens: dict[str, tuple[str, str]]) -> int:
                 http.post(
                     f"/api/v1/jobs/{slug}/events", json=event, headers=auth(username)
                 ).raise_for_status()
-    return len(DEMO_JOBS)
+    return clients
+
+
+# --- backdated jobs: the states only time makes (see the module's docstring) -------------------
+
+_EVENT = TypeAdapter(ev.Event)
+JOBLINE = Actor(username="jobline", role=Role.system)
+BACKDATED_NOTE = " (backdated demo data)"
+FOLLOW_UP_NOTE = " (backdated demo data: not actually sent)"
+
+
+@dataclass(frozen=True)
+class BackdatedJob:
+    client: int  # index into DEMO_CLIENTS
+    title: str
+    # (username, event body, how long ago)
+    steps: list[tuple[str, dict[str, Any], timedelta]]
+
+
+def _ago(days: float, hours: float = 0) -> timedelta:
+    return timedelta(days=days, hours=hours)
+
+
+BACKDATED_JOBS = [
+    # Stuck: qualified five days ago and nobody has started a quote; a prospect may wait 72 h.
+    BackdatedJob(
+        3,
+        "Whole-house repipe estimate",
+        [
+            ("olga", {"type": "job_created", "source": "incoming_call"}, _ago(5, 3)),
+            ("olga", {"type": "owner_assigned", "owner": "sam"}, _ago(5, 2)),
+            ("sam", {"type": "lead_qualified"}, _ago(5)),
+        ],
+    ),
+    # Stale: the quote went out 13 days ago; its follow-ups fell due every 72 h since, and the
+    # last one has waited its interval too.
+    BackdatedJob(
+        0,
+        "Replace rooftop units, building A",
+        [
+            ("sam", {"type": "job_created", "source": "outgoing_email"}, _ago(15)),
+            ("sam", {"type": "lead_qualified"}, _ago(14, 6)),
+            (
+                "sam",
+                {
+                    "type": "quote_drafted",
+                    "lines": [
+                        {
+                            "description": "Rooftop unit 10-ton, supply and install",
+                            "quantity": "2",
+                            "unit_price": "18450.00",
+                            "sku": "RTU-10",
+                        },
+                        {"description": "Crane lift", "quantity": "1", "unit_price": "2400.00"},
+                    ],
+                },
+                _ago(13, 2),
+            ),
+            ("sam", {"type": "quote_sent"}, _ago(13)),
+        ],
+    ),
+]
+
+
+def backdated_input(
+    job: BackdatedJob,
+    slug: str,
+    client: ClientSnapshot,
+    settings: CommunicationSettings,
+    now: datetime,
+    public_url: str,
+) -> JobInput:
+    """The job as the rules leave it after its events at their past times, and after the quote
+    follow-ups that fell due since (each at its due time): the workflow's start input, as a
+    continued run gets it, with the timeline still to write."""
+    state = lifecycle.new_job(slug, client)
+    records: list[TimelineRecord] = []
+    for username, body, ago in job.steps:
+        at = now - ago
+        if body["type"] == "job_created":
+            body = {
+                **body,
+                "client_id": client.id,
+                "title": job.title,
+                "site_address": DEMO_CLIENTS[job.client]["address"],
+            }
+        event = _EVENT.validate_python(body)
+        actor = Actor(username=username, role=ROLES[username])
+        decision = lifecycle.apply(state, event, actor, at)
+        if not isinstance(decision, Accepted):
+            raise ValueError(f"demo job {job.title!r}: {event.type} refused: {decision.message}")
+        state = decision.state.model_copy(update={"seq": state.seq + 1})
+        records.append(
+            TimelineRecord(
+                seq=state.seq,
+                type=event.type,
+                actor=actor,
+                at=at,
+                summary=describe(event) + BACKDATED_NOTE,
+                payload=event.model_dump(mode="json"),
+            )
+        )
+    # The customer's follow-ups fell due while the quote waited. The stale flag and the stuck
+    # check are left to the workflow, which raises them itself once it runs.
+    while (dues := reminders.pending(state, settings)) and dues[0].at <= now:
+        due = dues[0]
+        if due.kind != "quote_follow_up":
+            break
+        state = reminders.fired(state, due, due.at, settings)
+        state = state.model_copy(update={"seq": state.seq + 1})
+        records.append(
+            TimelineRecord(
+                seq=state.seq,
+                type=due.kind,
+                actor=JOBLINE,
+                at=due.at,
+                summary=reminders.describe(due, state, settings) + FOLLOW_UP_NOTE,
+                payload={"due_at": due.at.isoformat(), "backdated": True},
+            )
+        )
+    return JobInput(
+        slug=slug,
+        client=client,
+        state=state,
+        unprojected=records,
+        job_url=f"{public_url}/api/v1/jobs/{slug}",
+    )
+
+
+def _snapshot(client: dict[str, Any]) -> ClientSnapshot:
+    return ClientSnapshot.model_validate(
+        {k: client.get(k) for k in ("id", "name", "tier", "email", "phone", "billing_email")}
+    )
+
+
+async def backdate_demo_jobs(
+    temporal: TemporalClient,
+    task_queue: str,
+    db: Database,
+    clients: list[dict[str, Any]],
+    public_url: str,
+    now: datetime | None = None,
+) -> list[str]:
+    """Starts the BACKDATED_JOBS' workflows (clients: as `create_demo_data` returned them);
+    returns their slugs. The workflows flag them stuck and stale themselves, moments later."""
+    async with db.session() as session:
+        settings = await settings_store.load(session, COMMUNICATIONS, CommunicationSettings)
+    now = now or datetime.now(UTC)
+    slugs = []
+    for job in BACKDATED_JOBS:
+        slug = new_slug()
+        client = _snapshot(clients[job.client])
+        await temporal.start_workflow(
+            JobWorkflow.run,
+            backdated_input(job, slug, client, settings, now, public_url),
+            id=workflow_id(slug),
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=f"{client.name}: {job.title}"[:200],
+            static_details=f"Job `{slug}` for client {client.id} ({client.name}), backdated demo",
+        )
+        slugs.append(slug)
+    return slugs

@@ -30,7 +30,15 @@ from typing import IO
 import httpx
 import psutil
 
-from cli.demo import create_demo_data, demo_password, ensure_demo_users, has_jobs
+from cli.demo import (
+    BACKDATED_JOBS,
+    DEMO_JOBS,
+    backdate_demo_jobs,
+    create_demo_data,
+    demo_password,
+    ensure_demo_users,
+    has_jobs,
+)
 from core.binaries import venv_binary
 from core.config import Settings
 from core.db import Database
@@ -292,6 +300,17 @@ class DevStack:
         finally:
             await db.dispose()
 
+    async def _backdate(self, settings: Settings, clients: list[dict]) -> None:
+        """The demo's stuck job and stale quote (cli/demo.py says how they are backdated)."""
+        db = Database(settings.resolved_database_url)
+        try:
+            temporal = await connect(settings)
+            await backdate_demo_jobs(
+                temporal, settings.task_queue, db, clients, settings.public_url.rstrip("/")
+            )
+        finally:
+            await db.dispose()
+
     def _stop(self) -> None:
         # API and worker first (they talk to Temporal), the server last.
         for name in ("api", "worker", "temporal"):
@@ -373,7 +392,10 @@ class DevStack:
             created = 0
             if self.demo and not had_jobs:
                 print("Creating demo clients and jobs ...", flush=True)
-                created = create_demo_data(f"http://127.0.0.1:{self.port}", tokens)
+                base = f"http://127.0.0.1:{self.port}"
+                clients = create_demo_data(base, tokens)
+                asyncio.run(self._backdate(settings, clients))
+                created = len(DEMO_JOBS) + len(BACKDATED_JOBS)
             print(self._banner(tokens, created), flush=True)
             while True:
                 self._supervise()

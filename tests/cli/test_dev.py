@@ -18,9 +18,11 @@ import psutil
 import pytest
 
 from api.users.service import authenticate
+from cli.demo import BACKDATED_JOBS, DEMO_JOBS
 from core.db import Database
 
 JOBLINE = [sys.executable, "-m", "cli.main"]
+DEMO_COUNT = len(DEMO_JOBS) + len(BACKDATED_JOBS)
 
 
 def _free_port() -> int:
@@ -99,7 +101,7 @@ def test_dev_starts_restarts_and_keeps_jobs(tmp_path: Path) -> None:
         if first.process.poll() is None and "Ctrl-C" not in first.output:
             first.process.kill()
     try:
-        assert "Demo data    9 jobs" in banner
+        assert f"Demo data    {DEMO_COUNT} jobs" in banner
         users = re.findall(r"^\s+\w+\s+(\w+)\s+(\S+)\s+(jl_demo_\w+)$", banner, re.M)
         tokens = {user: token for user, _, token in users}
         assert set(tokens) == {"ada", "mia", "olga", "sam", "tess"}
@@ -115,12 +117,20 @@ def test_dev_starts_restarts_and_keeps_jobs(tmp_path: Path) -> None:
                 data={"login": "olga", "password": password, "csrf_token": csrf.group(1)},
             )
             assert signed_in.status_code == 303, signed_in.text
-            assert "Signed in as <strong>olga</strong>" in browser.get("/jobs").text
+            assert "Signed in as <strong>Olga Brandt</strong>" in browser.get("/jobs").text
         office = {"Authorization": f"Bearer {tokens['olga']}"}
         jobs = httpx.get(f"{base}/api/v1/jobs", headers=office).json()
-        assert jobs["total"] == 9
+        assert jobs["total"] == DEMO_COUNT
         stages = {item["stage"] for item in jobs["items"]}
-        assert {"lead", "closed", "canceled", "awaiting_parts", "completed"} <= stages
+        assert {"lead", "closed", "canceled", "awaiting_parts", "completed", "invoiced"} <= stages
+        # The backdated stuck job and stale quote are flagged by their workflows moments later.
+        deadline = time.monotonic() + 60
+        while True:
+            stuck = httpx.get(f"{base}/api/v1/jobs", params={"stuck": True}, headers=office)
+            if stuck.json()["total"] >= len(BACKDATED_JOBS) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert {i["stage"] for i in stuck.json()["items"]} == {"prospect", "quote_sent"}
         assert httpx.get(f"{base}/healthz").json()["checks"]["temporal"] == "ok"
         assert httpx.get(f"http://127.0.0.1:{ports[2]}").status_code == 200  # Temporal Web UI
 
@@ -150,7 +160,7 @@ def test_dev_starts_restarts_and_keeps_jobs(tmp_path: Path) -> None:
         assert tokens["olga"] in banner  # the same demo tokens work again
         jobs = httpx.get(f"{base}/api/v1/jobs", params={"stage": "awaiting_parts"}, headers=office)
         waiting = jobs.json()["items"]
-        assert len(waiting) == 1
+        assert len(waiting) == 2  # one with its parts overdue
         slug = waiting[0]["slug"]
         sku = httpx.get(f"{base}/api/v1/jobs/{slug}", headers=office).json()["parts"][0]["line"][
             "sku"
@@ -162,7 +172,7 @@ def test_dev_starts_restarts_and_keeps_jobs(tmp_path: Path) -> None:
         )
         assert delivered.status_code == 200, delivered.text
         assert delivered.json()["stage"] == "ready_to_schedule"
-        assert httpx.get(f"{base}/api/v1/jobs", headers=office).json()["total"] == 9
+        assert httpx.get(f"{base}/api/v1/jobs", headers=office).json()["total"] == DEMO_COUNT
     finally:
         second.stop()
 
