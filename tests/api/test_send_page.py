@@ -117,6 +117,23 @@ async def test_send_queues_the_email_and_sms_once_even_when_sent_twice(
     assert email["bcc"] == ["olga@jobline.test"] and words in email["body"]
     assert all(m["created_by"] == "olga" for m in messages)
 
+    # Back, change the words, Send with the same form: nothing more goes, and the page says
+    # so with a new key, so that sending again sends the new words once.
+    async with web("olga") as browser:
+        form = await browser.get(f"/jobs/{slug}/send")
+        data.update(csrf_token=hidden(form, "csrf_token"), message="Changed my mind.", sms="")
+        edited = await browser.post(f"/jobs/{slug}/send", data=data)
+        assert edited.status_code == 409, edited.text
+        assert "already sent once, with different details" in html.unescape(edited.text)
+        assert "Changed my mind." in edited.text
+        assert len(await _outbox(stack, slug)) == 2
+        used = data["idempotency_key"]
+        data["idempotency_key"] = hidden(edited, "idempotency_key")
+        assert data["idempotency_key"] != used
+        again = await browser.post(f"/jobs/{slug}/send", data=data)
+        assert again.status_code == 303, again.text
+    assert len(await _outbox(stack, slug)) == 3
+
 
 async def test_email_only_without_bcc(stack: Stack, web: Web) -> None:  # noqa: F811
     slug = await _job(stack, email="pat@example.com", phone=PHONE)
