@@ -612,7 +612,9 @@ async def branding_save(request: Request, viewer: Viewer, session: SessionDep) -
             }
         )
     except ValidationError as error:
-        for field, message in _problems(error, lambda loc, _: str(loc[0])).items():
+        for field, message in _problems(
+            error, lambda loc, _: str(loc[0]) if loc else "logo"
+        ).items():
             problems.setdefault(field, message)
 
     upload = form.get("logo")

@@ -140,6 +140,29 @@ async def test_the_receipt_field_editor_adds_a_required_field_by_clicking(
     }
 
 
+async def test_a_logo_over_one_mib_is_refused_before_it_is_uploaded(
+    browser: Browser, base_url: str, stack: Stack, admin: str, kept: None
+) -> None:
+    before = (await stack.get("ada", "/api/v1/settings/branding")).json()
+    context = await _signed_in(browser, base_url, admin, DESKTOP)
+    try:
+        page = await context.new_page()
+        await page.goto(f"{base_url}/settings/branding")
+        big = b"\x89PNG\r\n\x1a\n" + b"\x00" * (1024 * 1024)
+        await page.get_by_label("Logo").set_input_files(
+            {"name": "logo.png", "mimeType": "image/png", "buffer": big}
+        )
+        await page.get_by_text("The logo is larger than 1 MiB").wait_for()
+        posted: list[str] = []
+        page.on("request", lambda r: posted.append(r.url) if r.method == "POST" else None)
+        await page.get_by_role("button", name="Save", exact=True).click()
+        assert await page.evaluate("document.activeElement.id") == "logo"
+        assert posted == []
+    finally:
+        await context.close()
+    assert (await stack.get("ada", "/api/v1/settings/branding")).json() == before
+
+
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 async def test_axe_finds_nothing_serious_on_the_settings_pages(
     browser: Browser, base_url: str, admin: str, viewport: dict[str, int]
