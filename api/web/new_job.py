@@ -62,7 +62,7 @@ JOB_LABELS = {
     "description": "Description",
     "source": "How the job came in",
     "priority": "Priority",
-    "site_address": "Site address",
+    "site_address": "Job site",
     "client_id": "Client",
 }
 REASON_WORDS = {"name": "name", "email": "email", "phone": "phone number"}
@@ -146,10 +146,24 @@ async def new_job_form(
     if chosen is not None:
         client = await clients.read(session, viewer.user, chosen)
     values = {"site_address": client.address} if client else {}
-    text = (q or "").replace("\x00", "").strip()[:200]
     return await _form(
-        request, viewer, session, key=_new_key(), client=client, values=values, q=text
+        request, viewer, session, key=_new_key(), client=client, values=values, q=_query(q)
     )
+
+
+@router.get(f"{PATH}/clients")
+async def client_search_results(
+    request: Request, viewer: Viewer, session: SessionDep, q: str | None = None
+) -> Response:
+    """The search's results alone, for the search-as-you-type script (static/clients.js)."""
+    _require_job_creator(viewer)
+    text = _query(q)
+    results, _ = await clients.search(session, viewer.user, text, None, 1, SEARCH_RESULTS)
+    return render(request, "new_job_results.html", viewer, q=text, results=results)
+
+
+def _query(text: str | None) -> str:
+    return (text or "").replace("\x00", "").strip()[:200]
 
 
 def _digest(what: str, payload: Any) -> str:
