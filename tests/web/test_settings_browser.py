@@ -184,6 +184,10 @@ async def test_axe_finds_nothing_serious_on_the_settings_pages(
         await page.get_by_label("Time zone").fill("Mars/Olympus_Mons")
         await page.get_by_role("button", name="Save", exact=True).click()
         await page.get_by_role("alert").get_by_text("Unknown time zone").wait_for()
+        # The summary is read first (focused), and links to the field.
+        assert await page.evaluate("document.activeElement.className") == "error-summary"
+        await page.get_by_role("alert").get_by_role("link", name="Unknown time zone").click()
+        assert await page.evaluate("document.activeElement.id") == "timezone"
         found["/settings/branding (error)"] = await _serious(axe, page)
         await page.goto(f"{base_url}/settings/communications")
         await page.get_by_role("button", name="Preview with a sample job").click()

@@ -1,8 +1,13 @@
 // Settings pages, made a little better with JavaScript (they work fully without it):
-// the colour picker and the colour's text field follow each other, and a logo over the size
-// limit is refused before it is uploaded, in words next to the field.
+// a refused form's summary is focused, the colour picker and the colour's text field follow
+// each other, and a logo over the size limit is refused before it is uploaded, in words next
+// to the field.
 (function () {
   "use strict";
+
+  // A refused form: the summary of its problems takes the focus, so it is read first.
+  var summary = document.querySelector(".error-summary");
+  if (summary) { summary.focus(); }
 
   var text = document.getElementById("primary_color");
   var picker = document.getElementById("primary_color_picker");
