@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, ViewportSize, expect
 
 from api.users.service import create_user, set_password
 from tests.conftest import Stack
@@ -24,7 +24,7 @@ from tests.web.conftest import PHONE, base_url, browser  # noqa: F401
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
 PASSWORD = "clients in the browser"
-DESKTOP = {"width": 1280, "height": 800}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 JOB_URL = re.compile(r".*/jobs/(?!new\b)[a-z0-9-]+$")
 
 
