@@ -388,14 +388,24 @@ def summary(samples: list[float]) -> dict[str, float]:
     }
 
 
-async def timed(requests: int, call: Callable[[], Awaitable[Any]]) -> dict[str, float]:
+async def timed(
+    requests: int, call: Callable[[], Awaitable[Any]], before: Callable[[], Any] | None = None
+) -> dict[str, float]:
+    """Wall time per call, and this process's CPU time per call (the app and, for SQLite, the
+    database: what the call costs, apart from waiting for a loaded machine's cores)."""
     await call()  # warm: templates compiled, connections open
-    samples = []
+    samples, cpu = [], []
     for _ in range(requests):
-        started = time.perf_counter()
+        if before is not None:
+            before()
+        started, started_cpu = time.perf_counter(), time.process_time()
         await call()
         samples.append((time.perf_counter() - started) * 1000)
-    return summary(samples)
+        cpu.append((time.process_time() - started_cpu) * 1000)
+    figures = summary(samples)
+    cpu_figures = summary(cpu)
+    figures["cpu_p50_ms"], figures["cpu_p95_ms"] = cpu_figures["p50_ms"], cpu_figures["p95_ms"]
+    return figures
 
 
 @contextlib.asynccontextmanager
@@ -486,6 +496,7 @@ async def measure_backend(backend: str, args: argparse.Namespace) -> dict[str, A
     from temporalio.contrib.pydantic import pydantic_data_converter
 
     from api.app import create_app
+    from api.jobs import service
     from api.users.service import add_token, find_user
     from core.config import Settings
 
@@ -509,6 +520,8 @@ async def measure_backend(backend: str, args: argparse.Namespace) -> dict[str, A
             slug = await _a_job_in(db, "scheduled") or slugs[len(slugs) // 2]
             pages = {
                 "board /jobs": "/jobs",
+                "board, tally not kept": "/jobs",
+                "board's refresh /jobs/board.fragment": "/jobs/board.fragment",
                 "list ?view=list&stage=quote_sent": "/jobs?view=list&stage=quote_sent",
                 "job page /jobs/{slug}": f"/jobs/{slug}",
                 "baseline JSON /api/v1/jobs?page_size=50": "/api/v1/jobs?page_size=50",
@@ -530,6 +543,8 @@ async def measure_backend(backend: str, args: argparse.Namespace) -> dict[str, A
                             )
                         await sign_in(client)
                         for name, path in pages.items():
+                            if "not kept" in name and where != "asgi":
+                                continue
                             headers = bearer if path.startswith("/api/") else {}
                             probe = await client.get(path, headers=headers)
                             if probe.status_code != 200:
@@ -546,7 +561,10 @@ async def measure_backend(backend: str, args: argparse.Namespace) -> dict[str, A
                                 answer = await client.get(path, headers=headers)
                                 assert answer.status_code == 200, answer.status_code
 
-                            figures[f"{where} {name}"] = await timed(args.requests, get)
+                            # "not kept": every GET computes the tally afresh, as the first one
+                            # after a change to any job does.
+                            forget = service._TALLIES.clear if "not kept" in name else None
+                            figures[f"{where} {name}"] = await timed(args.requests, get, forget)
 
                 async def bare_count() -> None:
                     async with db.session() as session:
@@ -569,7 +587,8 @@ async def _a_job_in(db: Database, stage: str) -> str | None:
 def report(results: list[dict[str, Any]]) -> str:
     lines = [
         f"Page timings: server time per GET, goal p95 < {GOAL_P95_MS:g} ms",
-        f"{'backend':<11} {'page':<52} {'n':>4} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}  goal",
+        f"{'backend':<11} {'page':<52} {'n':>4} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} "
+        f"{'cpu p50':>8} {'cpu p95':>8}  goal",
     ]
     for figures in results:
         lines.append(
@@ -586,7 +605,8 @@ def report(results: list[dict[str, Any]]) -> str:
                 goal = "met" if s["p95_ms"] < GOAL_P95_MS else "MISSED"
             lines.append(
                 f"{figures['backend']:<11} {name:<52} {s['n']:>4} {s['p50_ms']:>8} "
-                f"{s['p95_ms']:>8} {s['max_ms']:>8}  {goal}"
+                f"{s['p95_ms']:>8} {s['max_ms']:>8} "
+                f"{s['cpu_p50_ms']:>8} {s['cpu_p95_ms']:>8}  {goal}"
             )
     return "\n".join(lines)
 

@@ -11,6 +11,8 @@ import contextlib
 import dataclasses
 import logging
 import secrets
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -455,6 +457,12 @@ def _stale_quote() -> ColumnElement[bool]:
 
 def attention_condition(kind: str) -> ColumnElement[bool]:
     """The jobs that need attention for this reason (a value of ATTENTION); never NULL."""
+    if kind not in ATTENTION:
+        raise Invalid(f"attention: one of {', '.join(ATTENTION)}")
+    return _BOARD_EXPRESSIONS.attention[kind]
+
+
+def _attention_condition(kind: str) -> ColumnElement[bool]:
     match kind:
         case "stuck":  # held in a stage past its limit (flagged by the stuck reminder)
             return case((col(Job.stuck), not_(_stale_quote())), else_=false())
@@ -484,12 +492,36 @@ _QUOTED_STAGES = [
 def job_amount() -> ColumnElement[Decimal]:
     """What a job is worth on the board: the contract amount once approved, else the quote's
     total (none for a job without a quote)."""
+    return _BOARD_EXPRESSIONS.amount
+
+
+def _job_amount() -> ColumnElement[Decimal]:
     quoted = cast(_state_text("quote", "total"), Numeric(14, 2))
     return case(
         (col(Job.contract_amount).is_not(None), col(Job.contract_amount)),
         (col(Job.stage).in_(_QUOTED_STAGES), quoted),
         else_=None,
     )
+
+
+class _BoardExpressions:
+    """The board's SQL expressions, built once: they never change, and building them anew for
+    every query cost more than running the queries."""
+
+    def __init__(self) -> None:
+        self.attention = {kind: _attention_condition(kind) for kind in ATTENTION}
+        self.amount = _job_amount()
+        self.tally = (
+            func.sum(self.amount),
+            *(func.sum(case((self.attention[kind], 1), else_=0)) for kind in ATTENTION),
+        )
+        self.flags = (
+            self.amount.label("amount"),
+            *(self.attention[kind].label(kind) for kind in ATTENTION),
+        )
+
+
+_BOARD_EXPRESSIONS = _BoardExpressions()
 
 
 @dataclass
@@ -504,13 +536,23 @@ class StageTally:
 
 async def board_tally(session: AsyncSession, user: User, f: JobFilters) -> dict[str, StageTally]:
     """Per stage, one aggregate over the jobs matching every filter but the stage: the board's
-    column counts and totals, the stage picker's counts and the attention strip come from it."""
-    query: Any = select(
-        Job.stage,
-        func.count(),
-        func.sum(job_amount()),
-        *(func.sum(case((attention_condition(kind), 1), else_=0)) for kind in ATTENTION),
-    )
+    column counts and totals, the stage picker's counts and the attention strip come from it.
+
+    The aggregate reads money and flags inside each open job's state (JSON), which costs most
+    of the board's time; so it is kept per filters and visibility until the projection changes
+    (`projection_version`), and every board open and refresh between two changes costs two
+    index reads instead. A minute at most, whatever happens (a rewrite in place of a job's
+    last write, from a workflow task its server discarded, adds no timeline row)."""
+    version = await projection_version(session)
+    # One cache for every database this process reads (tests and benches use several).
+    where = str(session.bind.url) if session.bind is not None else ""
+    key = (where, user.username if user.role == Role.technician else "", f)
+    cached = _TALLIES.get(key)
+    now = time.monotonic()
+    if cached is not None and cached[0] == version and now - cached[1] < _TALLY_KEPT_S:
+        _TALLIES.move_to_end(key)
+        return cached[2]
+    query: Any = select(Job.stage, func.count(), *_BOARD_EXPRESSIONS.tally)
     query = _narrowed(visibility.jobs(query, user), f).group_by(Job.stage)
     tally: dict[str, StageTally] = {}
     for stage, count, amount, *flags in (await session.execute(query)).all():
@@ -519,7 +561,27 @@ async def board_tally(session: AsyncSession, user: User, f: JobFilters) -> dict[
             amount=Decimal(amount or 0).quantize(Decimal("0.01")),
             attention={kind: int(n or 0) for kind, n in zip(ATTENTION, flags, strict=True)},
         )
+    _TALLIES[key] = (version, now, tally)
+    while len(_TALLIES) > _TALLIES_KEPT:
+        _TALLIES.popitem(last=False)
     return tally
+
+
+async def projection_version(session: AsyncSession) -> tuple[int, int]:
+    """Changes whenever a job is added or takes an event or a reminder: the jobs' count and the
+    newest timeline row (every change of a job's state adds one). Both read from an index."""
+    jobs = await session.scalar(select(func.count()).select_from(Job)) or 0
+    newest = await session.scalar(select(func.max(JobEvent.id))) or 0
+    return int(jobs), int(newest)
+
+
+# The board's tallies by (database, technician or "" for staff, filters): (version, tally).
+_TALLIES: OrderedDict[
+    tuple[str, str, JobFilters], tuple[tuple[int, int], float, dict[str, StageTally]]
+]
+_TALLIES = OrderedDict()
+_TALLIES_KEPT = 256
+_TALLY_KEPT_S = 60.0
 
 
 @dataclass
@@ -537,9 +599,8 @@ async def _flagged(
     """The jobs of `page` (ordered and limited), with their worth and attention flags: the page
     is chosen from narrow columns first, then only its rows are read whole."""
     slugs = page.with_only_columns(col(Job.slug)).subquery()
-    labelled = [attention_condition(kind).label(kind) for kind in ATTENTION]
     query = (
-        select(Job, job_amount().label("amount"), *labelled)
+        select(Job, *_BOARD_EXPRESSIONS.flags)
         .where(col(Job.slug).in_(select(slugs.c.slug)))
         .order_by(*order)
     )

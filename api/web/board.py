@@ -40,7 +40,7 @@ COLUMNS = (
     Milestone.completed,
     Milestone.invoiced,
 )
-CARDS_PER_COLUMN = 25
+CARDS_PER_COLUMN = 15
 LIST_PAGE_SIZE = 50
 WAITING_ON = ("office", "owner", "customer", "manager", "supplier", "technician", "nobody")
 FILTER_NAMES = (
@@ -194,7 +194,6 @@ class Card:
     amount: str
     badges: list[Badge]
     next_reminder: str  # "Payment reminder to the customer, Tue 3 Jun 2026, 09:00 EDT"
-    updated: str
 
 
 class CardMaker:
@@ -233,7 +232,6 @@ class CardMaker:
             amount=self.company.money(job.amount) if job.amount is not None else "",
             badges=[self.badge(kind, state, job) for kind in job.attention],
             next_reminder=self.reminder(row.next_reminder_at, state),
-            updated=self.company.when(row.updated_at),
         )
 
     def reminder(self, at: datetime | None, state: JobState) -> str:
