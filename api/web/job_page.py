@@ -539,6 +539,8 @@ async def send_event_form(
     except RequestValidationError as invalid:
         words = "; ".join(str(e.get("msg", "")) for e in invalid.errors()) or "not valid"
         return again(422, [words])
+    if viewer.is_technician and event_type == "job_incomplete" and back == f"/jobs/{slug}":
+        back = "/my"  # handed back to the office: the job is no longer this technician's to see
     return see_other(back, flash=f"Done: {forms.ACTIONS[event_type][0]}.")
 
 

@@ -248,6 +248,21 @@ async def test_a_refusal_shows_on_the_form_with_everything_typed_kept(
     await _post(olga, slug, "owner_assigned", {"owner": "sam"})
     await _post(olga, slug, "lead_qualified")
 
+    # "Add more rows" without JavaScript: the form again with more rows, nothing sent.
+    page = await olga.get(f"/jobs/{slug}/events/quote_drafted")
+    assert 'name="lines-2-description"' in page.text
+    assert 'name="lines-3-description"' not in page.text
+    more = await olga.post(f"/jobs/{slug}/events/quote_drafted", data={
+        "csrf_token": _csrf(page), "idempotency_key": _key(page, "quote_drafted"),
+        "more_rows": "1", "extra_rows": "0", **_lines(("Fan", "1", "90", ""))})  # fmt: skip
+    assert more.status_code == 200
+    assert 'name="lines-5-description"' in more.text and 'value="Fan"' in more.text
+    assert (await _job(stack, slug))["quote"] is None
+    assert (
+        'name="lines-5-description"'
+        in (await olga.get(f"/jobs/{slug}/events/quote_drafted?rows=3")).text
+    )
+
     # Not valid (422): the form again, the error at its field and in the summary, input kept.
     answer = await _post(olga, slug, "quote_drafted", {
         **_lines(("Compressor & fan", "two", "1200", ""), ("Labour", "1", "80", "LAB")),
@@ -312,6 +327,9 @@ async def test_a_technician_gets_404_for_another_technicians_job(
     assert answer.status_code == 404
     assert [e for e in (await _job(stack, slug))["timeline"] if e["type"] == "note_added"] == []
     assert page.status_code == 200
+    # Nor its documents (an id of no document, or another job's, reads the same).
+    assert (await tom.get(f"/jobs/{slug}/documents/{'a' * 32}")).status_code == 404
+    assert (await tess.get(f"/jobs/{slug}/documents/{'a' * 32}")).status_code == 404
 
 
 async def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(
