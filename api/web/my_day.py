@@ -19,7 +19,9 @@ from api.clients import service as clients
 from api.deps import SessionDep
 from api.jobs.visits import technician_visits
 from api.web.pages import Viewer, page_router, render
+from core import settings_store
 from core.company import Company
+from models.communications import CommunicationSettings
 from models.lifecycle import JobState, Stage
 from models.tables import Job
 
@@ -65,13 +67,27 @@ STATUS = {
 }
 
 
-def _step(state: JobState) -> tuple[Step | None, str]:
+def _told(state: JobState, sms_enabled: bool) -> str:
+    """What "On my way" sends the customer (activities/messages.py: an email to the client's
+    address, and an SMS to their phone when SMS is on), in words."""
+    texts = sms_enabled and bool(state.client.phone)
+    emails = bool(state.client.email)
+    if texts and emails:
+        return "Texts and emails the customer that you are on the way."
+    if texts:
+        return "Texts the customer that you are on the way."
+    if emails:
+        return "Emails the customer that you are on the way (no text: SMS is off or no mobile)."
+    return "The customer has no mobile number or email on file: nothing is sent to them."
+
+
+def _step(state: JobState, sms_enabled: bool) -> tuple[Step | None, str]:
     if state.stage == Stage.scheduled:
         if state.checklist is None:
             return None, "The office has not finished the checklist for this visit yet."
         return Step(
             "On my way",
-            "Texts the customer that you are on the way.",
+            _told(state, sms_enabled),
             "tech_dispatched",
             post=True,
             fields={"notify_customer": "on"},
@@ -94,7 +110,7 @@ def _tel(number: str) -> str:
     return "".join(ch for ch in number if ch.isdigit() or ch == "+")
 
 
-async def _visit(session: SessionDep, company: Company, job: Job) -> Visit:
+async def _visit(session: SessionDep, company: Company, job: Job, sms_enabled: bool) -> Visit:
     state = JobState.model_validate(job.state)
     window, local_day = "", None
     if state.schedule is not None:
@@ -110,7 +126,7 @@ async def _visit(session: SessionDep, company: Company, job: Job) -> Visit:
     check_in = state.checklist.check_in_phone if state.checklist else ""
     if check_in and _tel(check_in) != _tel(state.client.phone or ""):
         phones.append(("Call the check-in number", check_in))
-    step, waiting = _step(state)
+    step, waiting = _step(state, sms_enabled)
     return Visit(
         job=job,
         state=state,
@@ -149,7 +165,8 @@ async def my_day(
         return render(request, "my_day_office.html", viewer)
     done = day == "previous"
     jobs = await technician_visits(session, viewer.user, done=done)
-    visits = [await _visit(session, viewer.company, job) for job in jobs]
+    comms = await settings_store.load(session, settings_store.COMMUNICATIONS, CommunicationSettings)
+    visits = [await _visit(session, viewer.company, job, comms.sms_enabled) for job in jobs]
     today = datetime.now(viewer.company.zone).date()
     groups: list[tuple[str, str, list[Visit]]] = []
     for visit in visits:

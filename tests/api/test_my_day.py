@@ -140,7 +140,10 @@ async def test_my_day_lists_only_my_visits_in_window_order(
     assert f'action="/jobs/{middle}/events/tech_checked_in"' in cards[1]
     assert ">Arrived</button>" in cards[1]
     assert f'action="/jobs/{later}/events/tech_dispatched"' in cards[2]
-    assert 'name="notify_customer" value="on"' in cards[2] and "Texts the customer" in cards[2]
+    assert (
+        'name="notify_customer" value="on"' in cards[2]
+        and "Texts and emails the customer" in cards[2]
+    )
     for card in cards:
         assert 'name="back" value="/my"' in card or "?back=/my" in card
         assert 'href="tel:+15550142"' in card
@@ -149,6 +152,24 @@ async def test_my_day_lists_only_my_visits_in_window_order(
     # No office controls.
     for office in ("job_scheduled", "invoice_sent", "job_canceled", "/send"):
         assert office not in html
+
+    # The one-tap "On my way", sent as the page's form is: back to /my with a banner, the job
+    # dispatched, and the customer told by text and email, naming the technician by display name.
+    form = re.search(r'<form method="post" action="([^"]+)">(.*?)</form>', cards[2], re.S)
+    assert form is not None
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form[2]))
+    assert set(fields) == {"csrf_token", "back", "idempotency_key", "notify_customer"}
+    tapped = await web.post(form[1], data=fields)
+    assert tapped.status_code == 303 and tapped.headers["location"] == "/my", tapped.text
+    again = await web.post(form[1], data=fields)  # a double tap sends once
+    assert again.status_code in (303, 409), again.text
+    job = (await stack.get(me, f"/api/v1/jobs/{later}")).json()
+    assert job["stage"] == "dispatched"
+    told = [(m["channel"], m["body"]) for m in job["communications"] if m["purpose"] == "on_my_way"]
+    assert sorted(channel for channel, _ in told) == ["email", "sms"], told
+    assert all("Tia Tech" in body and me not in body for _, body in told), told
+    after = await web.get("/my")
+    assert "Done" in after.text and f'action="/jobs/{later}/events/tech_checked_in"' in after.text
 
     # Previous: nothing done yet.
     previous = await web.get("/my?day=previous")

@@ -111,10 +111,14 @@ async def test_a_technician_at_phone_size_completes_a_job_with_required_receipt_
             )
             call = card.get_by_role("link", name=f"Call {client_name}")
             assert await call.get_attribute("href") == "tel:+15550177"
-            await card.get_by_text("Texts the customer").wait_for()
+            await card.get_by_text("Texts and emails the customer").wait_for()
             await _tap(page, base_url, card.get_by_role("button", name="On my way"))
             assert page.url == f"{base_url}/my"
             await page.get_by_role("status").get_by_text("Done").wait_for()
+
+            job = (await stack.get("tess", f"/api/v1/jobs/{slug}")).json()
+            told = {m["channel"] for m in job["communications"] if m["purpose"] == "on_my_way"}
+            assert (job["stage"], told) == ("dispatched", {"email", "sms"})
 
             card = await _card(page, client_name)
             await _tap(page, base_url, card.get_by_role("button", name="Arrived"))
