@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response
 from pydantic import ValidationError
+from starlette.datastructures import FormData
 
 from api import idempotency
 from api.admission import Admitted
@@ -80,7 +81,7 @@ def _new_key() -> str:
     return f"web-{secrets.token_urlsafe(24)}"
 
 
-def _job_values(form: Any) -> dict[str, str]:
+def _job_values(form: FormData) -> dict[str, str]:
     return {name: text_of(form, name) for name in JOB_FIELDS}
 
 
@@ -189,6 +190,36 @@ async def create_job(
 ) -> Response:
     form = await viewer.form(request)
     _require_job_creator(viewer)
+    try:
+        return await _create(request, viewer, session, db, temporal, settings, form)
+    except idempotency.KeyReused:
+        # This form (its key) already created a job with other details: say so, and offer a
+        # new form with what was typed, rather than the API's words about keys.
+        problems = Problems()
+        problems.add("", ALREADY_SENT)
+        values = client_values(form) | _job_values(form)
+        client = await _existing_client(session, viewer, text_of(form, "client_id"))
+        return await _form(
+            request, viewer, session, key=_new_key(), client=client, values=values,
+            problems=problems, status=409,
+        )  # fmt: skip
+
+
+ALREADY_SENT = (
+    "This form had already created a job with other details, so nothing was created this "
+    "time. To create another job with the details below, press Create job again."
+)
+
+
+async def _create(
+    request: Request,
+    viewer: SignedIn,
+    session: SessionDep,
+    db: DatabaseDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    form: FormData,
+) -> Response:
     typed_key = text_of(form, "idempotency_key")
     key = typed_key if _KEY.match(typed_key) else _new_key()
     values = client_values(form) | _job_values(form)
@@ -272,6 +303,8 @@ async def create_job(
             settings.api_event_timeout_s,
             settings.public_url.rstrip("/"),
         )
+    except idempotency.KeyReused:
+        raise
     except AppError as refused:
         # Refused, or Jobline too busy: the form again, nothing lost. The client (if this form
         # just created it) stays chosen, so sending again does not create another.

@@ -340,3 +340,48 @@ async def test_the_search_as_you_type_answers_the_results_alone(
     assert "No client matches" in nothing.text
     technician = await signed_in("technician")
     assert (await technician.get("/jobs/new/clients", params={"q": tag})).status_code == 403
+
+
+async def test_a_form_sent_again_with_other_details_creates_nothing_and_says_so(
+    stack: Stack, signed_in: SignIn
+) -> None:
+    client = await stack.new_client(name=f"{_tag()} Maple Row")
+    office = await signed_in("office")
+    page = await office.get("/jobs/new", params={"client_id": client["id"]})
+    form = _form(page, client_id=str(client["id"]), title="Gutter repair")
+    slug = _slug_of(await office.post("/jobs/new", data=form))
+    # Back in the browser's history, the title changed, the same form sent again.
+    again = await office.post("/jobs/new", data={**form, "title": "Gutter repair, rear"})
+    assert again.status_code == 409
+    assert "This form had already created a job with other details" in again.text
+    assert 'value="Gutter repair, rear"' in again.text
+    assert f'name="client_id" value="{client["id"]}"' in again.text
+    assert hidden(again, "idempotency_key") != form["idempotency_key"]
+    assert [j["slug"] for j in await _jobs_of(stack, client["id"])] == [slug]
+    # The fresh form it offers creates the second job.
+    other = _slug_of(
+        await office.post(
+            "/jobs/new",
+            data=_form(again, client_id=str(client["id"]), title="Gutter repair, rear"),
+        )
+    )
+    assert other != slug and len(await _jobs_of(stack, client["id"])) == 2
+
+
+async def test_a_client_unlike_any_other_is_created_without_a_warning(
+    stack: Stack, signed_in: SignIn
+) -> None:
+    tag = _tag()
+    await stack.new_client(
+        name=f"{tag} Alder Homes", email=f"{tag}@example.com", phone="+1 555 010 2000"
+    )
+    office = await signed_in("office")
+    page = await office.get("/jobs/new")
+    near_miss = {
+        "name": f"{tag} Alder Home",  # not the same name
+        "email": f"{tag}@example.org",  # nor the same email
+        "phone": "+1 555 010 2001",  # nor the same number
+        "title": "Roof leak",
+    }
+    _slug_of(await office.post("/jobs/new", data=_form(page, **near_miss)))
+    assert len(await _clients_named(stack, tag)) == 2
