@@ -152,17 +152,6 @@ async def new_job_form(
     )
 
 
-@router.get(f"{PATH}/clients")
-async def client_search_results(
-    request: Request, viewer: Viewer, session: SessionDep, q: str | None = None
-) -> Response:
-    """The search's results alone, for the search-as-you-type script (static/clients.js)."""
-    _require_job_creator(viewer)
-    text = _query(q)
-    results, _ = await clients.search(session, viewer.user, text, None, 1, SEARCH_RESULTS)
-    return render(request, "new_job_results.html", viewer, q=text, results=results)
-
-
 def _query(text: str | None) -> str:
     return (text or "").replace("\x00", "").strip()[:200]
 

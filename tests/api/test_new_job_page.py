@@ -324,24 +324,6 @@ async def test_not_signed_in_goes_to_sign_in(stack: Stack) -> None:
     assert answer.headers["location"] == "/signin?next=%2Fjobs%2Fnew"
 
 
-async def test_the_search_as_you_type_answers_the_results_alone(
-    stack: Stack, signed_in: SignIn
-) -> None:
-    tag = _tag()
-    wanted = await stack.new_client(name=f"{tag} Willow Lane", phone="+1 555 0177")
-    await stack.new_client(name=f"{tag} Oak Avenue")
-    office = await signed_in("office")
-    answer = await office.get("/jobs/new/clients", params={"q": f"{tag} willow"})
-    assert answer.status_code == 200
-    assert "<html" not in answer.text  # a fragment, for the script to put in place
-    assert f'name="use_client" value="{wanted["id"]}"' in answer.text
-    assert "Oak Avenue" not in answer.text
-    nothing = await office.get("/jobs/new/clients", params={"q": f"{tag} birch"})
-    assert "No client matches" in nothing.text
-    technician = await signed_in("technician")
-    assert (await technician.get("/jobs/new/clients", params={"q": tag})).status_code == 403
-
-
 async def test_a_form_sent_again_with_other_details_creates_nothing_and_says_so(
     stack: Stack, signed_in: SignIn
 ) -> None:

@@ -1,8 +1,9 @@
 // /jobs/new and /clients/{id}, made better when scripts run (both work fully without):
 // - after a refusal the error summary (or the likely-duplicate warning) takes the focus, so a
 //   keyboard or screen reader user lands on what needs doing;
-// - on /jobs/new the client search filters as you type: the same results the Search button
-//   gives, fetched from /jobs/new/clients and put in place of the old ones.
+// - on /jobs/new the client search filters as you type: the page the Search button would give
+//   is fetched, and its results put in place of the old ones (nothing else on the page changes,
+//   so what was typed stays).
 (function () {
   "use strict";
   var first = document.querySelector(".error-summary, .duplicate-warning");
@@ -26,17 +27,22 @@
     var q = box.value.trim();
     var ask = ++asked;
     if (q.length < 2) {
-      results.innerHTML = "";
+      results.replaceChildren();
       return;
     }
-    var url = box.getAttribute("data-client-search") + "?q=" + encodeURIComponent(q);
+    var url = box.form.getAttribute("action") + "?q=" + encodeURIComponent(q);
     fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
       .then(function (answer) {
         return answer.ok ? answer.text() : null;
       })
       .then(function (html) {
-        if (html !== null && ask === asked) {
-          results.innerHTML = html; // our own page's fragment, escaped by its template
+        if (html === null || ask !== asked) {
+          return;
+        }
+        var page = new DOMParser().parseFromString(html, "text/html");
+        var found = page.getElementById("client-results");
+        if (found) {
+          results.replaceChildren.apply(results, Array.from(found.childNodes));
         }
       })
       .catch(function () {
