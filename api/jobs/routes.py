@@ -111,6 +111,15 @@ async def list_jobs(
     client_id: Annotated[IdParam | None, Query()] = None,
     q: Annotated[str | None, Query(max_length=200), NoNul] = None,
     stuck: bool | None = None,
+    owner: Annotated[
+        str | None, Query(max_length=64, description="owner's username"), NoNul
+    ] = None,
+    technician: Annotated[
+        str | None, Query(max_length=64, description="assigned technician's username"), NoNul
+    ] = None,
+    waiting_on: Annotated[
+        str | None, Query(max_length=32, description="office, owner, customer, manager, ..."), NoNul
+    ] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JobPage:
@@ -120,6 +129,9 @@ async def list_jobs(
         client_id=client_id,
         q=q,
         stuck=stuck,
+        owner=owner,
+        technician=technician,
+        waiting_on=waiting_on,
     )
     rows, total = await service.search(session, user, filters, page=page, page_size=page_size)
     return JobPage(items=[list_item(r) for r in rows], total=total, page=page, page_size=page_size)

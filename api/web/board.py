@@ -125,7 +125,10 @@ def _client_id(text: str) -> int | None:
 
 def read_query(request: Request, viewer: SignedIn) -> BoardQuery:
     params = request.query_params
-    values = {name: (params.get(name) or "").strip()[:200] for name in FILTER_NAMES}
+    # A NUL can be stored nowhere (PostgreSQL refuses it in text): it cannot match, drop it.
+    values = {
+        name: (params.get(name) or "").replace("\x00", "").strip()[:200] for name in FILTER_NAMES
+    }
     problems: list[str] = []
 
     def one_of(name: str, allowed: set[str], what: str) -> str | None:

@@ -159,7 +159,17 @@ async def test_filters_narrow_the_board_and_the_list(stack: Stack, web) -> None:
         none = await client.get(f"/jobs?client={mine['id']}&technician=tess&stuck=yes")
         assert not cards(none.text) and "0 jobs" in none.text
 
-        # A value that is no filter is left out, and said so; the page still answers.
+        # The JSON list takes the same owner, technician and waiting-on filters.
+        api = await stack.get("olga", f"/api/v1/jobs?client_id={mine['id']}&owner=sam")
+        assert [j["slug"] for j in api.json()["items"]] == [owned["slug"]]
+        api = await stack.get("olga", f"/api/v1/jobs?client_id={mine['id']}&waiting_on=office")
+        assert [j["slug"] for j in api.json()["items"]] == [free["slug"]]
+        api = await stack.get("olga", f"/api/v1/jobs?client_id={mine['id']}&technician=tess")
+        assert api.json()["items"] == []
+
+        # A value that is no filter is left out, and said so; the page still answers (a NUL
+        # included, which PostgreSQL could not even compare).
+        assert (await client.get(f"/jobs?q=a%00b&owner=%00&client={mine['id']}")).status_code == 200
         odd = await client.get(f"/jobs?client={mine['id']}&stage=nonsense")
         assert odd.status_code == 200 and "Stage: there is no &#39;nonsense&#39;" in odd.text
         assert set(cards(odd.text)) == {owned["slug"], free["slug"]}
