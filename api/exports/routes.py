@@ -24,6 +24,7 @@ from api.exports import service, sheets
 from api.exports.sheets import Row, Sheet
 from api.jobs.service import JobFilters
 from api.text import NoNul
+from core.company import load_company
 from core.db import Database
 from models.bounds import IdParam
 from models.lifecycle import Milestone, Role, Stage
@@ -158,10 +159,11 @@ async def jobs_xlsx(
     session: SessionDep, db: DatabaseDep, user: Exporter, filters: Filters
 ) -> XlsxResponse:
     """The job tracking sheet as a workbook: date cells, money formats, frozen header, filter."""
-    zone = await service.company_zone(session)
+    company = await load_company(session)  # its zone and currency symbol
+    zone = company.zone
     await session.commit()
     rows = await _collect(_job_batches(db, service.jobs_query(user, filters), zone))
-    content = await asyncio.to_thread(sheets.workbook, sheets.JOBS, rows)
+    content = await asyncio.to_thread(sheets.workbook, sheets.JOBS, rows, company.currency_symbol)
     return XlsxResponse(content, headers=_headers(sheets.JOBS, service.today_in(zone), "xlsx"))
 
 
@@ -195,9 +197,10 @@ async def parts_xlsx(
     overdue: Overdue = None,
 ) -> XlsxResponse:
     """The logistics order tracking sheet as a workbook."""
-    zone = await service.company_zone(session)
+    company = await load_company(session)  # its zone and currency symbol
+    zone = company.zone
     await session.commit()
     query, today = service.parts_query(user, filters), service.today_in(zone)
     rows = await _collect(_part_batches(db, query, zone, today, outstanding, overdue))
-    content = await asyncio.to_thread(sheets.workbook, sheets.PARTS, rows)
+    content = await asyncio.to_thread(sheets.workbook, sheets.PARTS, rows, company.currency_symbol)
     return XlsxResponse(content, headers=_headers(sheets.PARTS, today, "xlsx"))

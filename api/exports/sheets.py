@@ -7,8 +7,10 @@ company's time zone, then written as CSV lines or as a workbook; nothing here to
 - The logistics order tracking sheet: one row per part line ordered, across jobs.
 
 Times are the company's wall-clock time (communication settings' `timezone`): ISO 8601 with the
-offset in CSV, date cells (no zone: Excel has none) in XLSX. Money is two decimals in CSV and a
-number cell with a money format in XLSX.
+offset in CSV; in XLSX date cells (Excel has no zones) whose format prints the zone's name
+("2026-06-03 09:00 EDT"). Money is two decimals in CSV (for sums and imports) and a number cell in
+XLSX whose format prints the company's currency symbol ("$1,234.50"): people read the workbook,
+and its cells stay numbers and dates to sort and add up.
 
 Spreadsheet safety (CSV/formula injection): a text cell that starts with `=`, `+`, `-`, `@`, a tab
 or a carriage return may be run as a formula by Excel, LibreOffice or Sheets. In CSV such a cell
@@ -34,6 +36,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
+from models import display
 from models.lifecycle import JobState, Stage
 from models.tables import Job
 
@@ -233,7 +236,16 @@ class CsvWriter:
 # --- XLSX ------------------------------------------------------------------------------------
 
 
-def _xlsx_cell(ws: object, value: Cell, kind: Kind) -> WriteOnlyCell:
+def _money_format(symbol: str) -> str:
+    """The money format with the currency symbol as literal text (quoted, so `$` or `€` or
+    `kr` never reads as a format code)."""
+    if not symbol:
+        return MONEY_FORMAT
+    quoted = '"' + symbol.replace('"', "") + '"'
+    return f"{quoted}{MONEY_FORMAT};-{quoted}{MONEY_FORMAT}"
+
+
+def _xlsx_cell(ws: object, value: Cell, kind: Kind, symbol: str = "") -> WriteOnlyCell:
     if kind == "text" and value is not None:
         text = ILLEGAL_CHARACTERS_RE.sub("", str(value))
         cell = WriteOnlyCell(ws, value=text)
@@ -243,13 +255,16 @@ def _xlsx_cell(ws: object, value: Cell, kind: Kind) -> WriteOnlyCell:
         return cell
     if kind == "flag":
         return WriteOnlyCell(ws, value=None if value is None else ("yes" if value else "no"))
+    zone = ""
     if kind == "datetime" and isinstance(value, datetime):
+        zone = display.zone_name(value) if value.tzinfo is not None else ""
         value = value.replace(tzinfo=None)  # already the company's wall-clock time
     cell = WriteOnlyCell(ws, value=value)
     if kind == "money":
-        cell.number_format = MONEY_FORMAT
+        cell.number_format = _money_format(symbol)
     elif kind == "datetime":
-        cell.number_format = DATETIME_FORMAT
+        # The zone at that moment (EST or EDT), as literal text after the time.
+        cell.number_format = f'{DATETIME_FORMAT} "{zone}"' if zone else DATETIME_FORMAT
     elif kind == "date":
         cell.number_format = DATE_FORMAT
     return cell
@@ -266,8 +281,9 @@ def _widths(sheet: Sheet, rows: Sequence[Row]) -> list[int]:
     return widths
 
 
-def workbook(sheet: Sheet, rows: Sequence[Row]) -> bytes:
-    """One worksheet: a bold header row, frozen, with an autofilter over the data and set widths.
+def workbook(sheet: Sheet, rows: Sequence[Row], currency_symbol: str = "") -> bytes:
+    """One worksheet: a bold header row, frozen, with an autofilter over the data and set widths;
+    amounts show `currency_symbol`.
 
     CPU-bound: call it off the event loop.
     """
@@ -288,7 +304,7 @@ def workbook(sheet: Sheet, rows: Sequence[Row]) -> bytes:
     ws.append(header)
     kinds = [c.kind for c in sheet.columns]
     for row in rows:
-        ws.append([_xlsx_cell(ws, v, k) for v, k in zip(row, kinds, strict=True)])
+        ws.append([_xlsx_cell(ws, v, k, currency_symbol) for v, k in zip(row, kinds, strict=True)])
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()

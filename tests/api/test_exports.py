@@ -29,6 +29,7 @@ from sqlmodel import col, select
 from api.exports import routes as export_routes
 from api.exports import service as exports
 from api.exports.sheets import csv_cell, guard
+from models import display
 from models.tables import User
 from tests.api.journeys import CHECKLIST, drive, window
 from tests.conftest import Stack
@@ -424,8 +425,12 @@ async def test_jobs_xlsx_has_typed_cells_frozen_header_and_filter(stack: Stack, 
     assert _values(sheet)[1:] == _as_xlsx(_job_truth(jobs, await _zone(stack)), KINDS_JOBS)
 
     parts_row = sheet[3]
-    assert parts_row[10].is_date and parts_row[10].number_format == "yyyy-mm-dd hh:mm"
-    assert parts_row[12].data_type == "n" and parts_row[12].number_format == "#,##0.00"
+    # Dates and numbers, printed with the zone's name and the currency symbol.
+    zone = display.zone_name(datetime.now(await _zone(stack)))  # the jobs are minutes old
+    assert parts_row[10].is_date
+    assert parts_row[10].number_format == f'yyyy-mm-dd hh:mm "{zone}"'
+    assert parts_row[12].data_type == "n"
+    assert parts_row[12].number_format == '"$"#,##0.00;-"$"#,##0.00'
     assert isinstance(parts_row[0].value, int) and isinstance(parts_row[4].value, int)
 
     # The formula title is a string cell with Excel's quote prefix, never a formula.
@@ -492,7 +497,7 @@ async def test_parts_xlsx_has_typed_cells(stack: Stack, jobs: Jobs) -> None:
     assert _values(sheet)[0] == PART_HEADER
     assert _values(sheet)[1:] == _as_xlsx(_part_truth(jobs, await _zone(stack)), KINDS_PARTS)
     assert sheet["J2"].is_date and sheet["J2"].number_format == "yyyy-mm-dd"
-    assert sheet["I2"].is_date and sheet["I2"].number_format == "yyyy-mm-dd hh:mm"
+    assert sheet["I2"].is_date and sheet["I2"].number_format.startswith('yyyy-mm-dd hh:mm "')
     for ref in ("E5", "G5", "H5"):
         assert sheet[ref].data_type == "s" and sheet[ref].quotePrefix, ref
 
@@ -556,6 +561,31 @@ async def test_times_are_the_companys_wall_clock(stack: Stack, jobs: Jobs) -> No
     assert f'filename="jobline-jobs-{today}.csv"' in response.headers["content-disposition"]
     ordered = datetime.fromisoformat(jobs.parts["parts"][1]["ordered_at"]).astimezone(chicago)
     assert sheet["I2"].value == ordered.replace(microsecond=0, tzinfo=None)
+    # The workbook names the zone: CST or CDT, whichever was in force at that moment.
+    assert sheet["I2"].number_format == f'yyyy-mm-dd hh:mm "{ordered:%Z}"'
+    assert ordered.strftime("%Z") in ("CST", "CDT")
+
+
+async def test_workbook_amounts_carry_the_configured_currency_symbol(
+    stack: Stack, jobs: Jobs
+) -> None:
+    branding = (await stack.get("ada", "/api/v1/settings/branding")).json()
+    euro = await stack.http.put(
+        "/api/v1/settings/branding",
+        headers=stack.auth("ada"),
+        json={**branding, "currency_symbol": "€"},
+    )
+    assert euro.status_code == 200, euro.text
+    try:
+        sheet = _sheet(await _download(stack, "jobs.xlsx", q=jobs.tag))
+    finally:
+        back = await stack.http.put(
+            "/api/v1/settings/branding", headers=stack.auth("ada"), json=branding
+        )
+        assert back.status_code == 200, back.text
+    quote_total = sheet.cell(row=3, column=13)
+    assert quote_total.data_type == "n" and isinstance(quote_total.value, int | float)
+    assert quote_total.number_format == '"€"#,##0.00;-"€"#,##0.00'
 
 
 @pytest.mark.parametrize("path", PATHS)
