@@ -13,7 +13,7 @@ queries: columns show their first cards and say how many more there are.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -54,6 +54,9 @@ FILTER_NAMES = (
     "attention",
     "q",
 )
+
+# The filters under "More filters" (Search and Stage are always shown).
+MORE_FILTERS = ("milestone", "owner", "technician", "client", "waiting_on", "stuck", "attention")
 
 # The attention strip's words: a tag (its class, one of jobline.css's few tag colours), and
 # what it means.
@@ -332,10 +335,15 @@ async def board_context(request: Request, session: SessionDep, viewer: SignedIn)
     matching = _matching(tally, f)
     total = sum(t.count for t in matching.values())
 
+    # The strip counts every reason among the jobs the other filters leave, so that one
+    # reason picked does not hide how many jobs the others have.
+    strip = matching
+    if f.attention:
+        strip = _matching(await service.board_tally(session, user, replace(f, attention=None)), f)
     attention = []
     for kind in ATTENTION:
         word, css, reason = ATTENTION_WORDS[kind]
-        count = sum(t.attention.get(kind, 0) for t in matching.values())
+        count = sum(t.attention.get(kind, 0) for t in strip.values())
         current = f.attention == kind
         url = q.url(attention=None if current else kind, view="list", page=None)
         attention.append(AttentionItem(kind, word, css, reason, count, url, current))
@@ -386,6 +394,7 @@ async def board_context(request: Request, session: SessionDep, viewer: SignedIn)
     return {
         "q": q,
         "total": total,
+        "more_in_use": sum(1 for name in MORE_FILTERS if q.values.get(name)),
         "attention": attention,
         "columns": columns,
         "rows": rows,

@@ -82,6 +82,7 @@ async def test_a_person_filters_the_board_with_the_form(
     try:
         page = await context.new_page()
         await _sign_in(page, base_url, office, "/jobs")
+        await page.locator("summary", has_text="More filters").click()
         await page.get_by_label("Client number").fill(f"C-{client['id']:05d}")
         async with page.expect_navigation():
             await page.get_by_role("button", name="Filter").click()
@@ -147,7 +148,15 @@ async def test_the_board_works_from_the_keyboard(
     try:
         page = await context.new_page()
         await _sign_in(page, base_url, office, "/jobs")
-        # Into the form by Tab, type a client number, send it with Enter.
+        # Into the form by Tab, open "More filters" with Enter, type a client number, send it
+        # with Enter.
+        for _ in range(30):
+            await page.keyboard.press("Tab")
+            if await page.evaluate("document.activeElement.tagName") == "SUMMARY":
+                break
+        else:
+            raise AssertionError("Tab never reached More filters")
+        await page.keyboard.press("Enter")
         for _ in range(30):
             await page.keyboard.press("Tab")
             if await page.evaluate("document.activeElement.id") == "f-client":
