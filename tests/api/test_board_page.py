@@ -262,6 +262,27 @@ async def test_badges_and_the_attention_strip_say_why(stack: Stack, web) -> None
             assert set(cards(listed.text)) == {job.slug}, kind
         stuck_only = await client.get(f"/jobs?client={client_row['id']}&stuck=yes&view=list")
         assert set(cards(stuck_only.text)) == {stuck.slug, stale.slug}
+        # With one reason picked, the strip still counts the others.
+        picked = await client.get(f"/jobs?client={client_row['id']}&attention=stuck")
+        assert attention(picked.text)["Unpaid"] == 1 and attention(picked.text)["Stuck"] == 1
+
+
+async def test_the_list_is_paginated(stack: Stack, web) -> None:  # type: ignore[no-untyped-def]
+    client_row = await stack.new_client()
+    states = await _seed(stack, client_row, [{"stage": Stage.lead} for _ in range(53)])
+    office = await _person(stack, "office")
+    async with web(office) as client:
+        first = await client.get(f"/jobs?client={client_row['id']}&view=list")
+        assert len(cards(first.text)) == 50 and "Page 1 of 2" in first.text
+        second_url = re.search(r'<a href="([^"]+)" rel="next">Next page</a>', first.text)
+        assert second_url, first.text
+        second = await client.get(html.unescape(second_url.group(1)))
+        assert len(cards(second.text)) == 3 and "Page 2 of 2" in second.text
+        assert set(cards(first.text)) | set(cards(second.text)) == {s.slug for s in states}
+        # The board shows the first cards of the column and says how many more there are.
+        board = await client.get(f"/jobs?client={client_row['id']}")
+        assert len(columns(board.text)["Lead"]["slugs"]) == 15
+        assert "and 38 more — see the list" in board.text
 
 
 async def test_a_technician_sees_only_their_own_jobs_and_no_office_controls(
