@@ -47,7 +47,7 @@ CLIENT_LABELS = {
 }
 # Optional contact fields: left empty, they are not set (or, on an edit, cleared).
 _CLEARED_WHEN_EMPTY = {"email", "phone", "billing_email"}
-_REQUIRED_MESSAGES = {"name": "Enter the client's name"}
+_REQUIRED_MESSAGES = {"name": "Enter the client's name", "title": "Enter a title for the job"}
 
 # The API's rule for who may change clients (api/deps.py), not a second copy of it.
 _client_writer_check = get_args(ClientWriter)[1].dependency
