@@ -177,7 +177,13 @@ OPTION_WORDS: dict[str, str] = {
 TEXTAREAS = frozenset({"text", "reason", "notes", "summary", "work_performed", "override_reason"})
 OWNER_ROLES = frozenset({"sales", "office", "manager"})
 TECHNICIAN_ROLES = frozenset({"technician"})
-BLANK_ROWS = 3  # blank line rows below any prefilled ones, without JavaScript
+# Blank rows below any typed or prefilled ones (more with "Add more rows", with or without JS).
+BLANK_ROWS = {"lines": 3, "parts": 2, "parts_used": 2}
+_ROW_COLUMNS = {
+    "lines": ("description", "quantity", "unit_price", "sku"),
+    "parts": ("sku", "description", "quantity", "supplier", "po_number", "expected_delivery"),
+    "parts_used": ("sku", "quantity"),
+}
 MAX_ROWS = 200
 
 
@@ -376,14 +382,10 @@ def _receipt_field(f: ReceiptField) -> Field:
 
 
 def _row_count(values: dict[str, Any], name: str, prefilled: int, extra: int) -> int:
-    typed = 0
-    prefix = f"{name}-"
-    for key in values:
-        if key.startswith(prefix):
-            index = key[len(prefix) :].split("-", 1)[0]
-            if index.isdigit():
-                typed = max(typed, int(index) + 1)
-    return min(MAX_ROWS, max(typed, prefilled) + BLANK_ROWS + max(0, extra))
+    """Rows enough for every row typed in (where it was typed) or prefilled, then a few blank."""
+    typed = max((i + 1 for i, _ in _rows(values, name, list(_ROW_COLUMNS[name]))), default=0)
+    blank = BLANK_ROWS.get(name, 2)
+    return min(MAX_ROWS, max(typed, prefilled) + blank + max(0, extra))
 
 
 def items_for(event_type: str, ctx: Context, values: dict[str, Any], extra: int) -> list[Any]:

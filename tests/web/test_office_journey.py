@@ -17,6 +17,7 @@ from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 
 from api.users.service import find_user, set_password
+from tests.api.journeys import QUOTE
 from tests.api.settings import closeout_settings
 from tests.conftest import Stack
 from tests.web.conftest import PHONE
@@ -239,8 +240,13 @@ async def test_axe_finds_nothing_serious_on_the_job_page_and_an_event_form(
     stack: Stack, browser: Browser, base_url: str, passwords: None,
     contexts: list[BrowserContext], viewport: dict[str, int],
 ) -> None:  # fmt: skip
-    job = await stack.new_job("sam", title="Rooftop unit noisy")
+    job = await stack.new_job("sam", title="Rooftop unit noisy", description="Rattles at night")
     slug = job["slug"]
+    # A job with something in every part of the page: a quote, a message, a document, a note.
+    steps = [("lead_qualified", {}), ("quote_drafted", QUOTE), ("quote_sent", {}),
+             ("note_added", {"text": "Gate code 4711"})]  # fmt: skip
+    for event_type, body in steps:
+        assert (await stack.event("sam", slug, event_type, **body)).status_code == 200
     olga = await _signed_in(browser, contexts, base_url, "olga", viewport)
     requested: list[str] = []
     olga.on("request", lambda request: requested.append(request.url))
@@ -252,8 +258,10 @@ async def test_axe_finds_nothing_serious_on_the_job_page_and_an_event_form(
     found["job page fits"] = await _fits(olga)
     await olga.goto(f"{base_url}/jobs/{slug}/events/quote_drafted")
     found["event form"] = await _serious(olga)
-    await _click(_form(olga, "quote_drafted"), "Draft quote")  # nothing typed: refused
-    await expect(olga.get_by_role("alert")).to_contain_text("add at least one line")
+    form = _form(olga, "quote_drafted")
+    await form.locator("fieldset.row").nth(0).get_by_label("Quantity").fill("two")
+    await _click(form, "Revise quote")  # refused: the errors at the top and at the field
+    await expect(olga.get_by_role("alert")).to_contain_text("Line 1, quantity")
     found["event form (error)"] = await _serious(olga)
     found["event form fits"] = await _fits(olga)
     assert found == {
