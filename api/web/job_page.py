@@ -409,6 +409,7 @@ async def job_page(
         document_words=DOCUMENT_WORDS,
         notes=notes,
         waiting=WAITING_WORDS.get(view.waiting_on, view.waiting_on),
+        tel=re.sub(r"[^0-9+]", "", view.client.phone or ""),
         can_send=not viewer.is_technician and view.stage not in lifecycle.FINAL_STAGES
         and "customer_update_sent" in view.allowed_events,
         actions=forms.ACTIONS,
