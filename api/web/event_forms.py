@@ -24,7 +24,7 @@ from models import display
 from models import events as ev
 from models.bounds import EDGE
 from models.closeout import CloseoutSettings, ReceiptField, validate_receipt_fields
-from models.lifecycle import JobState, Stage
+from models.lifecycle import JobState
 from models.tables import User
 
 # Event types the job page offers as forms; the Send dialog (customer_update_sent) is its own page.
@@ -156,6 +156,7 @@ HINTS: dict[tuple[str, str], str] = {
     ("invoice_sent", "billing_email"): "Leave empty for the client's billing email on file.",
     ("invoice_sent", "override_reason"): "Needed only when the lines differ from the quote.",
     ("contact_updated", "email"): "Give at least one of email, phone or notes.",
+    ("payment_recorded", "paid_on_site"): "Only for a payment taken as the job was completed.",
 }
 OPTION_WORDS: dict[str, str] = {
     "allowed": "Allowed",
@@ -449,14 +450,9 @@ def _quote_lines(ctx: Context) -> list[ev.QuoteLine]:
 def _put_lines(values: dict[str, Any], lines: list[ev.QuoteLine]) -> None:
     for i, line in enumerate(lines):
         values[f"lines-{i}-description"] = line.description
-        values[f"lines-{i}-quantity"] = _number_text(line.quantity)
+        values[f"lines-{i}-quantity"] = format(line.quantity.normalize(), "f")
         values[f"lines-{i}-unit_price"] = f"{line.unit_price:.2f}"
         values[f"lines-{i}-sku"] = line.sku or ""
-
-
-def _number_text(value: Decimal) -> str:
-    text = format(value.normalize(), "f")
-    return text
 
 
 def defaults(event_type: str, ctx: Context) -> dict[str, Any]:
@@ -484,8 +480,6 @@ def defaults(event_type: str, ctx: Context) -> dict[str, Any]:
             left = due - s.paid_total
             if left > 0:
                 values["amount"] = f"{left:.2f}"
-        if s.stage == Stage.completed:
-            values["paid_on_site"] = ""
     return values
 
 
