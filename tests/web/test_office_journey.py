@@ -168,6 +168,7 @@ async def test_an_office_user_takes_a_job_from_lead_to_closed_on_the_job_page(
         await _click(form, "Complete job")
         summary = olga.get_by_role("alert")
         await expect(summary).to_contain_text("Serial number (serial_number) is required")
+        await expect(summary).to_be_focused()
         form = _form(olga, "job_completed")
         await expect(form.get_by_label("Work performed")).to_have_value("Replaced the compressor")
         await summary.get_by_role("link", name=re.compile("Serial number")).click()

@@ -66,6 +66,10 @@
     recount(editor);
   }
 
+  // A refused form: start at the summary of what to fix (its links lead to each field).
+  var summary = document.querySelector(".error-summary");
+  if (summary) { summary.focus(); }
+
   document.querySelectorAll("fieldset[data-rows]").forEach(function (editor) {
     editor.addEventListener("input", function () { recount(editor); });
     var button = editor.querySelector("[data-add-row]");
