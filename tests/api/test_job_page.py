@@ -413,3 +413,33 @@ async def test_the_technicians_one_tap_forms_and_the_sales_approval_path(
                          "notes": "Needs a second day"}, back="/my")  # fmt: skip
     assert answer.headers["location"] == "/my"
     assert (await _job(stack, slug))["stage"] == "ready_to_schedule"
+
+
+async def test_the_other_forms_become_their_events(stack: Stack, sign_in: SignIn) -> None:
+    olga, mia, sam = [await sign_in(n) for n in ("olga", "mia", "sam")]
+    slug = (await stack.new_job("sam"))["slug"]
+    await _post(sam, slug, "lead_qualified")
+    await _post(sam, slug, "quote_drafted", _lines(("Service", "1", "150", "")))
+    await _post(sam, slug, "quote_sent", {"to_email": "other@example.com"})
+    await _post(sam, slug, "approval_requested")
+    await _post(mia, slug, "approval_denied", {"reason": "Price too low for the work"})
+    await _post(olga, slug, "quote_declined", {"reason": "Went with a cheaper firm"})
+    # A form with nothing to say is refused by the model's own check, in words.
+    answer = await _post(olga, slug, "contact_updated", {"email": "", "phone": ""}, status=422)
+    assert "give at least one of email, phone or notes" in _text(answer)
+    await _post(olga, slug, "contact_updated", {"phone": "+1 555 0199"})
+    call = {"channel": "call", "direction": "incoming", "summary": "Asked for a revised price"}
+    await _post(olga, slug, "communication_logged", call)
+    answer = await _post(olga, slug, "job_canceled", {"reason": ""}, status=422)
+    assert "Reason: enter a value" in _text(answer)
+    await _post(olga, slug, "job_canceled", {"reason": "Customer chose another firm"})
+    job = await _job(stack, slug)
+    assert job["stage"] == "canceled" and job["cancel_reason"] == "Customer chose another firm"
+    assert job["quote"]["sent_to"] == "other@example.com"
+    assert job["client"]["phone"] == "+1 555 0199"
+    payloads = {e["type"]: e["payload"] for e in job["timeline"]}
+    assert payloads["approval_denied"]["reason"] == "Price too low for the work"
+    assert payloads["quote_declined"]["reason"] == "Went with a cheaper firm"
+    assert payloads["communication_logged"] == {"type": "communication_logged", **call}
+    # A final job offers nothing, and says so.
+    assert "takes no more actions" in _text(await olga.get(f"/jobs/{slug}"))
