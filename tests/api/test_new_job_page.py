@@ -354,15 +354,14 @@ async def test_a_client_unlike_any_other_is_created_without_a_warning(
     stack: Stack, signed_in: SignIn
 ) -> None:
     tag = _tag()
-    await stack.new_client(
-        name=f"{tag} Alder Homes", email=f"{tag}@example.com", phone="+1 555 010 2000"
-    )
+    phone = _phone()
+    await stack.new_client(name=f"{tag} Alder Homes", email=f"{tag}@example.com", phone=phone)
     office = await signed_in("office")
     page = await office.get("/jobs/new")
     near_miss = {
         "name": f"{tag} Alder Home",  # not the same name
         "email": f"{tag}@example.org",  # nor the same email
-        "phone": "+1 555 010 2001",  # nor the same number
+        "phone": phone[:-1] + str((int(phone[-1]) + 1) % 10),  # nor the same number
         "title": "Roof leak",
     }
     _slug_of(await office.post("/jobs/new", data=_form(page, **near_miss)))
