@@ -199,6 +199,8 @@ class Field:
     required: bool = False
     hint: str = ""
     options: list[tuple[str, str]] = field(default_factory=list)
+    # Say "(required)" in the label (the receipt's configured fields, where it varies by field).
+    marked: bool = False
 
 
 @dataclass
@@ -379,7 +381,9 @@ _RECEIPT_KINDS = {
 
 def _receipt_field(f: ReceiptField) -> Field:
     options = [(o, o) for o in f.options]
-    return Field(receipt_name(f.key), f.label, _RECEIPT_KINDS[f.type], f.required, "", options)
+    hint = "On the work receipt." if f.type != "checkbox" else ""
+    return Field(receipt_name(f.key), f.label, _RECEIPT_KINDS[f.type], f.required, hint, options,
+                 marked=f.required)  # fmt: skip
 
 
 def _row_count(values: dict[str, Any], name: str, prefilled: int, extra: int) -> int:
