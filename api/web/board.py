@@ -406,7 +406,6 @@ async def board_context(request: Request, session: SessionDep, viewer: SignedIn)
         "waiting_on_choices": WAITING_ON,
         "staff": staff,
         "technicians": technicians,
-        "updated": company.when(now),
         "updated_clock": _clock(now, company),
         "stamp": hashlib.sha256(stamp_source.encode()).hexdigest()[:16],
         "fragment_url": q.url("/jobs/board.fragment", page=q.page if q.view == "list" else None),
