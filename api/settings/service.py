@@ -8,17 +8,29 @@ of its look in the branding settings, whose own `company_name` stays empty.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.errors import Invalid, NotPermitted, TooLarge
 from core import documents, settings_store
+from core.company import Company
 from core.settings_store import BRANDING, CLOSEOUT, COMMUNICATIONS
+from models import events as ev
+from models import lifecycle
 from models.branding import LOGO_EXTENSIONS, BrandingSettings, logo_type
 from models.closeout import CloseoutSettings
-from models.communications import MERGE_FIELDS, CommunicationSettings, MessageTemplate, render
-from models.lifecycle import Role
+from models.communications import (
+    MERGE_FIELDS,
+    CommunicationSettings,
+    MessageTemplate,
+    message_context,
+    render,
+)
+from models.lifecycle import Actor, ClientSnapshot, JobState, Role
 from models.tables import User
 from models.webhook_target import explain, url_refusal
 
@@ -181,4 +193,52 @@ async def store_logo(session: AsyncSession, content: bytes) -> str:
         kind="logo",
         filename=f"logo.{LOGO_EXTENSIONS[content_type]}",
         content_type=content_type,
+    )
+
+
+# --- the settings page's preview ----------------------------------------------------------------
+
+
+def sample_job(zone: ZoneInfo) -> JobState:
+    """A believable job for previews, made by the real rules: quoted, approved and scheduled for
+    next Tuesday 09:00–11:00 in the company's zone, so a preview shows times and money exactly
+    as a real message would."""
+    client = ClientSnapshot(id=1042, name="Rivera Residence", email="rivera@example.com",
+                            phone="+15555550123")  # fmt: skip
+    office = Actor(username="sample", role=Role.office)
+    today = datetime.now(zone).replace(hour=9, minute=0, second=0, microsecond=0)
+    start = today + timedelta(days=(1 - today.weekday()) % 7 or 7)
+    steps: list[ev._Event] = [
+        ev.JobCreated(client_id=client.id, title="No heat upstairs", source="incoming_call"),
+        ev.OwnerAssigned(owner="sample"),
+        ev.LeadQualified(),
+        ev.QuoteDrafted(lines=[
+            ev.QuoteLine(description="Furnace igniter", quantity=Decimal(1),
+                         unit_price=Decimal("184.00"), sku="IGN-1"),
+            ev.QuoteLine(description="Labour", quantity=Decimal(2),
+                         unit_price=Decimal("95.00"), sku="LAB"),
+        ]),
+        ev.QuoteSent(),
+        ev.QuoteApproved(),
+        ev.JobScheduled(technician="sample", window_start=start,
+                        window_end=start + timedelta(hours=2)),
+    ]  # fmt: skip
+    state = lifecycle.new_job("k7m2q9rt", client)
+    for step in steps:
+        decision = lifecycle.apply(state, step, office, start - timedelta(days=3))
+        assert isinstance(decision, lifecycle.Accepted), decision
+        state = decision.state
+    return state.model_copy(update={"number": 1042})
+
+
+def sample_context(settings: CommunicationSettings, company: Company) -> dict[str, str]:
+    """The merge fields of the sample job, as message_context fills them for a real message."""
+    return message_context(
+        sample_job(company.zone),
+        settings,
+        currency_symbol=company.currency_symbol,
+        company_name=company.name,
+        technician_name="Tess Turner",
+        message="Your technician will call about 30 minutes before arriving.",
+        portal_link="https://jobs.example.com/portal/sample",
     )

@@ -27,6 +27,7 @@ from api.errors import AppError, TooLarge
 from api.settings import service
 from api.web.pages import SignedIn, Viewer, page_router, render, see_other
 from core import documents, settings_store
+from core.company import Company
 from core.settings_store import CLOSEOUT, COMMUNICATIONS
 from models.branding import BrandingSettings
 from models.closeout import FIELD_TYPES, CloseoutSettings
@@ -256,8 +257,8 @@ def _without_prefix(problems: Problems) -> Problems:
     }
 
 
-def _previews(settings: CommunicationSettings, company_name: str) -> dict[str, dict[str, Any]]:
-    sample = {**service.SAMPLE_JOBS[0], "company_name": company_name}
+def _previews(settings: CommunicationSettings, company: Company) -> dict[str, dict[str, Any]]:
+    sample = service.sample_context(settings, company)
     previews: dict[str, dict[str, Any]] = {}
     for purpose in PURPOSES:
         rendered = render_template(settings.template(purpose), sample)
@@ -321,7 +322,7 @@ async def communications_save(request: Request, viewer: Viewer, session: Session
         return _comms_page(request, viewer, values, current, problems=problems, status=422)
     if form.get("action") == "preview":
         # Rendered with a sample job; nothing saved, nothing sent.
-        previews = _previews(settings, viewer.company.name)
+        previews = _previews(settings, viewer.company)
         return _comms_page(request, viewer, values, current, previews=previews)
     await service.save_communications(session, settings, viewer.user.username)
     return see_other("/settings/communications", flash=APPLIES)

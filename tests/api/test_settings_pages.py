@@ -581,10 +581,15 @@ async def test_template_preview_renders_a_sample_and_saves_and_sends_nothing(
         )
     assert answer.status_code == 200, answer.text
     assert "Nothing was saved and nothing was sent" in answer.text
-    assert "Preview subject for sample client name" in answer.text
-    # The sample job with the company's own name; a ✓ makes the SMS UCS-2.
+    assert "Preview subject for Rivera Residence" in answer.text
+    # The sample job (made by the real rules) with the company's own name, its window in the
+    # company's zone with the zone named; a ✓ makes the SMS UCS-2.
     company = before[0].company_name
-    assert f"{html.escape(company, quote=True)}: job 1042 ✓ sample window" in answer.text
+    assert re.search(
+        re.escape(f"{html.escape(company, quote=True)}: job 1042 ✓ Tue ")
+        + r"\d{1,2} \w{3}, 09:00–11:00 (UTC|[A-Z]{3,4}|UTC[+-]\d+)<",
+        answer.text,
+    ), answer.text
     assert "1 segment, UCS-2" in answer.text
     # What was typed is still in the form, to save or change.
     assert value_of(answer, "tpl-customer_update-sms") == sms
