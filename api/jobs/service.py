@@ -439,7 +439,7 @@ def _state_text(*path: str) -> ColumnElement[str]:
 def _in_stage(stage: lifecycle.Stage, condition: ColumnElement[bool]) -> ColumnElement[bool]:
     """`condition`, looked at only for jobs in `stage`: the JSON inside the state is read for
     those rows alone (a CASE keeps that order on both databases)."""
-    return case((Job.stage == stage.value, condition), else_=false())
+    return case((col(Job.stage) == stage.value, condition), else_=false())
 
 
 def _stale_quote() -> ColumnElement[bool]:
@@ -476,8 +476,8 @@ def _attention_condition(kind: str) -> ColumnElement[bool]:
         case "unpaid":  # invoiced with nothing paid, or verified and still waiting for payment
             nothing_paid = func.coalesce(_state_text("payments") == "[]", false())
             return case(
-                (Job.stage == lifecycle.Stage.verified.value, true()),
-                (Job.stage == lifecycle.Stage.invoiced.value, nothing_paid),
+                (col(Job.stage) == lifecycle.Stage.verified.value, true()),
+                (col(Job.stage) == lifecycle.Stage.invoiced.value, nothing_paid),
                 else_=false(),
             )
         case _:
@@ -545,7 +545,7 @@ async def board_tally(session: AsyncSession, user: User, f: JobFilters) -> dict[
     last write, from a workflow task its server discarded, adds no timeline row)."""
     version = await projection_version(session)
     # One cache for every database this process reads (tests and benches use several).
-    where = str(session.bind.url) if session.bind is not None else ""
+    where = str(getattr(session.bind, "url", ""))
     key = (where, user.username if user.role == Role.technician else "", f)
     cached = _TALLIES.get(key)
     now = time.monotonic()
