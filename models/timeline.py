@@ -1,19 +1,45 @@
-"""One line of plain English per event, for the job's timeline."""
+"""One line of plain English per event, for the job's timeline.
+
+The workflow writes each line once, plainly (it knows neither the company's zone nor its
+currency); pages describe the same event again with the company's `Style`, so people read
+times in the company's zone and money with its symbol, from the same words.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 
 from models import events as ev
 
 
-def describe(event: ev._Event) -> str:
+def _plain_window(start: datetime, end: datetime) -> str:
+    return f"{start.isoformat()} to {end.isoformat()}"
+
+
+@dataclass(frozen=True)
+class Style:
+    """How amounts, windows and people read: plainly (stored summaries) or for the company."""
+
+    money: Callable[[Decimal], str] = str
+    window: Callable[[datetime, datetime], str] = _plain_window
+    person: Callable[[str], str] = str
+
+
+PLAIN = Style()
+
+
+def describe(event: ev._Event, style: Style = PLAIN) -> str:
     match event:
         case ev.JobCreated(title=title, source=source, priority=priority):
             return f"Job created ({source.replace('_', ' ')}, {priority}): {title}"
         case ev.OwnerAssigned(owner=owner):
-            return f"Owner set to {owner}"
+            return f"Owner set to {style.person(owner)}"
         case ev.QuoteDrafted(lines=lines):
             total = sum((line.amount for line in lines), start=lines[0].amount * 0)
-            return f"Quote drafted: {len(lines)} line(s), total {total}"
+            return f"Quote drafted: {len(lines)} line(s), total {style.money(total)}"
         case ev.QuoteSent(to_email=to):
             return f"Quote sent{' to ' + to if to else ''}"
         case ev.QuoteDeclined(reason=reason) | ev.ApprovalDenied(reason=reason):
@@ -25,11 +51,11 @@ def describe(event: ev._Event) -> str:
         case ev.PartsDelivered(skus=skus):
             return "Parts delivered: " + ", ".join(skus)
         case ev.JobScheduled(technician=tech, window_start=start, window_end=end):
-            return f"Scheduled with {tech}, {start.isoformat()} to {end.isoformat()}"
+            return f"Scheduled with {style.person(tech)}, {style.window(start, end)}"
         case ev.JobIncomplete(reason=reason, notes=notes):
             return f"Job incomplete ({reason.replace('_', ' ')}){': ' + notes if notes else ''}"
         case ev.PaymentRecorded(amount=amount, method=method, paid_on_site=on_site):
-            return f"Payment {amount} by {method}{' on site' if on_site else ''}"
+            return f"Payment {style.money(amount)} by {method}{' on site' if on_site else ''}"
         case ev.NoteAdded(text=text):
             return f"Note: {text[:200]}"
         case ev.CommunicationLogged(channel=channel, direction=direction, summary=summary):

@@ -15,13 +15,12 @@ import json
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
+from pydantic import TypeAdapter, ValidationError
 
 from api.admission import Admitted
 from api.clients import service as clients
@@ -38,11 +37,13 @@ from api.web import event_forms as forms
 from api.web.pages import SignedIn, Viewer, page_router, render, see_other
 from core import documents, portal, settings_store
 from core.company import Company
+from models import events as ev
 from models import lifecycle, reminders
 from models.closeout import CloseoutSettings
 from models.communications import CommunicationSettings
 from models.lifecycle import JobState, Milestone, Stage
 from models.tables import Client, Job, User
+from models.timeline import Style, describe
 
 router = page_router()
 _KEY = re.compile(r"^[!-~]{1,200}$")
@@ -296,30 +297,19 @@ def milestone_strip(view: JobView, company: Company) -> list[dict[str, Any]]:
     return strip
 
 
+_EVENT = TypeAdapter(ev.Event)
+
+
 def _what(entry: Any, company: Company, names: dict[str, str]) -> str:
-    """A timeline line for people: times in the company's zone, money with its symbol."""
-    p = entry.payload or {}
+    """A timeline line for people: the event's own words (models/timeline.py), with times in the
+    company's zone, money with its symbol and people by name. Reminders and other records are
+    not events: their stored line stands."""
     try:
-        match entry.type:
-            case "job_scheduled":
-                start = datetime.fromisoformat(p["window_start"])
-                end = datetime.fromisoformat(p["window_end"])
-                tech = names.get(p["technician"], p["technician"])
-                return f"Scheduled with {tech} for {company.window(start, end)}"
-            case "owner_assigned":
-                return f"Owner set to {names.get(p['owner'], p['owner'])}"
-            case "quote_drafted":
-                total = sum(
-                    (Decimal(str(x["quantity"])) * Decimal(str(x["unit_price"]))
-                     for x in p["lines"]), Decimal(0)
-                )  # fmt: skip
-                return f"Quote drafted: {len(p['lines'])} line(s), total {company.money(total)}"
-            case "payment_recorded":
-                site = " on site" if p.get("paid_on_site") else ""
-                return f"Payment of {company.money(p['amount'])} by {p['method']}{site}"
-    except (KeyError, TypeError, ValueError, ArithmeticError):
-        pass
-    return entry.summary or entry.type.replace("_", " ").capitalize()
+        event = _EVENT.validate_python(entry.payload or {})
+    except ValidationError:
+        return entry.summary or entry.type.replace("_", " ").capitalize()
+    style = Style(money=company.money, window=company.window, person=lambda u: names.get(u, u))
+    return describe(event, style)
 
 
 def _in_filter(entry_type: str, show: str) -> bool:
