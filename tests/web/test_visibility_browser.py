@@ -1,0 +1,65 @@
+"""A technician's browser shows only their own jobs (issue 9 item 6): another technician's job
+page, its event forms and its Send page are simply not found, as in the API."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.async_api import Browser
+
+from api.users.service import find_user, set_password
+from tests.api.journeys import CHECKLIST, QUOTE, drive, window
+from tests.conftest import Stack
+from tests.web.conftest import PHONE
+
+pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+
+PASSWORD = "only my own jobs"
+
+
+async def test_a_technician_cannot_open_another_technicians_job(
+    browser: Browser, base_url: str, stack: Stack
+) -> None:
+    async with stack.db.session() as session:
+        tom = await find_user(session, "tom")
+        assert tom is not None
+        await set_password(session, tom, PASSWORD)
+    slug = (await stack.new_job(title="Tess's boiler visit"))["slug"]
+    await drive(
+        stack,
+        slug,
+        [
+            ("olga", "owner_assigned", {"owner": "sam"}),
+            ("sam", "lead_qualified", {}),
+            ("sam", "quote_drafted", QUOTE),
+            ("sam", "quote_sent", {}),
+            ("olga", "quote_approved", {}),
+            ("olga", "job_scheduled", {"technician": "tess", **window()}),
+            ("olga", "checklist_completed", CHECKLIST),
+        ],
+    )
+    context = await browser.new_context(viewport=PHONE)  # type: ignore[arg-type]
+    try:
+        page = await context.new_page()
+        await page.goto(f"{base_url}/signin")
+        await page.get_by_label("Username or email").fill("tom")
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.get_by_role("button", name="Sign in").click()
+        await page.wait_for_url(re.compile(r".*/my$"))
+        assert await page.get_by_text("Tess's boiler visit").count() == 0
+
+        for path in (f"/jobs/{slug}", f"/jobs/{slug}/events/tech_dispatched", f"/jobs/{slug}/send"):
+            answer = await page.goto(f"{base_url}{path}")
+            assert answer is not None and answer.status == 404, path
+            await page.get_by_role("heading", name="Not found").wait_for()
+            assert await page.get_by_text("Tess's boiler visit").count() == 0, path
+
+        # Their list of jobs does not have it either.
+        await page.goto(f"{base_url}/jobs?q=boiler")
+        assert await page.get_by_text("Tess's boiler visit").count() == 0
+    finally:
+        await context.close()
+    # And nothing was sent in their name.
+    job = (await stack.get("olga", f"/api/v1/jobs/{slug}")).json()
+    assert job["stage"] == "scheduled"
