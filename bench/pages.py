@@ -1,7 +1,7 @@
 """Page timings: the board and the job page with 10,000 jobs, on SQLite and on PostgreSQL.
 
     .venv/bin/python bench/pages.py [--jobs 10000] [--requests 40] [--backends sqlite postgresql]
-                                    [--json out.json] [--board-index] [--quick]
+                                    [--json out.json] [--quick]
 
 1. For each backend, a fresh migrated database (a SQLite file in a temporary dir; a new
    PostgreSQL database at JOBLINE_BENCH_POSTGRES_ADMIN, default
@@ -11,11 +11,12 @@
    owner, quotes sent (some stale), parts on order (some overdue), scheduled visits, unpaid
    invoices, a tail of closed and canceled jobs, some of them stuck. The rows are written from
    real `JobState`s through core/projection_store.job_row, so they are what the workflow would
-   have written. Page reads need no Temporal: the app gets a lazy client that never connects.
+   have written (the board's columns included: models/board.py). Page reads need no Temporal:
+   the app gets a lazy client that never connects.
 3. Signs an office person in (a real session cookie) and times --requests GETs of each page,
    in the ASGI app (httpx.ASGITransport: server time, no network) and over a real uvicorn
-   socket: `/jobs` (the board; also with its tally computed afresh for every GET, as after any
-   change to a job), `/jobs/board.fragment` (what the board's script polls),
+   socket: `/jobs` (the board: nothing is kept between GETs, every one is computed afresh),
+   `/jobs/board.fragment` (what the board's script polls),
    `/jobs?view=list&stage=quote_sent` (the list, filtered),
    `/jobs/{slug}` (the job page; "not built" if it answers 404 for a job that exists), and the
    baselines in the same run: the JSON API's `GET /api/v1/jobs?page_size=50` and a bare
@@ -23,9 +24,6 @@
 4. Prints p50 / p95 / max per page and backend against the goal (server p95 < 100 ms), with
    this process's CPU time per GET (on a loaded machine wall times mostly measure the wait for
    a core; for SQLite the CPU time includes the database's work, for PostgreSQL not).
-
---board-index adds an index on jobs (milestone, stuck, updated_at) after seeding, to measure
-what a migration adding it would give the board's columns.
 """
 
 from __future__ import annotations
@@ -68,9 +66,6 @@ from models.lifecycle import (  # noqa: E402
 )
 
 GOAL_P95_MS = 100.0
-# --board-index: the index the board's columns would use (ordered as they are), measured here
-# before anyone writes a migration for it.
-BOARD_INDEX = "CREATE INDEX ix_jobs_board_bench ON jobs (milestone, stuck, updated_at)"
 QUICK_JOBS = 300
 QUICK_REQUESTS = 5
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -399,16 +394,12 @@ def summary(samples: list[float]) -> dict[str, float]:
     }
 
 
-async def timed(
-    requests: int, call: Callable[[], Awaitable[Any]], before: Callable[[], Any] | None = None
-) -> dict[str, float]:
+async def timed(requests: int, call: Callable[[], Awaitable[Any]]) -> dict[str, float]:
     """Wall time per call, and this process's CPU time per call (the app and, for SQLite, the
     database: what the call costs, apart from waiting for a loaded machine's cores)."""
     await call()  # warm: templates compiled, connections open
     samples, cpu = [], []
     for _ in range(requests):
-        if before is not None:
-            before()
         started, started_cpu = time.perf_counter(), time.process_time()
         await call()
         samples.append((time.perf_counter() - started) * 1000)
@@ -507,7 +498,6 @@ async def measure_backend(backend: str, args: argparse.Namespace) -> dict[str, A
     from temporalio.contrib.pydantic import pydantic_data_converter
 
     from api.app import create_app
-    from api.jobs import service
     from api.users.service import add_token, find_user
     from core.config import Settings
 
@@ -518,14 +508,10 @@ async def measure_backend(backend: str, args: argparse.Namespace) -> dict[str, A
             started = time.perf_counter()
             slugs = await seed(db, args.jobs)
             figures["seed_s"] = round(time.perf_counter() - started, 1)
-            if args.board_index:
-                # Not in the migrations: what one more index would give the board's columns.
+            if backend == "postgresql":
+                # Fresh statistics, as autovacuum would have them for an office's table.
                 async with db.session() as session:
-                    connection = await session.connection()
-                    await connection.execute(text(BOARD_INDEX))
-                    if backend == "postgresql":
-                        await connection.execute(text("ANALYZE jobs"))
-                figures["board_index"] = BOARD_INDEX
+                    await (await session.connection()).execute(text("ANALYZE jobs"))
             async with db.session() as session:
                 office = await find_user(session, OFFICE)
                 assert office is not None
@@ -539,7 +525,6 @@ async def measure_backend(backend: str, args: argparse.Namespace) -> dict[str, A
             slug = await _a_job_in(db, "scheduled") or slugs[len(slugs) // 2]
             pages = {
                 "board /jobs": "/jobs",
-                "board, tally not kept": "/jobs",
                 "board's refresh /jobs/board.fragment": "/jobs/board.fragment",
                 "list ?view=list&stage=quote_sent": "/jobs?view=list&stage=quote_sent",
                 "job page /jobs/{slug}": f"/jobs/{slug}",
@@ -562,8 +547,6 @@ async def measure_backend(backend: str, args: argparse.Namespace) -> dict[str, A
                             )
                         await sign_in(client)
                         for name, path in pages.items():
-                            if "not kept" in name and where != "asgi":
-                                continue
                             headers = bearer if path.startswith("/api/") else {}
                             probe = await client.get(path, headers=headers)
                             if probe.status_code != 200:
@@ -580,10 +563,7 @@ async def measure_backend(backend: str, args: argparse.Namespace) -> dict[str, A
                                 answer = await client.get(path, headers=headers)
                                 assert answer.status_code == 200, answer.status_code
 
-                            # "not kept": every GET computes the tally afresh, as the first one
-                            # after a change to any job does.
-                            forget = service._TALLIES.clear if "not kept" in name else None
-                            figures[f"{where} {name}"] = await timed(args.requests, get, forget)
+                            figures[f"{where} {name}"] = await timed(args.requests, get)
 
                 async def bare_count() -> None:
                     async with db.session() as session:
@@ -610,10 +590,8 @@ def report(results: list[dict[str, Any]]) -> str:
         f"{'cpu p50':>8} {'cpu p95':>8}  goal",
     ]
     for figures in results:
-        index = " (with --board-index)" if figures.get("board_index") else ""
         lines.append(
             f"{figures['backend']}: {figures['jobs']:,} jobs, seeded in {figures['seed_s']} s"
-            + index
         )
         for name, s in figures.items():
             if not isinstance(s, dict):
@@ -640,11 +618,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--backends", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"]
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    parser.add_argument(
-        "--board-index",
-        action="store_true",
-        help="add an index on jobs (milestone, stuck, updated_at) after seeding (not migrated)",
-    )
     parser.add_argument(
         "--quick",
         action="store_true",

@@ -22,6 +22,7 @@ from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from models import board
 from models.lifecycle import JobState
 from models.messages import ProjectionInput, TimelineRecord
 from models.reminders import is_stuck
@@ -58,6 +59,7 @@ def job_row(
         "next_reminder_at": next_reminder_at,
         "state": state.model_dump(mode="json"),
         "position": position,
+        **board.columns(state),
     }
 
 

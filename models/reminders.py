@@ -162,6 +162,13 @@ def is_stuck(state: JobState) -> bool:
     r = state.reminders
     if r.stuck_since is not None and r.stuck_since == state.stage_entered_at:
         return True
+    return is_quote_stale(state)
+
+
+def is_quote_stale(state: JobState) -> bool:
+    """The quote out now is still unanswered after every follow-up (flagged by `quote_stale`;
+    a revised quote, sent anew, is not)."""
+    r = state.reminders
     quote = state.quote
     return (
         state.stage == Stage.quote_sent

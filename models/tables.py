@@ -13,12 +13,15 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
+    Index,
     LargeBinary,
     Numeric,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -133,6 +136,10 @@ class Job(SQLModel, table=True):
     """One row per job: the columns lists and reports filter on, plus the whole state as JSON."""
 
     __tablename__ = "jobs"
+    __table_args__ = (
+        # The board's columns: one milestone's cards, flagged first, most recently changed next.
+        Index("ix_jobs_board_column", "milestone", "stuck", "updated_at"),
+    )
 
     slug: str = Field(primary_key=True, max_length=32)
     seq: int = Field(default=0)
@@ -156,6 +163,17 @@ class Job(SQLModel, table=True):
     # Where in the workflow's history this row was written (see activities/projection.py).
     position: int = Field(
         default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
+    # What the board counts and sums, from the state by models/board.py (migration 0009).
+    amount: Decimal | None = Field(default=None, sa_column=Column(Numeric(14, 2)))
+    quote_stale: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
+    parts_overdue: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
+    unpaid: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
     )
 
 

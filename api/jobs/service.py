@@ -11,8 +11,6 @@ import contextlib
 import dataclasses
 import logging
 import secrets
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -20,7 +18,7 @@ from typing import Any, NoReturn
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from sqlalchemy import ColumnElement, Numeric, and_, case, cast, false, func, not_, or_, true
+from sqlalchemy import ColumnElement, and_, case, func, not_, or_, true
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -424,35 +422,12 @@ async def search(
 
 # --- the board (/jobs in the office web app): counts, money and what needs attention ----------
 #
-# Everything here is read by SQL aggregates and small LIMITed queries, so the board of an office
-# with 10,000 jobs never loads more rows than it shows.
+# Everything here is read by SQL aggregates and small LIMITed queries over the jobs table's own
+# columns (the board's are written by the projection from models/board.py), so the board of an
+# office with 10,000 jobs never loads more rows than it shows, nor reads any job's state.
 
 # Why the board asks for someone's attention, in the order the board lists them.
 ATTENTION = ("stuck", "stale_quote", "parts_overdue", "unassigned", "unpaid")
-
-
-def _state_text(*path: str) -> ColumnElement[str]:
-    """A value inside the job's state (JSON), as text: the same on SQLite and PostgreSQL."""
-    return col(Job.state)[path].as_string()
-
-
-def _in_stage(stage: lifecycle.Stage, condition: ColumnElement[bool]) -> ColumnElement[bool]:
-    """`condition`, looked at only for jobs in `stage`: the JSON inside the state is read for
-    those rows alone (a CASE keeps that order on both databases)."""
-    return case((col(Job.stage) == stage.value, condition), else_=false())
-
-
-def _stale_quote() -> ColumnElement[bool]:
-    # models.reminders.is_stuck's second half: the quote still unanswered after every follow-up
-    # (a stale quote is always flagged stuck, so only stuck rows have their state read).
-    stale = func.coalesce(
-        and_(
-            col(Job.state)[("reminders", "quote_stale")].as_boolean(),
-            _state_text("reminders", "follow_ups_for") == _state_text("quote", "sent_at"),
-        ),
-        false(),
-    )
-    return case((col(Job.stuck), _in_stage(lifecycle.Stage.quote_sent, stale)), else_=false())
 
 
 def attention_condition(kind: str) -> ColumnElement[bool]:
@@ -464,44 +439,18 @@ def attention_condition(kind: str) -> ColumnElement[bool]:
 
 def _attention_condition(kind: str) -> ColumnElement[bool]:
     match kind:
-        case "stuck":  # held in a stage past its limit (flagged by the stuck reminder)
-            return case((col(Job.stuck), not_(_stale_quote())), else_=false())
-        case "stale_quote":
-            return _stale_quote()
-        case "parts_overdue":  # the parts-overdue reminder has fired for a line
-            overdue = _state_text("reminders", "parts_overdue_skus") != "[]"
-            return _in_stage(lifecycle.Stage.awaiting_parts, func.coalesce(overdue, false()))
+        case "stuck":  # held in a stage past its limit (a stale quote is flagged stuck too)
+            return and_(col(Job.stuck), not_(col(Job.quote_stale)))
+        case "stale_quote":  # models.board.quote_stale: unanswered after every follow-up
+            return col(Job.quote_stale) == true()
+        case "parts_overdue":  # models.board.parts_overdue: the reminder fired for a line
+            return col(Job.parts_overdue) == true()
         case "unassigned":  # a lead nobody owns cannot be qualified
-            return _in_stage(lifecycle.Stage.lead, col(Job.owner).is_(None))
-        case "unpaid":  # invoiced with nothing paid, or verified and still waiting for payment
-            nothing_paid = func.coalesce(_state_text("payments") == "[]", false())
-            return case(
-                (col(Job.stage) == lifecycle.Stage.verified.value, true()),
-                (col(Job.stage) == lifecycle.Stage.invoiced.value, nothing_paid),
-                else_=false(),
-            )
+            return and_(col(Job.stage) == lifecycle.Stage.lead.value, col(Job.owner).is_(None))
+        case "unpaid":  # models.board.unpaid: invoiced with nothing paid, or verified
+            return col(Job.unpaid) == true()
         case _:
             raise Invalid(f"attention: one of {', '.join(ATTENTION)}")
-
-
-_QUOTED_STAGES = [
-    s.value for s in (lifecycle.Stage.quoting, lifecycle.Stage.quote_sent, lifecycle.Stage.saving)
-]
-
-
-def job_amount() -> ColumnElement[Decimal]:
-    """What a job is worth on the board: the contract amount once approved, else the quote's
-    total (none for a job without a quote)."""
-    return _BOARD_EXPRESSIONS.amount
-
-
-def _job_amount() -> ColumnElement[Decimal]:
-    quoted = cast(_state_text("quote", "total"), Numeric(14, 2))
-    return case(
-        (col(Job.contract_amount).is_not(None), col(Job.contract_amount)),
-        (col(Job.stage).in_(_QUOTED_STAGES), quoted),
-        else_=None,
-    )
 
 
 class _BoardExpressions:
@@ -510,15 +459,11 @@ class _BoardExpressions:
 
     def __init__(self) -> None:
         self.attention = {kind: _attention_condition(kind) for kind in ATTENTION}
-        self.amount = _job_amount()
         self.tally = (
-            func.sum(self.amount),
+            func.sum(col(Job.amount)),
             *(func.sum(case((self.attention[kind], 1), else_=0)) for kind in ATTENTION),
         )
-        self.flags = (
-            self.amount.label("amount"),
-            *(self.attention[kind].label(kind) for kind in ATTENTION),
-        )
+        self.flags = tuple(self.attention[kind].label(kind) for kind in ATTENTION)
 
 
 _BOARD_EXPRESSIONS = _BoardExpressions()
@@ -536,52 +481,22 @@ class StageTally:
 
 async def board_tally(session: AsyncSession, user: User, f: JobFilters) -> dict[str, StageTally]:
     """Per stage, one aggregate over the jobs matching every filter but the stage: the board's
-    column counts and totals, the stage picker's counts and the attention strip come from it.
-
-    The aggregate reads money and flags inside each open job's state (JSON), which costs most
-    of the board's time; so it is kept per filters and visibility until the projection changes
-    (`projection_version`), and every board open and refresh between two changes costs two
-    index reads instead. A minute at most, whatever happens (a rewrite in place of a job's
-    last write, from a workflow task its server discarded, adds no timeline row)."""
-    version = await projection_version(session)
-    # One cache for every database this process reads (tests and benches use several).
-    where = str(getattr(session.bind, "url", ""))
-    key = (where, user.username if user.role == Role.technician else "", f)
-    cached = _TALLIES.get(key)
-    now = time.monotonic()
-    if cached is not None and cached[0] == version and now - cached[1] < _TALLY_KEPT_S:
-        _TALLIES.move_to_end(key)
-        return cached[2]
+    column counts and totals, the stage picker's counts and the attention strip come from it."""
     query: Any = select(Job.stage, func.count(), *_BOARD_EXPRESSIONS.tally)
     query = _narrowed(visibility.jobs(query, user), f).group_by(Job.stage)
     tally: dict[str, StageTally] = {}
     for stage, count, amount, *flags in (await session.execute(query)).all():
         tally[stage] = StageTally(
             count=count,
-            amount=Decimal(amount or 0).quantize(Decimal("0.01")),
+            amount=_money(amount) or Decimal("0.00"),
             attention={kind: int(n or 0) for kind, n in zip(ATTENTION, flags, strict=True)},
         )
-    _TALLIES[key] = (version, now, tally)
-    while len(_TALLIES) > _TALLIES_KEPT:
-        _TALLIES.popitem(last=False)
     return tally
 
 
-async def projection_version(session: AsyncSession) -> tuple[int, int]:
-    """Changes whenever a job is added or takes an event or a reminder: the jobs' count and the
-    newest timeline row (every change of a job's state adds one). Both read from an index."""
-    jobs = await session.scalar(select(func.count()).select_from(Job)) or 0
-    newest = await session.scalar(select(func.max(JobEvent.id))) or 0
-    return int(jobs), int(newest)
-
-
-# The board's tallies by (database, technician or "" for staff, filters): (version, tally).
-_TALLIES: OrderedDict[
-    tuple[str, str, JobFilters], tuple[tuple[int, int], float, dict[str, StageTally]]
-]
-_TALLIES = OrderedDict()
-_TALLIES_KEPT = 256
-_TALLY_KEPT_S = 60.0
+def _money(amount: Any) -> Decimal | None:
+    # SQLite sums a Numeric as a float: back to cents.
+    return None if amount is None else Decimal(amount).quantize(Decimal("0.01"))
 
 
 @dataclass
@@ -605,10 +520,9 @@ async def _flagged(
         .order_by(*order)
     )
     found = []
-    for row, amount, *flags in (await session.execute(query)).all():
+    for row, *flags in (await session.execute(query)).all():
         kinds = [kind for kind, flag in zip(ATTENTION, flags, strict=True) if flag]
-        amount = None if amount is None else Decimal(amount).quantize(Decimal("0.01"))
-        found.append(FlaggedJob(row=row, amount=amount, attention=kinds))
+        found.append(FlaggedJob(row=row, amount=_money(row.amount), attention=kinds))
     return found
 
 
