@@ -332,8 +332,9 @@ async def seed(db: Database, jobs: int, *, rng_seed: int = 9) -> list[str]:
     names = [f"Client {i:04d} {rng.choice(('Ltd', 'LLC', 'Inc', 'Co'))}" for i in range(clients)]
 
     async def add_clients(session: Any) -> None:
+        connection = await session.connection()  # Core inserts, as write_states'
         for start in range(0, clients, 500):
-            await session.execute(
+            await connection.execute(
                 sa_insert(Client),
                 [
                     {"name": name, "email": f"c{start + i}@example.com", "address": "12 Main St"}

@@ -139,6 +139,19 @@ class Job(SQLModel, table=True):
     __table_args__ = (
         # The board's columns: one milestone's cards, flagged first, most recently changed next.
         Index("ix_jobs_board_column", "milestone", "stuck", "updated_at"),
+        # The board's tally (count, money and attention per stage) read from the index alone.
+        Index(
+            "ix_jobs_board_tally",
+            "stage",
+            "stuck",
+            "quote_stale",
+            "parts_overdue",
+            "unpaid",
+            "owner",
+            "amount",
+        ),
+        # Lists in their order, most recently changed first (the board's list, the API's).
+        Index("ix_jobs_updated_at", "updated_at"),
     )
 
     slug: str = Field(primary_key=True, max_length=32)

@@ -1,8 +1,13 @@
-"""the board's columns on jobs: worth and attention flags, from the state; the columns' index
+"""the board's columns on jobs: worth and attention flags, from the state; the board's indexes
 
 The board counted and summed values inside every open job's `state` (JSON); these columns hold
 them (models/board.py, written by core/projection_store.job_row). The rows already there are
-filled here from their states by the same functions, so an upgraded database is right at once.
+filled here from their states by the same functions, so an upgraded database is right at once
+(the indexes are built after the fill, once).
+
+Indexes: the board's columns (milestone, stuck, updated_at: a column's first cards in order);
+its tally, covering (count, money and attention per stage without reading the rows); and
+updated_at, the order of every job list.
 
 Revision ID: 0009
 Revises: 0008
@@ -22,6 +27,8 @@ depends_on: str | Sequence[str] | None = None
 
 BATCH = 500
 FLAGS = ("quote_stale", "parts_overdue", "unpaid")
+# The board's tally reads these alone (SQLite: from the index, not the rows with their states).
+TALLY_INDEX = ("stage", "stuck", *FLAGS, "owner", "amount")
 
 _jobs = sa.table(
     "jobs",
@@ -39,10 +46,13 @@ def upgrade() -> None:
             batch_op.add_column(
                 sa.Column(flag, sa.Boolean(), nullable=False, server_default=sa.false())
             )
+    _backfill(op.get_bind())
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.create_index(
             "ix_jobs_board_column", ["milestone", "stuck", "updated_at"], unique=False
         )
-    _backfill(op.get_bind())
+        batch_op.create_index("ix_jobs_board_tally", [*TALLY_INDEX], unique=False)
+        batch_op.create_index("ix_jobs_updated_at", ["updated_at"], unique=False)
 
 
 def _backfill(connection: sa.Connection) -> None:
@@ -81,6 +91,8 @@ def _backfill(connection: sa.Connection) -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_index("ix_jobs_updated_at")
+        batch_op.drop_index("ix_jobs_board_tally")
         batch_op.drop_index("ix_jobs_board_column")
         for flag in reversed(FLAGS):
             batch_op.drop_column(flag)
