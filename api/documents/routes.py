@@ -20,7 +20,7 @@ from api.errors import ERROR_RESPONSES, NotFound, error_responses
 from api.jobs.service import get_row
 from core import documents
 from models.lifecycle import Role
-from models.tables import User
+from models.tables import Document, User
 
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"], responses=ERROR_RESPONSES)
 DocumentReader = Annotated[User, Depends(require(*ALL_STAFF, what="reading documents"))]
@@ -34,6 +34,22 @@ def content_disposition(filename: str, inline: bool) -> str:
     ascii_name = re.sub(r"[^A-Za-z0-9._-]+", "_", filename).strip("_") or "document"
     disposition = "inline" if inline else "attachment"
     return f"{disposition}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def document_response(row: Document) -> Response:
+    """A stored document as a download: PDFs open in the browser, anything else saves; never
+    cached, never sniffed. Who may have it is the caller's check."""
+    return Response(
+        content=row.content,
+        media_type=row.content_type,
+        headers={
+            "Content-Disposition": content_disposition(row.filename, row.content_type in _INLINE),
+            "Content-Length": str(row.size),
+            "ETag": f'"{row.sha256}"',
+            "Cache-Control": "private, no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 @router.get(
@@ -64,15 +80,4 @@ async def get_document(
             await get_row(session, user, row.job_slug)
         except NotFound:
             raise missing from None
-    inline = row.content_type in _INLINE
-    return Response(
-        content=row.content,
-        media_type=row.content_type,
-        headers={
-            "Content-Disposition": content_disposition(row.filename, inline),
-            "Content-Length": str(row.size),
-            "ETag": f'"{row.sha256}"',
-            "Cache-Control": "private, no-store",
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    return document_response(row)

@@ -25,7 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 from api.admission import Admitted
 from api.clients import service as clients
 from api.deps import DatabaseDep, SessionDep, SettingsDep, TemporalDep
-from api.documents.routes import content_disposition
+from api.documents.routes import document_response
 from api.errors import EventRefused, Invalid, NotFound, NotPermitted, Unavailable
 from api.idempotency import Idempotency
 from api.jobs import send, service
@@ -576,14 +576,4 @@ async def job_document(
     row = await documents.load(session, document_id)
     if row is None or row.job_slug != slug:
         raise missing
-    inline = row.content_type == "application/pdf"
-    return Response(
-        content=row.content,
-        media_type=row.content_type,
-        headers={
-            "Content-Disposition": content_disposition(row.filename, inline),
-            "Content-Length": str(row.size),
-            "Cache-Control": "private, no-store",
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    return document_response(row)

@@ -16,7 +16,7 @@ from fastapi import Path, Request
 from fastapi.responses import Response
 
 from api.deps import SessionDep, SettingsDep, TemporalDep
-from api.documents.routes import content_disposition
+from api.documents.routes import document_response
 from api.errors import Conflict, NotFound, NotPermitted
 from api.outbox import service as outbox
 from api.outbox.metrics import ACTIONS
@@ -188,17 +188,7 @@ async def outbox_attachment(
     row = await documents.load(session, document_id)
     if row is None:
         raise missing
-    inline = row.content_type == "application/pdf"
-    return Response(
-        content=row.content,
-        media_type=row.content_type,
-        headers={
-            "Content-Disposition": content_disposition(row.filename, inline),
-            "Content-Length": str(row.size),
-            "Cache-Control": "private, no-store",
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    return document_response(row)
 
 
 @router.post("/outbox/{message_id}/resend")
