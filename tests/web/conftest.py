@@ -1,19 +1,25 @@
-"""Browser tests' shared parts: Debian's Chromium driven by Playwright, and the app served by
-uvicorn on a real socket."""
+"""Browser tests' shared parts: Debian's Chromium driven by Playwright, the app served by
+uvicorn on a real socket, and what every browser test does: sign a person in, give them a
+password, ask axe-core for serious findings."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import quote
 
 import pytest
 import uvicorn
+from axe_playwright_python.async_playwright import Axe
 from fastapi import FastAPI
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
 from api.app import create_app
+from api.users.service import create_user, find_user, set_password
 from core.config import Settings
 from tests.conftest import Stack
 
@@ -27,6 +33,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 PHONE = {"width": 390, "height": 844}
+# Where sign-in lands when no page was asked for: the board, or a technician's day.
+HOME = re.compile(r".*/(jobs|my)(\?.*)?$")
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +80,46 @@ async def base_url(stack: Stack) -> AsyncIterator[str]:
     )
     async with serving(app) as url:
         yield url
+
+
+async def sign_in(
+    page: Page, base: str, username: str, password: str, *, then: str | None = None
+) -> None:
+    """Sign in on /signin as a person would (asking for `then` afterwards, if given) and wait
+    for the page it lands on: `then`, or the board or /my."""
+    await page.goto(f"{base}/signin" + (f"?next={quote(then, safe='')}" if then else ""))
+    await page.get_by_label("Username or email").fill(username)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Sign in").click()
+    if then is None:
+        await page.wait_for_url(HOME)
+    else:
+        await page.wait_for_url(lambda url: url == f"{base}{then}")
+
+
+async def person_with_password(stack: Stack, role: str, password: str, prefix: str = "p") -> str:
+    """A new person with `role`, a username no other test has, and `password`; their username."""
+    username = f"{prefix}{uuid.uuid4().hex[:8]}"
+    async with stack.db.session() as session:
+        user = await create_user(session, username, role, f"{username}@jobline.test")
+        await set_password(session, user, password)
+    return username
+
+
+async def give_password(stack: Stack, username: str, password: str) -> None:
+    """Give a person who already exists (ada, olga, tess, ...) `password`."""
+    async with stack.db.session() as session:
+        user = await find_user(session, username)
+        assert user is not None, username
+        await set_password(session, user, password)
+
+
+async def serious_violations(page: Page) -> list[str]:
+    """axe-core's serious and critical findings on the page as it is now, one line each."""
+    results = await Axe().run(page)
+    assert "violations" in results.response, results.response
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} {[n['target'] for n in v['nodes']]}"
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]

@@ -11,36 +11,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, Page
 
-from api.users.service import create_user, set_password
 from bench.pages import job_state, write_states
 from models.lifecycle import ClientSnapshot, Stage
 from tests.conftest import Stack
-from tests.web.conftest import PHONE
+from tests.web.conftest import PHONE, person_with_password, serious_violations, sign_in
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
 PASSWORD = "board browser password"
 DESKTOP = {"width": 1280, "height": 800}
 POLL_WAIT_MS = 40_000  # board.js asks every 12 s
-
-
-async def _person(stack: Stack, role: str = "office") -> str:
-    username = f"w{uuid.uuid4().hex[:8]}"
-    async with stack.db.session() as session:
-        user = await create_user(session, username, role, f"{username}@jobline.test")
-        await set_password(session, user, PASSWORD)
-    return username
-
-
-async def _sign_in(page: Page, base: str, username: str, then: str) -> None:
-    await page.goto(f"{base}/signin?next={then}")
-    await page.get_by_label("Username or email").fill(username)
-    await page.get_by_label("Password").fill(PASSWORD)
-    async with page.expect_navigation():
-        await page.get_by_role("button", name="Sign in").click()
 
 
 async def _seed(stack: Stack, client: dict[str, Any], jobs: list[dict[str, Any]]) -> list[str]:
@@ -52,16 +34,6 @@ async def _seed(stack: Stack, client: dict[str, Any], jobs: list[dict[str, Any]]
     ]
     await write_states(stack.db, [(s, now - timedelta(minutes=i)) for i, s in enumerate(states)])
     return [s.slug for s in states]
-
-
-async def _serious(page: Page) -> list[str]:
-    results = await Axe().run(page)
-    assert "violations" in results.response, results.response
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} {[n['target'] for n in v['nodes']]}"
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 def _card(page: Page, slug: str, milestone: str | None = None) -> Any:
@@ -77,11 +49,11 @@ async def test_a_person_filters_the_board_with_the_form(
     wanted = await stack.new_job(client_id=client["id"], title=f"{word} leaks")
     other = await stack.new_job(client_id=client["id"], title="Fence repair")
     assert (await stack.event("olga", wanted["slug"], "owner_assigned", owner="sue")).is_success
-    office = await _person(stack)
+    office = await person_with_password(stack, "office", PASSWORD, "w")
     context = await browser.new_context(viewport=DESKTOP)
     try:
         page = await context.new_page()
-        await _sign_in(page, base_url, office, "/jobs")
+        await sign_in(page, base_url, office, PASSWORD, then="/jobs")
         await page.locator("summary", has_text="More filters").click()
         await page.get_by_label("Client number").fill(f"C-{client['id']:05d}")
         async with page.expect_navigation():
@@ -118,11 +90,11 @@ async def test_the_board_shows_another_persons_event_without_a_reload(
     client = await stack.new_client()
     job = await stack.new_job(client_id=client["id"])
     slug = job["slug"]
-    office = await _person(stack)
+    office = await person_with_password(stack, "office", PASSWORD, "w")
     context = await browser.new_context(viewport=DESKTOP)
     try:
         page = await context.new_page()
-        await _sign_in(page, base_url, office, f"/jobs?client={client['id']}")
+        await sign_in(page, base_url, office, PASSWORD, then=f"/jobs?client={client['id']}")
         await _card(page, slug, "Lead").wait_for()
         await page.evaluate("window.stillThisPage = true")
 
@@ -143,11 +115,11 @@ async def test_the_board_works_from_the_keyboard(
 ) -> None:
     client = await stack.new_client()
     job = await stack.new_job(client_id=client["id"], title="Keyboard only")
-    office = await _person(stack)
+    office = await person_with_password(stack, "office", PASSWORD, "w")
     context = await browser.new_context(viewport=DESKTOP)
     try:
         page = await context.new_page()
-        await _sign_in(page, base_url, office, "/jobs")
+        await sign_in(page, base_url, office, PASSWORD, then="/jobs")
         # Into the form by Tab, open "More filters" with Enter, type a client number, send it
         # with Enter.
         for _ in range(30):
@@ -197,18 +169,18 @@ async def test_axe_finds_nothing_serious_on_the_board_and_the_list(
             {"stage": Stage.verified, "number": 94004},
         ],
     )
-    office = await _person(stack)
-    tech = await _person(stack, "technician")
+    office = await person_with_password(stack, "office", PASSWORD, "w")
+    tech = await person_with_password(stack, "technician", PASSWORD, "w")
     await _seed(stack, client, [{"stage": Stage.scheduled, "number": 94005, "technician": tech}])
     for who in (office, tech):
         for viewport in (DESKTOP, PHONE):
             context = await browser.new_context(viewport=viewport)
             try:
                 page = await context.new_page()
-                await _sign_in(page, base_url, who, "/jobs")
+                await sign_in(page, base_url, who, PASSWORD)  # the board, or /my
                 for path in ("/jobs", f"/jobs?client={client['id']}", "/jobs?view=list"):
                     await page.goto(f"{base_url}{path}")
                     await page.locator("#board").wait_for()
-                    assert await _serious(page) == [], (who, viewport, path)
+                    assert await serious_violations(page) == [], (who, viewport, path)
             finally:
                 await context.close()

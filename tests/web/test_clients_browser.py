@@ -14,12 +14,17 @@ import re
 import uuid
 
 import pytest
-from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, Page, ViewportSize, expect
 
-from api.users.service import create_user, set_password
 from tests.conftest import Stack
-from tests.web.conftest import PHONE, base_url, browser  # noqa: F401
+from tests.web.conftest import (  # noqa: F401
+    PHONE,
+    base_url,
+    browser,
+    person_with_password,
+    serious_violations,
+    sign_in,
+)
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
@@ -30,19 +35,7 @@ JOB_URL = re.compile(r".*/jobs/(?!new\b)[a-z0-9-]+$")
 
 @pytest.fixture
 async def office(stack: Stack) -> str:
-    username = f"o{uuid.uuid4().hex[:8]}"
-    async with stack.db.session() as session:
-        user = await create_user(session, username, "office", f"{username}@jobline.test")
-        await set_password(session, user, PASSWORD)
-    return username
-
-
-async def _sign_in(page: Page, base: str, username: str) -> None:
-    await page.goto(f"{base}/signin")
-    await page.get_by_label("Username or email").fill(username)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(f"{base}/jobs")
+    return await person_with_password(stack, "office", PASSWORD, "o")
 
 
 async def _create_job(page: Page) -> str:
@@ -67,7 +60,7 @@ async def test_an_office_person_creates_a_client_and_a_job_then_reuses_the_clien
     context = await browser.new_context(viewport=DESKTOP)
     try:
         page = await context.new_page()
-        await _sign_in(page, base_url, office)
+        await sign_in(page, base_url, office, PASSWORD)
 
         # A new client and its job, from the navigation's "New job".
         await page.get_by_role("link", name="New job", exact=True).click()
@@ -165,41 +158,40 @@ async def test_axe_finds_nothing_serious_on_the_client_pages(
     tag = uuid.uuid4().hex[:6]
     client = await stack.new_client(name=f"Harbour Dental {tag}", phone="+1 555 0188")
     await stack.new_job(client_id=client["id"], title="Compressor noise")
-    axe = Axe()
     context = await browser.new_context(viewport=viewport)  # type: ignore[arg-type]
     requested: list[str] = []
     try:
         page = await context.new_page()
         page.on("request", lambda request: requested.append(request.url))
-        await _sign_in(page, base_url, office)
+        await sign_in(page, base_url, office, PASSWORD)
         found: dict[str, list[str]] = {}
 
         await page.goto(f"{base_url}/jobs/new")
-        found["/jobs/new"] = await _serious(axe, page)
+        found["/jobs/new"] = await serious_violations(page)
         await page.get_by_label("Find an existing client").fill(f"harbour dental {tag}")
         await page.get_by_role("button", name="Search").click()
         await expect(page.get_by_role("button", name=f"Use Harbour Dental {tag}")).to_be_visible()
-        found["/jobs/new (search)"] = await _serious(axe, page)
+        found["/jobs/new (search)"] = await serious_violations(page)
         await page.get_by_label("Name").fill(f"Harbour Dental {tag}")
         await page.get_by_role("button", name="Create job").click()
         await expect(page.get_by_role("alert").first).to_be_visible()
-        found["/jobs/new (errors)"] = await _serious(axe, page)  # the title is missing
+        found["/jobs/new (errors)"] = await serious_violations(page)  # the title is missing
         await page.get_by_label("Title").fill("Filter change")
         await page.get_by_role("button", name="Create job").click()
         await expect(page.get_by_text("This client may already exist")).to_be_visible()
-        found["/jobs/new (duplicate warning)"] = await _serious(axe, page)
+        found["/jobs/new (duplicate warning)"] = await serious_violations(page)
         assert await _fits(page), "/jobs/new scrolls sideways"
 
         await page.goto(f"{base_url}/clients?q={tag}")
-        found["/clients"] = await _serious(axe, page)
+        found["/clients"] = await serious_violations(page)
         assert await _fits(page), "/clients scrolls sideways"
         await page.goto(f"{base_url}/clients/{client['id']}")
-        found["/clients/{id}"] = await _serious(axe, page)
+        found["/clients/{id}"] = await serious_violations(page)
         assert await _fits(page), "/clients/{id} scrolls sideways"
         await page.get_by_label(re.compile("^Email")).fill("not an email")
         await page.get_by_role("button", name="Save changes").click()
         await expect(page.get_by_role("alert")).to_be_visible()
-        found["/clients/{id} (errors)"] = await _serious(axe, page)
+        found["/clients/{id} (errors)"] = await serious_violations(page)
 
         assert found == {name: [] for name in found}
         assert [url for url in requested if not url.startswith(base_url)] == []
@@ -209,13 +201,3 @@ async def test_axe_finds_nothing_serious_on_the_client_pages(
 
 async def _fits(page: Page) -> bool:
     return bool(await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
-
-
-async def _serious(axe: Axe, page: Page) -> list[str]:
-    results = await axe.run(page)
-    assert "violations" in results.response, results.response
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]

@@ -9,21 +9,19 @@ a new page cannot go unchecked.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
-from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, BrowserContext, Page
 
-from api.users.service import find_user, invite_user, set_password
+from api.users.service import invite_user
 from api.web import site
 from api.web.event_forms import FORM_EVENTS
 from tests.api.journeys import CHECKLIST, EVIDENCE, QUOTE, window
 from tests.conftest import PEOPLE, Stack
-from tests.web.conftest import PHONE
+from tests.web.conftest import PHONE, give_password, serious_violations, sign_in
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
@@ -72,11 +70,8 @@ class Checked:
 
 @pytest.fixture
 async def passwords(stack: Stack) -> None:
-    async with stack.db.session() as session:
-        for username in PEOPLE:
-            user = await find_user(session, username)
-            assert user is not None
-            await set_password(session, user, PASSWORD)
+    for username in PEOPLE:
+        await give_password(stack, username, PASSWORD)
 
 
 def _route_of(path: str) -> str | None:
@@ -85,15 +80,6 @@ def _route_of(path: str) -> str | None:
             if "GET" in getattr(route, "methods", ()) and route.path_regex.match(path):  # type: ignore[attr-defined]
                 return route.path  # type: ignore[attr-defined]
     return None
-
-
-async def _serious(page: Page) -> list[str]:
-    results = await Axe().run(page)
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']}"
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 class Person:
@@ -109,11 +95,7 @@ class Person:
             context = await self.browser.new_context(viewport=viewport)  # type: ignore[arg-type]
             self.contexts[width] = context
             page = await context.new_page()
-            await page.goto(f"{self.base}/signin")
-            await page.get_by_label("Username or email").fill(self.username)
-            await page.get_by_label("Password").fill(PASSWORD)
-            await page.get_by_role("button", name="Sign in").click()
-            await page.wait_for_url(re.compile(r".*/(jobs|my)$"))
+            await sign_in(page, self.base, self.username, PASSWORD)
         return self.contexts[width].pages[0]
 
     async def check(self, path: str, *, widths: tuple[str, ...] = ("desktop", "phone")) -> Page:
@@ -125,7 +107,8 @@ class Person:
             route = _route_of(path.split("?")[0])
             assert route is not None, path
             self.checked.routes.add(route)
-            self.checked.findings[f"{self.username} {width} {path}"] = await _serious(page)
+            found = await serious_violations(page)
+            self.checked.findings[f"{self.username} {width} {path}"] = found
         return page
 
     async def close(self) -> None:
@@ -228,7 +211,7 @@ async def test_axe_finds_nothing_serious_on_any_page(
                 answer = await page.goto(f"{signed_out.base}{path}")
                 assert answer is not None and answer.status == 200, path
                 checked.routes.add(_route_of(path) or path)
-                checked.findings[f"signed out {width} {path}"] = await _serious(page)
+                checked.findings[f"signed out {width} {path}"] = await serious_violations(page)
     finally:
         await signed_out.close()
 

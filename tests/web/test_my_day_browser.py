@@ -8,27 +8,18 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, Locator, Page
 
-from api.users.service import find_user, set_password
 from tests.api.journeys import CHECKLIST, drive
 from tests.api.settings import CLOSEOUT, put, read, restoring
 from tests.conftest import Stack
-from tests.web.conftest import PHONE
+from tests.web.conftest import PHONE, give_password, serious_violations, sign_in
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
 PASSWORD = "correct horse battery"
 DESKTOP = {"width": 1280, "height": 800}
 SERIAL = {"key": "unit_serial", "label": "Unit serial number", "type": "text", "required": True}
-
-
-async def _password(stack: Stack, username: str) -> None:
-    async with stack.db.session() as session:
-        user = await find_user(session, username)
-        assert user is not None
-        await set_password(session, user, PASSWORD)
 
 
 async def _scheduled_visit(stack: Stack, technician: str, client_name: str) -> str:
@@ -54,13 +45,6 @@ async def _scheduled_visit(stack: Stack, technician: str, client_name: str) -> s
         ],
     )
     return job["slug"]
-
-
-async def _sign_in(page: Page, base: str, username: str) -> None:
-    await page.goto(f"{base}/signin")
-    await page.get_by_label("Username or email").fill(username)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
 
 
 async def _card(page: Page, client_name: str) -> Locator:
@@ -93,12 +77,12 @@ async def test_a_technician_at_phone_size_completes_a_job_with_required_receipt_
 
         client_name = f"Harbour Cafe {uuid.uuid4().hex[:5]}"
         slug = await _scheduled_visit(stack, "tess", client_name)
-        await _password(stack, "tess")
+        await give_password(stack, "tess", PASSWORD)
 
         context = await browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True)  # type: ignore[arg-type]
         try:
             page = await context.new_page()
-            await _sign_in(page, base_url, "tess")
+            await sign_in(page, base_url, "tess", PASSWORD)
             await page.wait_for_url(f"{base_url}/my")
             await page.get_by_role("heading", name="My day", level=1).wait_for()
             fits = await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
@@ -166,30 +150,19 @@ async def test_axe_finds_nothing_serious_on_my_day(
 ) -> None:
     client_name = f"Axe Bakery {uuid.uuid4().hex[:5]}"
     await _scheduled_visit(stack, "tom", client_name)
-    await _password(stack, "tom")
-    axe = Axe()
+    await give_password(stack, "tom", PASSWORD)
     context = await browser.new_context(viewport=viewport)  # type: ignore[arg-type]
     requested: list[str] = []
     try:
         page = await context.new_page()
         page.on("request", lambda request: requested.append(request.url))
-        await _sign_in(page, base_url, "tom")
+        await sign_in(page, base_url, "tom", PASSWORD)
         await page.wait_for_url(f"{base_url}/my")
         await page.locator("article.visit", has_text=client_name).wait_for()
-        found = {"/my": await _serious(axe, page)}
+        found = {"/my": await serious_violations(page)}
         await page.goto(f"{base_url}/my?day=previous")
-        found["/my?day=previous"] = await _serious(axe, page)
+        found["/my?day=previous"] = await serious_violations(page)
         assert found == {"/my": [], "/my?day=previous": []}
         assert [url for url in requested if not url.startswith(base_url)] == []
     finally:
         await context.close()
-
-
-async def _serious(axe: Axe, page: Page) -> list[str]:
-    results = await axe.run(page)
-    assert "violations" in results.response, results.response
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} {[n['target'] for n in v['nodes']]}"
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]

@@ -13,14 +13,12 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 
-from api.users.service import find_user, set_password
 from tests.api.journeys import QUOTE
 from tests.api.settings import closeout_settings
 from tests.conftest import Stack
-from tests.web.conftest import PHONE
+from tests.web.conftest import PHONE, give_password, serious_violations, sign_in
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
@@ -31,11 +29,8 @@ RECEIPT = [{"key": "serial_number", "label": "Serial number", "type": "text", "r
 
 @pytest.fixture
 async def passwords(stack: Stack) -> None:
-    async with stack.db.session() as session:
-        for username in ("olga", "mia", "sam", "tess"):
-            user = await find_user(session, username)
-            assert user is not None
-            await set_password(session, user, PASSWORD)
+    for username in ("olga", "mia", "sam", "tess"):
+        await give_password(stack, username, PASSWORD)
 
 
 @pytest.fixture
@@ -53,11 +48,7 @@ async def _signed_in(
     context = await browser.new_context(viewport=viewport)  # type: ignore[arg-type]
     contexts.append(context)
     page = await context.new_page()
-    await page.goto(f"{base}/signin")
-    await page.get_by_label("Username or email").fill(username)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(f"{base}/jobs")
+    await sign_in(page, base, username, PASSWORD)
     return page
 
 
@@ -260,31 +251,21 @@ async def test_axe_finds_nothing_serious_on_the_job_page_and_an_event_form(
     # Every action's form open, as a person would open them.
     for summary in await olga.locator("details.event > summary").all():
         await summary.click()
-    found = {"job page": await _serious(olga)}
+    found = {"job page": await serious_violations(olga)}
     found["job page fits"] = await _fits(olga)
     await olga.goto(f"{base_url}/jobs/{slug}/events/quote_drafted")
-    found["event form"] = await _serious(olga)
+    found["event form"] = await serious_violations(olga)
     form = _form(olga, "quote_drafted")
     await form.locator("fieldset.row").nth(0).get_by_label("Quantity").fill("two")
     await _click(form, "Revise quote")  # refused: the errors at the top and at the field
     await expect(olga.get_by_role("alert")).to_contain_text("Line 1, quantity")
-    found["event form (error)"] = await _serious(olga)
+    found["event form (error)"] = await serious_violations(olga)
     found["event form fits"] = await _fits(olga)
     assert found == {
         "job page": [], "job page fits": [], "event form": [], "event form (error)": [],
         "event form fits": [],
     }  # fmt: skip
     assert [url for url in requested if not url.startswith(base_url)] == []
-
-
-async def _serious(page: Page) -> list[str]:
-    results = await Axe().run(page)
-    assert "violations" in results.response, results.response
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 async def _fits(page: Page) -> list[str]:

@@ -13,7 +13,8 @@ from playwright.async_api import Browser, expect
 from tests.api.journeys import drive, on_site
 from tests.conftest import Stack
 from tests.fakes.providers import wait_until
-from tests.web.test_send_browser import DESKTOP, axe_clean, sign_in
+from tests.web.conftest import give_password, sign_in
+from tests.web.test_send_browser import DESKTOP, PASSWORD, axe_clean
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
@@ -41,7 +42,8 @@ async def test_the_closeout_email_appears_in_the_outbox(
     context = await browser.new_context(viewport=DESKTOP)
     try:
         page = await context.new_page()
-        await sign_in(stack, page, base_url, "olga")
+        await give_password(stack, "olga", PASSWORD)
+        await sign_in(page, base_url, "olga", PASSWORD)
         await page.get_by_role("navigation", name="Main").get_by_role("link", name="Outbox").click()
         await page.wait_for_url(f"{base_url}/outbox")
         await page.get_by_label("Purpose").select_option(label="Closeout")

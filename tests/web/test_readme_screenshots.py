@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page
 
-from api.users.service import find_user, set_password
 from tests.api.journeys import CHECKLIST, QUOTE, drive
 from tests.conftest import Stack
-from tests.web.conftest import PHONE
+from tests.web.conftest import PHONE, give_password, sign_in
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
@@ -41,10 +40,7 @@ def _today_window(hours_from_now: int) -> dict[str, str]:
 async def _week_of_jobs(stack: Stack) -> str:
     """Jobs across the pipeline; returns the slug of the one the job page shows."""
     names = ["Rivera Residence", "Oakwood Dental", "Baker Street Bakery", "Lopez Family"]
-    clients = [
-        await stack.new_client(name=name, phone="+15550100")
-        for name in names
-    ]
+    clients = [await stack.new_client(name=name, phone="+15550100") for name in names]
     await stack.new_job(client_id=clients[0]["id"], title="No heat upstairs")
     quoted = (await stack.new_job(client_id=clients[1]["id"], title="Rooftop unit service"))["slug"]
     await drive(
@@ -82,22 +78,15 @@ async def _week_of_jobs(stack: Stack) -> str:
 async def _signed_in(browser: Browser, base: str, username: str, viewport: dict) -> Page:
     context = await browser.new_context(viewport=viewport)  # type: ignore[arg-type]
     page = await context.new_page()
-    await page.goto(f"{base}/signin")
-    await page.get_by_label("Username or email").fill(username)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(re.compile(r".*/(jobs|my)$"))
+    await sign_in(page, base, username, PASSWORD)
     return page
 
 
 async def test_readme_screenshots_are_rendered_from_the_pages(
     browser: Browser, base_url: str, stack: Stack
 ) -> None:
-    async with stack.db.session() as session:
-        for username in ("olga", "tess"):
-            user = await find_user(session, username)
-            assert user is not None
-            await set_password(session, user, PASSWORD)
+    for username in ("olga", "tess"):
+        await give_password(stack, username, PASSWORD)
     slug = await _week_of_jobs(stack)
     SHOTS.mkdir(parents=True, exist_ok=True)
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, Page, expect
 
-from api.users.service import find_user, set_password
 from tests.conftest import Stack
-from tests.web.conftest import PHONE
+from tests.web.conftest import PHONE, give_password, serious_violations, sign_in
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
@@ -22,32 +20,13 @@ PASSWORD = "correct horse battery"
 DESKTOP = {"width": 1280, "height": 800}
 
 
-async def sign_in(stack: Stack, page: Page, base: str, username: str) -> None:
-    async with stack.db.session() as session:
-        user = await find_user(session, username)
-        assert user is not None
-        await set_password(session, user, PASSWORD)
-    await page.goto(f"{base}/signin")
-    await page.get_by_label("Username or email").fill(username)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(f"{base}/jobs")
-
-
 async def axe_clean(page: Page, where: str) -> None:
     """No serious or critical axe-core violation, at desktop and at phone width; the page
     fits the phone's width."""
-    axe = Axe()
     found: dict[str, list[str]] = {}
     for name, size in (("desktop", DESKTOP), ("phone", PHONE)):
         await page.set_viewport_size(size)  # type: ignore[arg-type]
-        results = await axe.run(page)
-        assert "violations" in results.response, results.response
-        found[name] = [
-            f"{v['id']} ({v['impact']}): {v['help']} {[n['target'] for n in v['nodes']]}"
-            for v in results.response["violations"]
-            if v["impact"] in ("serious", "critical")
-        ]
+        found[name] = await serious_violations(page)
         if name == "phone":
             fits = await page.evaluate(
                 "document.documentElement.scrollWidth <= window.innerWidth + 1"
@@ -69,7 +48,8 @@ async def test_send_with_its_preview(browser: Browser, base_url: str, stack: Sta
     context = await browser.new_context(viewport=DESKTOP)
     try:
         page = await context.new_page()
-        await sign_in(stack, page, base_url, "olga")
+        await give_password(stack, "olga", PASSWORD)
+        await sign_in(page, base_url, "olga", PASSWORD)
         await page.goto(f"{base_url}/jobs/{slug}")
         await page.get_by_role("link", name="Send", exact=True).click()
         await page.wait_for_url(f"{base_url}/jobs/{slug}/send")

@@ -12,17 +12,15 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, BrowserContext, Page
 
-from api.users.service import create_user, set_password
 from core import settings_store
 from core.settings_store import BRANDING, CLOSEOUT, COMMUNICATIONS
 from models.branding import BrandingSettings
 from models.closeout import CloseoutSettings
 from models.communications import CommunicationSettings
 from tests.conftest import Stack
-from tests.web.conftest import PHONE
+from tests.web.conftest import PHONE, person_with_password, serious_violations, sign_in
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
@@ -33,11 +31,7 @@ PAGES = ("/settings", "/settings/communications", "/settings/closeout", "/settin
 
 @pytest.fixture
 async def admin(stack: Stack) -> str:
-    username = f"a{uuid.uuid4().hex[:8]}"
-    async with stack.db.session() as session:
-        user = await create_user(session, username, "admin", f"{username}@jobline.test")
-        await set_password(session, user, PASSWORD)
-    return username
+    return await person_with_password(stack, "admin", PASSWORD, "a")
 
 
 @pytest.fixture
@@ -58,11 +52,7 @@ async def kept(stack: Stack) -> AsyncIterator[None]:
 async def _signed_in(browser: Browser, base: str, username: str, viewport: dict) -> BrowserContext:
     context = await browser.new_context(viewport=viewport)  # type: ignore[arg-type]
     page = await context.new_page()
-    await page.goto(f"{base}/signin")
-    await page.get_by_label("Username or email").fill(username)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(f"{base}/jobs")
+    await sign_in(page, base, username, PASSWORD)
     await page.close()
     return context
 
@@ -167,7 +157,6 @@ async def test_a_logo_over_one_mib_is_refused_before_it_is_uploaded(
 async def test_axe_finds_nothing_serious_on_the_settings_pages(
     browser: Browser, base_url: str, admin: str, viewport: dict[str, int]
 ) -> None:
-    axe = Axe()
     context = await _signed_in(browser, base_url, admin, viewport)
     requested: list[str] = []
     try:
@@ -176,7 +165,7 @@ async def test_axe_finds_nothing_serious_on_the_settings_pages(
         found: dict[str, list[str]] = {}
         for path in PAGES:
             await page.goto(f"{base_url}{path}")
-            found[path] = await _serious(axe, page)
+            found[path] = await serious_violations(page)
             assert await _fits(page), f"{path} scrolls sideways"
         # The error state (summary and field messages) and the template preview too. Nothing
         # is saved by either.
@@ -188,11 +177,11 @@ async def test_axe_finds_nothing_serious_on_the_settings_pages(
         assert await page.evaluate("document.activeElement.className") == "error-summary"
         await page.get_by_role("alert").get_by_role("link", name="Unknown time zone").click()
         assert await page.evaluate("document.activeElement.id") == "timezone"
-        found["/settings/branding (error)"] = await _serious(axe, page)
+        found["/settings/branding (error)"] = await serious_violations(page)
         await page.goto(f"{base_url}/settings/communications")
         await page.get_by_role("button", name="Preview with a sample job").click()
         await page.get_by_text("Nothing was saved and nothing was sent").wait_for()
-        found["/settings/communications (preview)"] = await _serious(axe, page)
+        found["/settings/communications (preview)"] = await serious_violations(page)
         assert await _fits(page), "the preview scrolls sideways"
         assert found == dict.fromkeys(found, [])
         assert [url for url in requested if not url.startswith(base_url)] == []
@@ -201,10 +190,7 @@ async def test_axe_finds_nothing_serious_on_the_settings_pages(
 
 
 async def test_a_read_only_person_sees_why(browser: Browser, base_url: str, stack: Stack) -> None:
-    username = f"o{uuid.uuid4().hex[:8]}"
-    async with stack.db.session() as session:
-        user = await create_user(session, username, "office", f"{username}@jobline.test")
-        await set_password(session, user, PASSWORD)
+    username = await person_with_password(stack, "office", PASSWORD, "o")
     context = await _signed_in(browser, base_url, username, PHONE)
     try:
         page = await context.new_page()
@@ -212,21 +198,10 @@ async def test_a_read_only_person_sees_why(browser: Browser, base_url: str, stac
             await page.goto(f"{base_url}{path}")
             await page.get_by_text("Only an admin can change these settings.").wait_for()
             assert await page.get_by_role("button", name="Save").count() == 0
-        axe = Axe()
-        assert await _serious(axe, page) == []
+        assert await serious_violations(page) == []
     finally:
         await context.close()
 
 
 async def _fits(page: Page) -> bool:
     return await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-
-
-async def _serious(axe: Axe, page: Page) -> list[str]:
-    results = await axe.run(page)
-    assert "violations" in results.response, results.response
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} {[n['target'] for n in v['nodes']][:3]}"
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]

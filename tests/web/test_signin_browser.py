@@ -4,19 +4,15 @@ of wrong passwords, and axe-core on each page at desktop and phone width."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
-from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, BrowserContext, Page
 
 from api.app import create_app
-from api.users.service import create_user, set_password
 from api.web.sessions import SESSION_COOKIE
 from api.web.throttle import MAX_FAILURES
 from core.config import Settings
 from tests.conftest import Stack
-from tests.web.conftest import PHONE, serving
+from tests.web.conftest import PHONE, person_with_password, serious_violations, serving
 
 PASSWORD = "correct horse battery"
 DESKTOP = {"width": 1280, "height": 800}
@@ -24,11 +20,7 @@ DESKTOP = {"width": 1280, "height": 800}
 
 @pytest.fixture
 async def person(stack: Stack) -> str:
-    username = f"p{uuid.uuid4().hex[:8]}"
-    async with stack.db.session() as session:
-        user = await create_user(session, username, "office", f"{username}@jobline.test")
-        await set_password(session, user, PASSWORD)
-    return username
+    return await person_with_password(stack, "office", PASSWORD)
 
 
 async def _sign_in(page: Page, base: str, login: str, password: str) -> int:
@@ -178,34 +170,23 @@ async def test_axe_finds_nothing_serious_on_signin_and_jobs(
     person: str,
     viewport: dict[str, int],
 ) -> None:
-    axe = Axe()
     context = await browser.new_context(viewport=viewport)  # type: ignore[arg-type]
     requested: list[str] = []
     try:
         page = await context.new_page()
         page.on("request", lambda request: requested.append(request.url))
         await page.goto(f"{base_url}/signin")
-        pages = {"/signin": await _serious(axe, page)}
+        pages = {"/signin": await serious_violations(page)}
         fits = await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         assert fits, "/signin scrolls sideways"
         # The error state too: the summary and the field's message.
         await _sign_in(page, base_url, person, "a wrong guess")
-        pages["/signin (error)"] = await _serious(axe, page)
+        pages["/signin (error)"] = await serious_violations(page)
         assert await _sign_in(page, base_url, person, PASSWORD) == 200
-        pages["/jobs"] = await _serious(axe, page)
+        pages["/jobs"] = await serious_violations(page)
         fits = await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         assert fits, "/jobs scrolls sideways"
         assert pages == {"/signin": [], "/signin (error)": [], "/jobs": []}
         assert [url for url in requested if not url.startswith(base_url)] == []
     finally:
         await context.close()
-
-
-async def _serious(axe: Axe, page: Page) -> list[str]:
-    results = await axe.run(page)
-    assert "violations" in results.response, results.response
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']}"
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]

@@ -9,33 +9,15 @@ import uuid
 from urllib.parse import urlsplit
 
 import pytest
-from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, Page
 
-from api.users.service import create_user, set_password
 from tests.conftest import Stack
-from tests.web.conftest import PHONE
+from tests.web.conftest import PHONE, person_with_password, serious_violations, sign_in
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
 PASSWORD = "correct horse battery"
 DESKTOP = {"width": 1280, "height": 800}
-
-
-async def _admin(stack: Stack) -> str:
-    username = f"admin{uuid.uuid4().hex[:6]}"
-    async with stack.db.session() as session:
-        user = await create_user(session, username, "admin", f"{username}@jobline.test")
-        await set_password(session, user, PASSWORD)
-    return username
-
-
-async def _sign_in(page: Page, base: str, username: str) -> None:
-    await page.goto(f"{base}/signin?next=/settings/users")
-    await page.get_by_label("Username or email").fill(username)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(f"{base}/settings/users")
 
 
 async def _invite(page: Page, username: str, display_name: str, role: str) -> str:
@@ -53,13 +35,13 @@ async def _invite(page: Page, username: str, display_name: str, role: str) -> st
 async def test_an_admin_invites_a_person_who_sets_a_password_and_is_signed_in(
     stack: Stack, browser: Browser, base_url: str
 ) -> None:
-    admin = await _admin(stack)
+    admin = await person_with_password(stack, "admin", PASSWORD, "admin")
     newcomer = f"o{uuid.uuid4().hex[:8]}"
     theirs = await browser.new_context(viewport=PHONE)  # type: ignore[arg-type]
     office = await browser.new_context()
     try:
         page = await office.new_page()
-        await _sign_in(page, base_url, admin)
+        await sign_in(page, base_url, admin, PASSWORD, then="/settings/users")
         # A mistake first: refused in words, what was typed kept.
         await page.get_by_label("Username").fill(newcomer)
         await page.get_by_label("Display name").fill("Ola Office")
@@ -107,48 +89,37 @@ async def test_an_admin_invites_a_person_who_sets_a_password_and_is_signed_in(
 async def test_axe_finds_nothing_serious_on_the_users_pages(
     stack: Stack, browser: Browser, base_url: str, viewport: dict[str, int]
 ) -> None:
-    admin = await _admin(stack)
-    axe = Axe()
+    admin = await person_with_password(stack, "admin", PASSWORD, "admin")
     context = await browser.new_context(viewport=viewport)  # type: ignore[arg-type]
     stranger = await browser.new_context(viewport=viewport)  # type: ignore[arg-type]
     requested: list[str] = []
     try:
         page = await context.new_page()
         page.on("request", lambda request: requested.append(request.url))
-        await _sign_in(page, base_url, admin)
-        found = {"/settings/users": await _serious(axe, page)}
+        await sign_in(page, base_url, admin, PASSWORD, then="/settings/users")
+        found = {"/settings/users": await serious_violations(page)}
         await page.get_by_role("button", name="Invite").click()  # empty: the error state
         await page.get_by_role("alert").wait_for()
-        found["/settings/users (errors)"] = await _serious(axe, page)
+        found["/settings/users (errors)"] = await serious_violations(page)
         newcomer = f"t{uuid.uuid4().hex[:8]}"
         path = await _invite(page, newcomer, "Tam Tech", "technician")
-        found["invite link"] = await _serious(axe, page)
+        found["invite link"] = await serious_violations(page)
         await page.goto(f"{base_url}/settings/users/{newcomer}")
-        found["/settings/users/{name}"] = await _serious(axe, page)
+        found["/settings/users/{name}"] = await serious_violations(page)
         fits = await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         assert fits, "a person's page scrolls sideways"
 
         theirs = await stranger.new_page()
         theirs.on("request", lambda request: requested.append(request.url))
         await theirs.goto(f"{base_url}{path}")
-        found["/invite/{token}"] = await _serious(axe, theirs)
+        found["/invite/{token}"] = await serious_violations(theirs)
         await theirs.get_by_role("button", name="Set password and sign in").click()
         await theirs.get_by_role("alert").wait_for()
-        found["/invite/{token} (errors)"] = await _serious(axe, theirs)
+        found["/invite/{token} (errors)"] = await serious_violations(theirs)
         await theirs.goto(f"{base_url}/invite/not-a-token")
-        found["/invite (dead)"] = await _serious(axe, theirs)
+        found["/invite (dead)"] = await serious_violations(theirs)
         assert found == {name: [] for name in found}
         assert [url for url in requested if not url.startswith(base_url)] == []
     finally:
         await stranger.close()
         await context.close()
-
-
-async def _serious(axe: Axe, page: Page) -> list[str]:
-    results = await axe.run(page)
-    assert "violations" in results.response, results.response
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} {[n['target'] for n in v['nodes']]}"
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]

@@ -3,15 +3,12 @@ page, its event forms and its Send page are simply not found, as in the API."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from playwright.async_api import Browser
 
-from api.users.service import find_user, set_password
 from tests.api.journeys import CHECKLIST, QUOTE, drive, window
 from tests.conftest import Stack
-from tests.web.conftest import PHONE
+from tests.web.conftest import PHONE, give_password, sign_in
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
@@ -21,10 +18,7 @@ PASSWORD = "only my own jobs"
 async def test_a_technician_cannot_open_another_technicians_job(
     browser: Browser, base_url: str, stack: Stack
 ) -> None:
-    async with stack.db.session() as session:
-        tom = await find_user(session, "tom")
-        assert tom is not None
-        await set_password(session, tom, PASSWORD)
+    await give_password(stack, "tom", PASSWORD)
     slug = (await stack.new_job(title="Tess's boiler visit"))["slug"]
     await drive(
         stack,
@@ -42,11 +36,8 @@ async def test_a_technician_cannot_open_another_technicians_job(
     context = await browser.new_context(viewport=PHONE)  # type: ignore[arg-type]
     try:
         page = await context.new_page()
-        await page.goto(f"{base_url}/signin")
-        await page.get_by_label("Username or email").fill("tom")
-        await page.get_by_label("Password").fill(PASSWORD)
-        await page.get_by_role("button", name="Sign in").click()
-        await page.wait_for_url(re.compile(r".*/my$"))
+        await sign_in(page, base_url, "tom", PASSWORD)
+        assert page.url == f"{base_url}/my"
         assert await page.get_by_text("Tess's boiler visit").count() == 0
 
         for path in (f"/jobs/{slug}", f"/jobs/{slug}/events/tech_dispatched", f"/jobs/{slug}/send"):
