@@ -74,7 +74,8 @@ async def test_a_template_change_shows_in_the_next_message(
         # Seen first with a sample job, nothing saved...
         await page.get_by_role("button", name="Preview with a sample job").click()
         preview = page.get_by_role("group", name="Preview of Customer update (the Send dialog)")
-        await preview.get_by_text(f"{words}: sample message").wait_for()
+        sample = "Your technician will call about 30 minutes before arriving."  # the sample job's
+        await preview.get_by_text(f"{words}: {sample}").wait_for()
         # ...then saved, with everything typed still in the form.
         assert words in await template.get_by_label("Email body").input_value()
         await page.get_by_role("button", name="Save", exact=True).click()
