@@ -213,7 +213,8 @@ async def test_columns_count_and_total_and_hide_closed_jobs(stack: Stack, web) -
         # The list: every open job once, numbers right-aligned, amounts with the symbol.
         listing = await client.get(f"/jobs?client={client_row['id']}&view=list")
         assert set(cards(listing.text)) == {s.slug for s in states[:6]}
-        assert f'<td class="num">${states[3].contract_amount:,.2f}</td>' in listing.text
+        amount = f"${states[3].contract_amount:,.2f}"
+        assert f'<td class="num" data-label="Amount">{amount}</td>' in listing.text
 
 
 async def test_badges_and_the_attention_strip_say_why(stack: Stack, web) -> None:  # type: ignore[no-untyped-def]

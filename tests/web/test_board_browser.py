@@ -184,3 +184,26 @@ async def test_axe_finds_nothing_serious_on_the_board_and_the_list(
                     assert await serious_violations(page) == [], (who, viewport, path)
             finally:
                 await context.close()
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+async def test_long_unbroken_words_do_not_push_the_board_sideways(
+    browser: Browser, base_url: str, stack: Stack, viewport: dict[str, int]
+) -> None:
+    """Whatever people type (a 200-letter title, an e-mail address as a client's name), the
+    board and the list stay within the window: found when the PostgreSQL suite's jobs filled it."""
+    unbroken = "Z" * 200
+    client = await stack.new_client(name=f"{unbroken[:150]}@{uuid.uuid4().hex[:6]}.example")
+    await stack.new_job(client_id=client["id"], title=unbroken)
+    office = await person_with_password(stack, "office", PASSWORD)
+    context = await browser.new_context(viewport=viewport)  # type: ignore[arg-type]
+    try:
+        page = await context.new_page()
+        await sign_in(page, base_url, office, PASSWORD)
+        for path in ("/jobs", "/jobs?view=list"):
+            await page.goto(f"{base_url}{path}")
+            await page.get_by_text(unbroken[:20], exact=False).first.wait_for()
+            fits = "document.documentElement.scrollWidth <= window.innerWidth"
+            assert await page.evaluate(fits), f"{path} scrolls sideways"
+    finally:
+        await context.close()

@@ -7,9 +7,13 @@ import json
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import pytest
 from playwright.async_api import Browser, Page, Request, Response
 
 from tests.conftest import Stack
+
+# The browser is what is tested here; the database under it is tested on both backends elsewhere.
+pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
 
 @dataclass

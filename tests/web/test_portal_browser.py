@@ -9,6 +9,7 @@ navigation's response and then the bytes at the URL the browser opened.
 
 from __future__ import annotations
 
+import pytest
 from playwright.async_api import Browser, ConsoleMessage, Download
 
 from activities.pdf import render_pdf_sync
@@ -18,6 +19,9 @@ from models.branding import BrandingSettings
 from tests.api.test_portal import completed_job
 from tests.conftest import Stack
 from tests.web.conftest import PHONE
+
+# The browser is what is tested here; the database under it is tested on both backends elsewhere.
+pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
 
 def _rgb(hex_colour: str) -> str:
