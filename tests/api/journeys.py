@@ -46,6 +46,28 @@ async def drive(stack: Stack, slug: str, steps: list[tuple[str, str, dict]]) -> 
     return job
 
 
+def quoted_and_scheduled(technician: str, when: dict[str, str] | None = None) -> list:
+    """The steps from a new lead to `scheduled` with the checklist done, the quote's way."""
+    return [
+        ("olga", "owner_assigned", {"owner": "sam"}),
+        ("sam", "lead_qualified", {}),
+        ("sam", "quote_drafted", QUOTE),
+        ("sam", "quote_sent", {}),
+        ("olga", "quote_approved", {}),
+        ("olga", "job_scheduled", {"technician": technician, **(when or window())}),
+        ("olga", "checklist_completed", CHECKLIST),
+    ]
+
+
+def dispatched_and_scheduled(technician: str, when: dict[str, str]) -> list:
+    """The steps from a new lead to `scheduled` with the checklist done, as an emergency."""
+    return [
+        ("olga", "emergency_dispatch", {}),
+        ("olga", "job_scheduled", {"technician": technician, **when}),
+        ("olga", "checklist_completed", CHECKLIST),
+    ]
+
+
 async def on_site(stack: Stack, technician: str = "tess", **client: object) -> dict:
     """A new job, quoted, approved, scheduled and checked in: the technician is at work."""
     job = await stack.new_job(client_id=(await stack.new_client(**client))["id"])
@@ -53,13 +75,7 @@ async def on_site(stack: Stack, technician: str = "tess", **client: object) -> d
         stack,
         job["slug"],
         [
-            ("olga", "owner_assigned", {"owner": "sam"}),
-            ("sam", "lead_qualified", {}),
-            ("sam", "quote_drafted", QUOTE),
-            ("sam", "quote_sent", {}),
-            ("olga", "quote_approved", {}),
-            ("olga", "job_scheduled", {"technician": technician, **window()}),
-            ("olga", "checklist_completed", CHECKLIST),
+            *quoted_and_scheduled(technician),
             (technician, "tech_dispatched", {}),
             (technician, "tech_checked_in", {}),
         ],

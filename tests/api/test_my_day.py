@@ -16,7 +16,7 @@ from api.app import create_app
 from api.users.service import add_token, create_user, set_password
 from core.company import load_company
 from core.config import Settings
-from tests.api.journeys import CHECKLIST, drive
+from tests.api.journeys import dispatched_and_scheduled, drive
 from tests.conftest import Stack
 
 PASSWORD = "correct horse battery"
@@ -89,9 +89,7 @@ async def _visit(
         stack,
         job["slug"],
         [
-            ("olga", "emergency_dispatch", {}),
-            ("olga", "job_scheduled", {"technician": technician, **window}),
-            ("olga", "checklist_completed", CHECKLIST),
+            *dispatched_and_scheduled(technician, window),
             *((technician, step, {}) for step in steps),
         ],
     )

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from playwright.async_api import Browser, Locator, Page
 
-from tests.api.journeys import CHECKLIST, drive
+from tests.api.journeys import dispatched_and_scheduled, drive
 from tests.api.settings import CLOSEOUT, put, read, restoring
 from tests.conftest import Stack
 from tests.web.conftest import PHONE, give_password, serious_violations, sign_in
@@ -38,11 +38,7 @@ async def _scheduled_visit(stack: Stack, technician: str, client_name: str) -> s
     await drive(
         stack,
         job["slug"],
-        [
-            ("olga", "emergency_dispatch", {}),
-            ("olga", "job_scheduled", {"technician": technician, **window}),
-            ("olga", "checklist_completed", CHECKLIST),
-        ],
+        dispatched_and_scheduled(technician, window),
     )
     return job["slug"]
 

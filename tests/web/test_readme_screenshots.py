@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page
 
-from tests.api.journeys import CHECKLIST, QUOTE, drive
+from tests.api.journeys import drive, quoted_and_scheduled
 from tests.conftest import Stack
 from tests.web.conftest import PHONE, give_password, sign_in
 
@@ -43,34 +43,14 @@ async def _week_of_jobs(stack: Stack) -> str:
     clients = [await stack.new_client(name=name, phone="+15550100") for name in names]
     await stack.new_job(client_id=clients[0]["id"], title="No heat upstairs")
     quoted = (await stack.new_job(client_id=clients[1]["id"], title="Rooftop unit service"))["slug"]
-    await drive(
-        stack,
-        quoted,
-        [
-            ("olga", "owner_assigned", {"owner": "sam"}),
-            ("sam", "lead_qualified", {}),
-            ("sam", "quote_drafted", QUOTE),
-            ("sam", "quote_sent", {}),
-        ],
-    )
+    await drive(stack, quoted, quoted_and_scheduled("tess")[:4])  # the quote is out
     shown = ""
     for index, (client, title) in enumerate(
         [(clients[2], "Walk-in cooler not cooling"), (clients[3], "Replace condenser fan")]
     ):
         slug = (await stack.new_job(client_id=client["id"], title=title))["slug"]
-        await drive(
-            stack,
-            slug,
-            [
-                ("olga", "owner_assigned", {"owner": "sam"}),
-                ("sam", "lead_qualified", {}),
-                ("sam", "quote_drafted", QUOTE),
-                ("sam", "quote_sent", {}),
-                ("olga", "quote_approved", {}),
-                ("olga", "job_scheduled", {"technician": "tess", **_today_window(1 + 3 * index)}),
-                ("olga", "checklist_completed", CHECKLIST),
-            ],
-        )
+        when = _today_window(1 + 3 * index)
+        await drive(stack, slug, quoted_and_scheduled("tess", when))
         shown = slug
     return shown
 

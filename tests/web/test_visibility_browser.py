@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Browser
 
-from tests.api.journeys import CHECKLIST, QUOTE, drive, window
+from tests.api.journeys import drive, quoted_and_scheduled
 from tests.conftest import Stack
 from tests.web.conftest import PHONE, give_password, sign_in
 
@@ -20,19 +20,7 @@ async def test_a_technician_cannot_open_another_technicians_job(
 ) -> None:
     await give_password(stack, "tom", PASSWORD)
     slug = (await stack.new_job(title="Tess's boiler visit"))["slug"]
-    await drive(
-        stack,
-        slug,
-        [
-            ("olga", "owner_assigned", {"owner": "sam"}),
-            ("sam", "lead_qualified", {}),
-            ("sam", "quote_drafted", QUOTE),
-            ("sam", "quote_sent", {}),
-            ("olga", "quote_approved", {}),
-            ("olga", "job_scheduled", {"technician": "tess", **window()}),
-            ("olga", "checklist_completed", CHECKLIST),
-        ],
-    )
+    await drive(stack, slug, quoted_and_scheduled("tess"))
     context = await browser.new_context(viewport=PHONE)  # type: ignore[arg-type]
     try:
         page = await context.new_page()
