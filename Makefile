@@ -22,7 +22,7 @@ dev: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q $(ARGS)
+	$(BIN)/pytest -q --durations=15 $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

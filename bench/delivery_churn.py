@@ -179,9 +179,11 @@ async def new_customers(db: Any, count: int) -> list[Any]:
     return customers
 
 
-async def wait_for_finished(db: Any, slugs: list[str], within: float) -> list[Any]:
-    """The jobs' messages (every row, not only those an Update's answer named), once all are
-    finished or `within` has passed."""
+async def wait_for_finished(db: Any, slugs: list[str], within: float, expected: int) -> list[Any]:
+    """The jobs' messages (every row, not only those an Update's answer named), once all
+    `expected` are there and finished, or `within` has passed. Every answered update's messages
+    come, but a workflow whose worker was killed queues them when it runs again: rows that are
+    all finished may not yet be all the rows."""
     from sqlmodel import col, select
 
     from models.tables import OutboxMessage
@@ -191,7 +193,8 @@ async def wait_for_finished(db: Any, slugs: list[str], within: float) -> list[An
     while True:
         async with db.session() as session:
             rows = list((await session.exec(query)).all())
-        if all(row.status in TERMINAL for row in rows) or time.monotonic() > deadline:
+        finished = len(rows) >= expected and all(row.status in TERMINAL for row in rows)
+        if finished or time.monotonic() > deadline:
             return rows
         await asyncio.sleep(1)
 
@@ -278,7 +281,9 @@ async def measure(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
                 sending_s = time.monotonic() - started
                 await churn  # a whole churn period, even when the sends were quicker
                 churn_s = time.monotonic() - started
-                rows = await wait_for_finished(db, slugs, within=args.settle_s)
+                # Every update sends an email and an SMS.
+                expected = len(slugs) * args.updates * 2
+                rows = await wait_for_finished(db, slugs, within=args.settle_s, expected=expected)
                 figures = outcome_of(rows, sendgrid, twilio)
                 await workers.kill()
                 workers.kills -= 1  # the last one ends the bench, it is no crash
