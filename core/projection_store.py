@@ -63,9 +63,11 @@ def job_row(
     }
 
 
-def timeline_row(slug: str, record: TimelineRecord) -> dict[str, Any]:
-    """The job_events row of one timeline record."""
+def timeline_row(slug: str, record: TimelineRecord, stage: str | None = None) -> dict[str, Any]:
+    """The job_events row of one timeline record (`stage`: the job's, when the record names none
+    and is the state's latest)."""
     return {
+        "stage": record.stage or stage,
         "job_slug": slug,
         "seq": record.seq,
         "type": record.type,
@@ -99,6 +101,7 @@ async def already_written(session: AsyncSession, input: ProjectionInput) -> bool
 async def write_projection(session: AsyncSession, dialect: str, input: ProjectionInput) -> bool:
     """Upsert the job row and its timeline; False if a newer write was already there."""
     state = input.state
+    assert state.stage is not None
     at = input.at or (input.records[-1].at if input.records else datetime.now(UTC))
     row = job_row(state, input.position, at, input.next_reminder_at)
     upsert = insert(dialect, Job).values(**row)
@@ -121,11 +124,25 @@ async def write_projection(session: AsyncSession, dialect: str, input: Projectio
         return False  # a newer write is already there, with every record of this one
     if input.records:
         timeline = insert(dialect, JobEvent).values(
-            [timeline_row(state.slug, record) for record in input.records]
+            [
+                timeline_row(
+                    state.slug, record, state.stage.value if record.seq == state.seq else None
+                )
+                for record in input.records
+            ]
         )
         replace = {
             name: timeline.excluded[name]
-            for name in ("type", "actor", "actor_role", "at", "summary", "payload", "request_id")
+            for name in (
+                "type",
+                "actor",
+                "actor_role",
+                "at",
+                "summary",
+                "payload",
+                "request_id",
+                "stage",
+            )
         }
         await session.execute(
             timeline.on_conflict_do_update(index_elements=["job_slug", "seq"], set_=replace)

@@ -197,16 +197,28 @@ def validate_receipt_fields(settings: CloseoutSettings | JobCloseout, fields: An
 
     A required field must be present and not empty (a required checkbox must be given, true or
     false); an optional field may be left out or null; keys not configured are refused."""
-    if not isinstance(fields, dict):
-        return ["fields must be an object of receipt field values"]
     bounded = settings.bounded if isinstance(settings, JobCloseout) else True
+    return validate_field_values(settings.receipt_fields, fields, bounded=bounded)
+
+
+def validate_field_values(
+    configured: list[ReceiptField],
+    fields: Any,
+    *,
+    bounded: bool = True,
+    noun: str = "receipt field",
+) -> list[str]:
+    """What is wrong with values given for configured fields (receipt fields, a job result's
+    fields), one message a problem naming the field; empty: fine."""
+    if not isinstance(fields, dict):
+        return [f"fields must be an object of {noun} values"]
     problems: list[str] = []
-    known = {f.key for f in settings.receipt_fields}
+    known = {f.key for f in configured}
     for key in fields:
         if key not in known:
             listed = ", ".join(sorted(known)) or "none are configured"
-            problems.append(f"unknown receipt field {key!r} (known: {listed})")
-    for field in settings.receipt_fields:
+            problems.append(f"unknown {noun} {key!r} (known: {listed})")
+    for field in configured:
         value = fields.get(field.key)
         if _empty(value):
             if field.required:

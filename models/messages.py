@@ -71,6 +71,9 @@ class TimelineRecord(BaseModel):
     payload: dict[str, Any]
     # The Update that applied the event (its Idempotency-Key's id, when the client sent one).
     request_id: str | None = None
+    # The stage the event left the job in (reports' time in stage). Records made before it was
+    # added have none; the projection then knows it only for the latest one.
+    stage: str | None = None
 
 
 class ProjectionInput(BaseModel):

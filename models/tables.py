@@ -188,6 +188,19 @@ class Job(SQLModel, table=True):
     unpaid: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
     )
+    # The job's result (migration 0010), written by the resulting workflow's activities, never by
+    # the projection: the current revision's type, amount and time, and whether the job is
+    # overdue for one (`unresulted`, from `resulting_due_at` on).
+    result_type: str | None = Field(default=None, max_length=16)
+    result_revision: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
+    result_amount: Decimal | None = Field(default=None, sa_column=Column(Numeric(14, 2)))
+    resulted_at: datetime | None = _ts(nullable=True)
+    resulting_due_at: datetime | None = _ts(nullable=True)
+    unresulted: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
 
 
 class JobEvent(SQLModel, table=True):
@@ -207,6 +220,9 @@ class JobEvent(SQLModel, table=True):
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     # The Update that applied the event: a client's retry with the same Idempotency-Key finds it.
     request_id: str | None = Field(default=None, max_length=64, index=True)
+    # The job's stage once the event was applied (migration 0010; reports' time in stage and
+    # conversion). Null for events recorded before it, except each job's latest.
+    stage: str | None = Field(default=None, max_length=32)
 
 
 class JobNumber(SQLModel, table=True):
@@ -338,3 +354,25 @@ class IdempotentRequest(SQLModel, table=True):
     status_code: int
     body: Any = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+class JobResult(SQLModel, table=True):
+    """One revision of a job's result (Sale / No Sale). Every submission adds a row; the job's
+    current result is its highest revision. Written by the resulting workflow's activity;
+    (job_slug, revision) is unique, so a retried write finds its row."""
+
+    __tablename__ = "job_results"
+    __table_args__ = (UniqueConstraint("job_slug", "revision"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_slug: str = Field(foreign_key="jobs.slug", index=True, max_length=32)
+    revision: int
+    type: str = Field(max_length=16, index=True)
+    fields: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # What each key was called, and the pattern, when this revision was submitted.
+    labels: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    pattern: str = Field(default="standard", max_length=32)
+    amount: Decimal | None = Field(default=None, sa_column=Column(Numeric(14, 2)))
+    submitted_by: str = Field(max_length=64, index=True)
+    submitted_at: datetime = _ts(nullable=False)
+    document_id: str | None = Field(default=None, max_length=32)

@@ -370,6 +370,7 @@ class JobWorkflow:
                 summary=describe(request.event),
                 payload=request.event.model_dump(mode="json"),
                 request_id=self._update_id(),
+                stage=state.stage.value if state.stage else None,
             )
         )
         if self._one_writer:
@@ -511,6 +512,7 @@ class JobWorkflow:
                 at=workflow.now(),
                 summary=summary[:500],
                 payload={},
+                stage=self.state.stage.value if self.state.stage else None,
             )
         )
 
@@ -788,6 +790,7 @@ class JobWorkflow:
                     at=now,
                     summary=reminders.describe(due, self.state, self._settings),
                     payload={"due_at": due.at.isoformat()},
+                    stage=self.state.stage.value if self.state.stage else None,
                 )
             )
             dues = reminders.pending(self.state, self._settings)
