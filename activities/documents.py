@@ -76,6 +76,29 @@ def _lines(lines: list[QuoteLine], company: Company) -> list[dict[str, str]]:
     ]
 
 
+def brand_context(
+    company: Company, branding: BrandingSettings, *, has_logo: bool
+) -> dict[str, Any]:
+    """The letterhead every document prints (base.html's `brand`)."""
+    return {
+        "company_name": company.name,
+        "address": branding.address,
+        "contact_line": " · ".join(
+            part for part in (branding.phone, branding.email, branding.website) if part
+        ),
+        "phone": branding.phone,
+        "primary_color": branding.primary_color,
+        "paper_size": branding.paper_size,
+        "footer": branding.footer,
+        "logo": has_logo,
+    }
+
+
+def render_template(name: str, context: dict[str, Any]) -> str:
+    """One of `templates/documents/` rendered with autoescaping on."""
+    return _templates.get_template(name).render(context)
+
+
 def job_reference(state: JobState) -> str:
     """How documents name the job: its number once it has one, else its slug."""
     return str(state.number) if state.number is not None else state.slug
@@ -185,18 +208,7 @@ def document_html(
         footer_note = "Thank you for your business."
 
     context = {
-        "brand": {
-            "company_name": company.name,
-            "address": branding.address,
-            "contact_line": " · ".join(
-                part for part in (branding.phone, branding.email, branding.website) if part
-            ),
-            "phone": branding.phone,
-            "primary_color": branding.primary_color,
-            "paper_size": branding.paper_size,
-            "footer": branding.footer,
-            "logo": has_logo,
-        },
+        "brand": brand_context(company, branding, has_logo=has_logo),
         "doc": {
             "title": title,
             "reference": reference,
@@ -212,7 +224,7 @@ def document_html(
         },
         **body,
     }
-    html = _templates.get_template(f"{request.kind}.html").render(context)
+    html = render_template(f"{request.kind}.html", context)
     return RenderedHtml(html=html, filename=filename, title=f"{title} {reference}")
 
 
