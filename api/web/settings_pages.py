@@ -25,6 +25,7 @@ from starlette.datastructures import FormData, UploadFile
 from api.deps import SessionDep, SettingsDep
 from api.errors import AppError, TooLarge
 from api.settings import service
+from api.web.field_rows import TYPE_NAMES, FieldRows, form_text
 from api.web.pages import SignedIn, Viewer, page_router, render, see_other
 from core import documents, settings_store
 from core.company import Company
@@ -87,16 +88,8 @@ PARTS: tuple[tuple[str, str], ...] = (
     ("email_body", "Email body"),
     ("sms", "SMS"),
 )
-TYPE_NAMES = {
-    "text": "Text",
-    "number": "Number",
-    "currency": "Amount of money",
-    "date": "Date",
-    "dropdown": "Dropdown (pick one option)",
-    "checkbox": "Checkbox (yes or no)",
-}
-BLANK_ROWS = 2
-MAX_ROWS = 50 + BLANK_ROWS
+# The closeout page's receipt-field editor (api/web/field_rows.py, shared with resulting).
+RECEIPT_ROWS = FieldRows(prefix="rf", count_name="rows", blank_rows=2)
 ZONES: tuple[str, ...] = tuple(sorted(available_timezones()))
 
 Problems = dict[str, str]
@@ -105,10 +98,8 @@ Problems = dict[str, str]
 # --- shared ---------------------------------------------------------------------------------
 
 
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    # Browsers send a textarea's new lines as CRLF; templates and addresses keep plain LF.
-    return value.replace("\r\n", "\n") if isinstance(value, str) else ""
+# Browsers send a textarea's new lines as CRLF; templates and addresses keep plain LF.
+_text = form_text
 
 
 def _message(text: str) -> str:
@@ -331,20 +322,6 @@ async def communications_save(request: Request, viewer: Viewer, session: Session
 # --- closeout -----------------------------------------------------------------------------------
 
 
-def _row_values(index: int, field: dict[str, Any] | None = None) -> dict[str, str]:
-    field = field or {}
-    return {
-        "n": str(index),
-        "position": str(index + 1),
-        "key": field.get("key", ""),
-        "label": field.get("label", ""),
-        "type": field.get("type", "text"),
-        "required": "on" if field.get("required") else "",
-        "options": "\n".join(field.get("options", [])),
-        "delete": "",
-    }
-
-
 def _closeout_values(settings: CloseoutSettings) -> tuple[dict[str, str], list[dict[str, str]]]:
     values = {
         "channel": settings.channel,
@@ -352,42 +329,13 @@ def _closeout_values(settings: CloseoutSettings) -> tuple[dict[str, str], list[d
         "webhook_url": settings.webhook_url or "",
         "webhook_secret_remove": "",
     }
-    fields = [f.model_dump() for f in settings.receipt_fields]
-    rows = [_row_values(i, f) for i, f in enumerate(fields)]
-    rows += [_row_values(len(rows) + i) for i in range(BLANK_ROWS)]
-    return values, rows
+    return values, RECEIPT_ROWS.from_settings(settings.receipt_fields)
 
 
 def _closeout_form_values(form: FormData) -> tuple[dict[str, str], list[dict[str, str]]]:
     names = ("channel", "portal_link_days", "webhook_url", "webhook_secret_remove")
     values = {name: _text(form, name) for name in names}
-    try:
-        count = min(max(int(_text(form, "rows") or "0"), 0), MAX_ROWS)
-    except ValueError:
-        count = 0
-    rows = []
-    for i in range(count):
-        row = {k: _text(form, f"rf-{i}-{k}") for k in ("position", "key", "label", "type")}
-        row |= {k: _text(form, f"rf-{i}-{k}") for k in ("required", "options", "delete")}
-        rows.append({"n": str(i), **row})
-    return values, rows
-
-
-def _is_blank(row: dict[str, str]) -> bool:
-    return not (row["key"].strip() or row["label"].strip() or row["options"].strip())
-
-
-def _order(rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    """The rows by the positions typed (ties and blanks keep their place)."""
-
-    def position(item: tuple[int, dict[str, str]]) -> tuple[float, int]:
-        i, row = item
-        try:
-            return float(row["position"]), i
-        except ValueError:
-            return float(i + 1), i
-
-    return [row for _, row in sorted(enumerate(rows), key=position)]
+    return values, RECEIPT_ROWS.from_form(form)
 
 
 def _closeout_page(
@@ -407,7 +355,7 @@ def _closeout_page(
         problems=problems,
         status=status,
         values=values,
-        rows=[{**row, "v": {f"rf-{row['n']}-{k}": v for k, v in row.items()}} for row in rows],
+        rows=RECEIPT_ROWS.for_template(rows),
         secret_set=bool(stored.webhook_secret),
         types=[(t, TYPE_NAMES.get(t, t)) for t in FIELD_TYPES],
     )
@@ -430,26 +378,16 @@ async def closeout_save(
     values, rows = _closeout_form_values(form)
     secret = _text(form, "webhook_secret")
 
-    if form.get("action") == "add" and len(rows) < MAX_ROWS:
+    if form.get("action") == "add":
         # One more blank row, at the end; nothing saved.
-        rows = [*rows, _row_values(len(rows))]
-        return _closeout_page(request, viewer, values, rows, stored)
+        return _closeout_page(request, viewer, values, RECEIPT_ROWS.with_blank_row(rows), stored)
 
-    kept = [row for row in _order(rows) if not row["delete"] and not _is_blank(row)]
+    kept = RECEIPT_ROWS.kept(rows)
     data: dict[str, Any] = {
         "channel": values["channel"],
         "portal_link_days": values["portal_link_days"].strip(),
         "webhook_url": values["webhook_url"].strip() or None,
-        "receipt_fields": [
-            {
-                "key": row["key"],
-                "label": row["label"],
-                "type": row["type"],
-                "required": bool(row["required"]),
-                "options": [o.strip() for o in row["options"].split("\n") if o.strip()],
-            }
-            for row in kept
-        ],
+        "receipt_fields": RECEIPT_ROWS.documents(kept),
     }
     if values["webhook_secret_remove"]:
         data["webhook_secret"] = None
@@ -457,17 +395,8 @@ async def closeout_save(
         data["webhook_secret"] = secret
 
     def field_of(loc: tuple[Any, ...], message: str) -> str:
-        if loc[:1] == ("receipt_fields",) and len(loc) > 1 and isinstance(loc[1], int):
-            row = kept[loc[1]]["n"]
-            part = str(loc[2]) if len(loc) > 2 else ""
-            if part in ("key", "label", "type", "options"):
-                return f"rf-{row}-{part}"
-            return f"rf-{row}-options" if "option" in message else f"rf-{row}-key"
         if loc[:1] == ("receipt_fields",):
-            # Two fields with one key: the second of them.
-            found = re.search(r"key '([^']*)'", message)
-            twins = [r["n"] for r in kept if found and r["key"].strip() == found.group(1)]
-            return f"rf-{twins[-1]}-key" if twins else "receipt-fields"
+            return RECEIPT_ROWS.problem_at(kept, loc[1:], message) or "receipt-fields"
         if loc:
             return str(loc[0])
         return _prefixed(message, ("webhook_secret", "webhook_url")) or "webhook_url"

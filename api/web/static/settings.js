@@ -1,7 +1,8 @@
 // Settings pages, made a little better with JavaScript (they work fully without it):
 // a refused form's summary is focused, the colour picker and the colour's text field follow
-// each other, and a logo over the size limit is refused before it is uploaded, in words next
-// to the field.
+// each other, a logo over the size limit is refused before it is uploaded, in words next
+// to the field, and a field row of the field editors (closeout, resulting) shows its options
+// box only when it is a dropdown.
 (function () {
   "use strict";
 
@@ -46,4 +47,16 @@
       if (!logo.checkValidity()) { event.preventDefault(); logo.focus(); }
     });
   }
+
+  // Field rows: "Options" belongs to dropdowns. Hidden for other types unless it holds text
+  // (then the person sees what would be refused, and why). Without JavaScript it is always shown.
+  Array.prototype.forEach.call(document.querySelectorAll(".field-row"), function (row) {
+    var type = row.querySelector("select[name$='-type']");
+    var box = row.querySelector(".field-options");
+    var options = box && box.querySelector("textarea");
+    if (!type || !options) { return; }
+    function show() { box.hidden = type.value !== "dropdown" && !options.value.trim(); }
+    type.addEventListener("change", show);
+    show();
+  });
 })();
