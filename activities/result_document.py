@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 from activities.documents import RenderedHtml, brand_context, job_reference, render_template
@@ -55,7 +54,7 @@ def field_value(value: Any, field_type: str | None, company: Company) -> str:
     if isinstance(value, bool):
         return "Yes" if value else "No"
     if field_type == "currency":
-        return company.money(Decimal(str(value)))
+        return company.money(str(value))  # text that is not an amount prints as written
     if field_type == "date" and isinstance(value, str):
         try:
             return company.day(date.fromisoformat(value))
