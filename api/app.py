@@ -19,6 +19,7 @@ from api.exports.routes import router as exports_router
 from api.jobs.routes import router as jobs_router
 from api.outbox.routes import router as outbox_router
 from api.portal.routes import router as portal_router
+from api.reports.routes import router as reports_router
 from api.route_index import RouteIndex
 from api.settings.routes import router as settings_router
 from api.users.routes import router as users_router
@@ -94,6 +95,7 @@ def create_app(
         documents_router,
         settings_router,
         exports_router,
+        reports_router,
         portal_router,
         *web_site.ROUTERS,
     ):
