@@ -17,6 +17,7 @@ M = TypeVar("M", bound=BaseModel)
 COMMUNICATIONS = "communications"
 BRANDING = "branding"
 CLOSEOUT = "closeout"
+RESULTING = "resulting"
 
 
 async def load(session: AsyncSession, name: str, model: type[M]) -> M:

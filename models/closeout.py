@@ -7,6 +7,7 @@ Pure: no I/O. Stored as the `closeout` settings document. `validate_receipt_fiel
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
@@ -202,7 +203,7 @@ def validate_receipt_fields(settings: CloseoutSettings | JobCloseout, fields: An
 
 
 def validate_field_values(
-    configured: list[ReceiptField],
+    configured: Sequence[ReceiptField],
     fields: Any,
     *,
     bounded: bool = True,

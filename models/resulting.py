@@ -171,10 +171,13 @@ class ResultSubmission(BaseModel):
     type: ResultType
     fields: dict[str, Any]
     submitted_by: str
-    labels: dict[str, str]
+    # The type's fields as configured at that moment, in order (labels, types, options).
+    form: list[ResultField]
     pattern: str
     recipients: list[str]
     amount: Decimal | None = None
+    # The API request's digest (api/idempotency.py): a retry under the same key must match it.
+    request_digest: str | None = None
 
 
 class ResultRevision(BaseModel):
@@ -186,7 +189,7 @@ class ResultRevision(BaseModel):
     submitted_by: str
     submitted_at: datetime
     document_id: str | None = None
-    labels: dict[str, str] = {}
+    form: list[ResultField] = []
     pattern: str = "standard"
     amount: Decimal | None = None
 
@@ -205,7 +208,7 @@ def submission(
         type=result_type,
         fields=kept,
         submitted_by=username,
-        labels=type_settings.labels(),
+        form=list(type_settings.fields),
         pattern=type_settings.pattern,
         recipients=list(type_settings.recipients),
         amount=amount,
@@ -228,3 +231,70 @@ def unresulted_due(clock_started_at: datetime, settings: ResultingSettings) -> d
     """When a job with no result counts as unresulted: N days after its quote was sent (or after
     it was canceled, for a job canceled before any quote went)."""
     return clock_started_at + timedelta(days=settings.unresulted_after_days)
+
+
+# --- what the resulting workflow and its activities exchange (ids and small values only) ------
+
+# Activity names, so the workflow calls them without importing the activities' I/O modules.
+LOAD_RESULTING_SETTINGS = "load_resulting_settings"
+RECORD_RESULT = "record_result"
+RENDER_RESULT_DOCUMENT = "render_result_document"
+ATTACH_RESULT_DOCUMENT = "attach_result_document"
+QUEUE_RESULT_EMAIL = "queue_result_email"
+MARK_RESULTING_DUE = "mark_resulting_due"
+FLAG_UNRESULTED = "flag_unresulted"
+START_RESULTING_CLOCK = "start_resulting_clock"
+
+
+def resulting_workflow_id(slug: str) -> str:
+    return f"result-{slug}"
+
+
+class ResultingInput(BaseModel):
+    """The resulting workflow's start (and continue-as-new) input."""
+
+    slug: str
+    revisions: list[ResultRevision] = []
+    # When the unresulted clock started: the quote first sent, or the job canceled.
+    clock_started_at: datetime | None = None
+    # The clock has rung (flagged, or resulting was off then): it does not ring again.
+    clock_done: bool = False
+    flagged: bool = False
+    # Update ids already answered, with their revision and request digest (continue-as-new
+    # carries them): a retried submission is answered again, never recorded twice.
+    recent_updates: dict[str, tuple[int, str | None]] = {}
+    pending_deliveries: list[int] = []
+
+
+class ResultingClock(BaseModel):
+    """The job workflow's word that a job's unresulted clock starts (quote sent, canceled)."""
+
+    slug: str
+    at: datetime
+    task_queue: str
+
+
+class RecordedResult(BaseModel):
+    slug: str
+    revision: ResultRevision
+    # Who the revision is emailed to (the type's recipients when it was submitted).
+    recipients: list[str] = []
+
+
+class ResultOutcome(BaseModel):
+    """The submission Update's answer: the revision made, and the digest of the request that
+    made it (api/idempotency.py: a retry under the same key must be the same request)."""
+
+    revision: ResultRevision
+    request_digest: str | None = None
+
+
+class UnresultedReminder(BaseModel):
+    slug: str
+    due_at: datetime
+
+
+class ResultDocument(BaseModel):
+    slug: str
+    revision: int
+    document_id: str

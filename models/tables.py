@@ -369,8 +369,8 @@ class JobResult(SQLModel, table=True):
     revision: int
     type: str = Field(max_length=16, index=True)
     fields: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    # What each key was called, and the pattern, when this revision was submitted.
-    labels: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # The type's fields (key, label, type, options) and pattern when this revision was submitted.
+    form: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     pattern: str = Field(default="standard", max_length=32)
     amount: Decimal | None = Field(default=None, sa_column=Column(Numeric(14, 2)))
     submitted_by: str = Field(max_length=64, index=True)

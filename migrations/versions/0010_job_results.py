@@ -30,7 +30,7 @@ def upgrade() -> None:
         sa.Column("revision", sa.Integer(), nullable=False),
         sa.Column("type", sa.String(length=16), nullable=False),
         sa.Column("fields", sa.JSON(), nullable=False),
-        sa.Column("labels", sa.JSON(), nullable=False),
+        sa.Column("form", sa.JSON(), nullable=False),
         sa.Column("pattern", sa.String(length=32), nullable=False),
         sa.Column("amount", sa.Numeric(precision=14, scale=2), nullable=True),
         sa.Column("submitted_by", sa.String(length=64), nullable=False),
