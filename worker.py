@@ -22,11 +22,13 @@ from activities.closeout import CloseoutActivities
 from activities.documents import DocumentActivities, default_renderer
 from activities.messages import MessageActivities
 from activities.projection import ProjectionActivities
+from activities.resulting import ResultingActivities
 from core.config import Settings
 from core.db import Database
 from core.temporal import connect
 from workflows.job import JobWorkflow
 from workflows.message_resend import MessageResendWorkflow
+from workflows.resulting import JobResultWorkflow
 from workflows.runner import workflow_runner
 
 log = logging.getLogger("jobline.worker")
@@ -41,6 +43,7 @@ def activities_for(db: Database, settings: Settings) -> Sequence[Any]:
     messages = MessageActivities(db, settings)
     documents = DocumentActivities(db)
     closeout = CloseoutActivities(db, settings)
+    resulting = ResultingActivities(db, settings)
     return [
         projection.project_job,
         projection.allocate_job_number,
@@ -51,6 +54,14 @@ def activities_for(db: Database, settings: Settings) -> Sequence[Any]:
         closeout.load_job_closeout,
         closeout.sync_portal,
         closeout.post_portal_webhook,
+        resulting.load_resulting_settings,
+        resulting.record_result,
+        resulting.render_result_document,
+        resulting.attach_result_document,
+        resulting.queue_result_email,
+        resulting.mark_resulting_due,
+        resulting.flag_unresulted,
+        resulting.start_resulting_clock,
     ]
 
 
@@ -60,7 +71,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[JobWorkflow, MessageResendWorkflow],
+        workflows=[JobWorkflow, MessageResendWorkflow, JobResultWorkflow],
         activities=activities_for(db, settings or Settings()),
         workflow_runner=workflow_runner(),
         # Nearly every activity holds a database connection for a moment. Running more at once

@@ -137,6 +137,21 @@ async def _attached(session: AsyncSession, refs: list[dict[str, str]]) -> list[A
     return files
 
 
+async def queue_rows(session: AsyncSession, dialect: str, rows: list[OutboxMessage]) -> list[int]:
+    """Insert each message unless its idempotency key is already there; the ids of the rows
+    (a retried or replayed queueing finds the first attempt's rows and makes none)."""
+    ids = []
+    for row in rows:
+        values = row.model_dump(exclude={"id"})
+        queued = insert(dialect, OutboxMessage).values(**values)
+        await session.execute(queued.on_conflict_do_nothing(index_elements=["idempotency_key"]))
+        existing = await session.exec(
+            select(OutboxMessage.id).where(OutboxMessage.idempotency_key == row.idempotency_key)
+        )
+        ids.append(existing.one())
+    return [i for i in ids if i is not None]
+
+
 class MessageActivities:
     def __init__(
         self,
@@ -234,20 +249,7 @@ class MessageActivities:
                     )
                 )
 
-            ids = []
-            for row in rows:
-                values = row.model_dump(exclude={"id"})
-                queued = insert(self.db.dialect, OutboxMessage).values(**values)
-                await session.execute(
-                    queued.on_conflict_do_nothing(index_elements=["idempotency_key"])
-                )
-                existing = await session.exec(
-                    select(OutboxMessage.id).where(
-                        OutboxMessage.idempotency_key == row.idempotency_key
-                    )
-                )
-                ids.append(existing.one())
-            return [i for i in ids if i is not None]
+            return await queue_rows(session, self.db.dialect, rows)
 
         return await self.db.run(queue)
 

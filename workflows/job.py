@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         TimelineRecord,
     )
     from models.portal import LOAD_JOB_CLOSEOUT
+    from models.resulting import START_RESULTING_CLOCK, ResultingClock
     from models.timeline import describe
     from workflows import documents
     from workflows import search_attributes as sa
@@ -73,6 +74,10 @@ CLOSEOUT_PATCH = "closeout-and-documents"
 # number that cannot be allocated never fails the run, continue-as-new hands pending deliveries
 # over, and timers and activities carry summaries for the Web UI.
 ONE_WRITER_PATCH = "one-writer"
+# From this patch on, a quote sent or a job canceled starts the job's unresulted clock in its
+# resulting workflow (workflows/resulting.py), which outlives this one: a canceled job is the
+# usual No Sale, and its result comes after the job has finished.
+RESULTING_CLOCK_PATCH = "resulting-clock"
 SETTINGS_FRESH = timedelta(minutes=1)
 _UNSET = object()
 JOBLINE = Actor(username="jobline", role=Role.system)
@@ -451,6 +456,10 @@ class JobWorkflow:
             self._deliveries.in_background(
                 close_out(state, closeout, self._deliveries, patient=True)
             )
+        if isinstance(request.event, ev.QuoteSent | ev.JobCanceled) and workflow.patched(
+            RESULTING_CLOCK_PATCH
+        ):
+            self._deliveries.in_background(self._start_resulting_clock(workflow.now()))
         assert state.stage is not None
         return EventOutcome(
             seq=state.seq,
@@ -487,6 +496,15 @@ class JobWorkflow:
         )
         # The render ran as an activity, so the event is in history: a local activity will do.
         await self._deliveries.queue(message, self._not_queued, committed=True)
+
+    async def _start_resulting_clock(self, at: datetime) -> None:
+        await workflow.execute_activity(
+            START_RESULTING_CLOCK,
+            ResultingClock(slug=self.state.slug, at=at, task_queue=workflow.info().task_queue),
+            start_to_close_timeout=CATCH_UP_TIMEOUT,
+            retry_policy=CATCH_UP_RETRY,
+            summary="start the unresulted clock",
+        )
 
     async def _not_queued(
         self, message: QueueMessages, failed: ActivityError | ApplicationError
