@@ -20,6 +20,8 @@ from api.jobs.routes import router as jobs_router
 from api.outbox.routes import router as outbox_router
 from api.portal.routes import router as portal_router
 from api.reports.routes import router as reports_router
+from api.resulting.routes import jobs_router as result_router
+from api.resulting.routes import settings_router as resulting_settings_router
 from api.route_index import RouteIndex
 from api.settings.routes import router as settings_router
 from api.users.routes import router as users_router
@@ -94,6 +96,8 @@ def create_app(
         outbox_router,
         documents_router,
         settings_router,
+        result_router,
+        resulting_settings_router,
         exports_router,
         reports_router,
         portal_router,

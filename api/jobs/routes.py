@@ -14,6 +14,7 @@ from api.jobs.schemas import JobPage, JobView, SendPreview, SendRequest, SendRes
 from api.jobs.views import PortalLinkView, job_view, list_item, view_of_state
 from api.outbox import service as outbox
 from api.outbox.schemas import public as outbox_public
+from api.resulting import service as resulting
 from api.text import NoNul
 from api.users.service import actor_of
 from core import portal
@@ -50,6 +51,7 @@ async def _view(
         await outbox.for_job(session, slug),
         actor_of(user),
         await _portal(session, settings, slug),
+        result=await resulting.current_result(session, slug),
     )
 
 
@@ -99,6 +101,7 @@ async def _answer(
         next_reminder_at=projection.next_reminder_at,
         updated_at=projection.at or datetime.now(UTC),
         portal=await _portal(session, settings, slug),
+        result=await resulting.current_result(session, slug),
     )
 
 

@@ -56,8 +56,11 @@ class JobView(BaseModel):
     schedule: Schedule | None
     checklist: Checklist | None
     completion: Completion | None
-    # Job resulting (sale / no sale); see the resulting capability.
+    # The job's current result (Sale / No Sale): its latest revision, as `GET …/result` gives
+    # it with every earlier one. Null until the job is resulted.
     result: dict[str, Any] | None
+    # No result though one is due (its quote went, or it was canceled, N days ago).
+    unresulted: bool = False
     invoice: Invoice | None
     payments: list[Payment]
     paid_total: Decimal
@@ -95,6 +98,9 @@ class JobListItem(BaseModel):
     priority: str
     waiting_on: str
     stuck: bool
+    # Due a result and without one; the current result's type (sale / no_sale) once resulted.
+    unresulted: bool = False
+    result_type: str | None = None
     contract_amount: Decimal | None
     next_reminder_at: datetime | None
     stage_entered_at: datetime

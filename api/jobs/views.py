@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from api.outbox.schemas import public as outbox_public
 from models import lifecycle
@@ -31,6 +32,7 @@ def job_view(
     communications: list[OutboxMessage],
     actor: Actor,
     portal: PortalLinkView | None = None,
+    result: dict[str, Any] | None = None,
 ) -> JobView:
     return view_of_state(
         state_of(row),
@@ -40,6 +42,8 @@ def job_view(
         next_reminder_at=row.next_reminder_at,
         updated_at=row.updated_at,
         portal=portal,
+        result=result,
+        unresulted=row.unresulted,
     )
 
 
@@ -52,6 +56,8 @@ def view_of_state(
     next_reminder_at: datetime | None,
     updated_at: datetime,
     portal: PortalLinkView | None = None,
+    result: dict[str, Any] | None = None,
+    unresulted: bool = False,
 ) -> JobView:
     assert s.stage is not None and s.milestone is not None and s.created_at is not None
     return JobView(
@@ -75,7 +81,8 @@ def view_of_state(
         schedule=s.schedule,
         checklist=s.checklist,
         completion=s.completion,
-        result=None,
+        result=result,
+        unresulted=unresulted,
         invoice=s.invoice,
         payments=s.payments,
         paid_total=s.paid_total,
@@ -124,6 +131,8 @@ def list_item(row: Job) -> JobListItem:
         priority=row.priority,
         waiting_on=row.waiting_on,
         stuck=row.stuck,
+        unresulted=row.unresulted,
+        result_type=row.result_type,
         contract_amount=row.contract_amount,
         next_reminder_at=row.next_reminder_at,
         stage_entered_at=row.stage_entered_at,

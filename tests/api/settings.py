@@ -65,3 +65,47 @@ async def closeout_settings(stack: Stack, **changes: Any) -> AsyncIterator[None]
         response = await put(stack, CLOSEOUT, {**current, **changes})
         assert response.status_code == 200, response.text
         yield
+
+
+RESULTING = "/api/v1/settings/resulting"
+# Resulting as a company would set it up: on, both types emailed to sales.
+RESULTING_ON: dict[str, Any] = {
+    "enabled": True,
+    "unresulted_after_days": 7,
+    "types": {
+        "sale": {
+            "pattern": "standard",
+            "recipients": ["sales@example.com"],
+            "fields": [
+                {"key": "sale_amount", "label": "Sale amount", "type": "currency",
+                 "required": True},
+                {"key": "financing", "label": "Financing", "type": "checkbox"},
+                {"key": "notes", "label": "Notes", "type": "text"},
+            ],
+        },
+        "no_sale": {
+            "pattern": "compact",
+            "recipients": ["sales@example.com", "manager@example.com"],
+            "fields": [
+                {"key": "loss_reason", "label": "Why we lost it", "type": "dropdown",
+                 "required": True, "options": ["Price", "Timing", "Went with competitor"]},
+                {"key": "competitor_price", "label": "Competitor's price", "type": "currency"},
+                {"key": "follow_up_on", "label": "Follow up on", "type": "date"},
+            ],
+        },
+    },
+}  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def resulting_settings(
+    stack: Stack, settings: dict[str, Any] | None = None
+) -> AsyncIterator[None]:
+    """The resulting settings (RESULTING_ON by default) for the block, restored afterwards."""
+    before = await read(stack, RESULTING)
+    try:
+        response = await put(stack, RESULTING, settings or RESULTING_ON)
+        assert response.status_code == 200, response.text
+        yield
+    finally:
+        assert (await put(stack, RESULTING, before)).status_code == 200
