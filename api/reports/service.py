@@ -513,7 +513,8 @@ def _visits(scope: Scope) -> Any:
         select(
             staged.c.stage,
             staged.c.at.label("began"),
-            func.lead(staged.c.at)
+            # lead() is no generic function to SQLAlchemy: it is told the type, to read it back.
+            func.lead(staged.c.at, type_=staged.c.at.type)
             .over(partition_by=staged.c.job_slug, order_by=staged.c.seq)
             .label("ended"),
         )
