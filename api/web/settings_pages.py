@@ -48,7 +48,7 @@ router = page_router()
 APPLIES = "Saved. Applies from the next message."
 READ_ONLY = "Only an admin can change these settings."
 
-# The side list: (path, name, what it controls). Resulting and the price book come later.
+# The side list: (path, name, what it controls). The price book comes later.
 SECTIONS: tuple[tuple[str, str, str], ...] = (
     (
         "/settings/communications",
@@ -60,6 +60,12 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
         "Closeout",
         "How a finished job is closed: the receipt fields technicians fill in, the portal "
         "link and the webhook.",
+    ),
+    (
+        "/settings/resulting",
+        "Resulting",
+        "Sale and No Sale: the fields people fill in when they result a job, the layout of the "
+        "result document and email, who gets it, and a dry run to try them.",
     ),
     (
         "/settings/branding",

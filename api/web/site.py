@@ -14,6 +14,7 @@ from api.web import (
     new_job,
     outbox_page,
     pages,
+    resulting_settings_page,
     routes,
     send_page,
     settings_pages,
@@ -32,6 +33,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     outbox_page.router,
     users_page.router,
     settings_pages.router,
+    resulting_settings_page.router,
 )
 
 

@@ -9,6 +9,9 @@
   // A refused form: the summary of its problems takes the focus, so it is read first.
   var summary = document.querySelector(".error-summary");
   if (summary) { summary.focus(); }
+  // A dry run's answer (the resulting page) is read first too, when nothing was refused.
+  var tried = document.getElementById("dry-run");
+  if (tried && !summary) { tried.focus(); }
 
   var text = document.getElementById("primary_color");
   var picker = document.getElementById("primary_color_picker");
