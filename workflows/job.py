@@ -459,7 +459,9 @@ class JobWorkflow:
         if isinstance(request.event, ev.QuoteSent | ev.JobCanceled) and workflow.patched(
             RESULTING_CLOCK_PATCH
         ):
-            self._deliveries.in_background(self._start_resulting_clock(workflow.now()))
+            # From the event's own time (the stage it entered), not this later task's.
+            assert state.stage_entered_at is not None
+            self._deliveries.in_background(self._start_resulting_clock(state.stage_entered_at))
         assert state.stage is not None
         return EventOutcome(
             seq=state.seq,
