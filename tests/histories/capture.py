@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
+from sqlmodel import select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
@@ -59,12 +60,14 @@ from core.db import Database
 from core.migrate import upgrade
 from core.projection_store import write_projection
 from core.settings_store import CLOSEOUT, COMMUNICATIONS
+from core.settings_store import RESULTING as RESULTING_SETTINGS_NAME
 from core.temporal import workflow_id
 from models import events as ev
 from models.closeout import CloseoutSettings, JobCloseout
 from models.communications import CommunicationSettings
 from models.lifecycle import Actor, ClientSnapshot, JobState, Role, Stage
 from models.messages import EventOutcome, EventRequest, JobInput, JobSummary
+from models.resulting import ResultingSettings, resulting_workflow_id, submission
 from models.tables import Client as ClientRow
 from models.tables import OutboxMessage, User
 from tests.conftest import DEV_SERVER_STARTUP, venv_binary
@@ -74,6 +77,7 @@ from worker import build_worker
 from workflows import search_attributes as sa
 from workflows.job import JobWorkflow
 from workflows.message_resend import MessageResendWorkflow, resend_workflow_id
+from workflows.resulting import JobResultWorkflow
 from workflows.runner import workflow_runner
 
 HISTORIES = Path(__file__).resolve().parent
@@ -905,7 +909,36 @@ TIME_SKIPPING.update(
 # A message an office resends (workflows/message_resend.py); its histories live in their own
 # folder, tests/histories/message_resend/.
 MESSAGE_RESEND = "message_resend"
-KNOWN = [*SCENARIOS, *SHORT_HISTORY, *TIME_SKIPPING, MESSAGE_RESEND]
+# A quoted job canceled, left unresulted past its due time, then resulted and resubmitted: the
+# job's history (canceled_resulting.json, under the resulting-clock patch) and its resulting
+# workflow's (tests/histories/resulting/resulted_and_resubmitted.json), on the time-skipping
+# server.
+RESULTING = "resulting"
+KNOWN = [*SCENARIOS, *SHORT_HISTORY, *TIME_SKIPPING, MESSAGE_RESEND, RESULTING]
+RESULTING_DAYS = 3
+RESULTING_SETTINGS = ResultingSettings.model_validate(
+    {
+        "enabled": True,
+        "unresulted_after_days": RESULTING_DAYS,
+        "types": {
+            "sale": {
+                "recipients": ["sales@example.com"],
+                "fields": [
+                    {"key": "sale_amount", "label": "Sale amount", "type": "currency",
+                     "required": True},
+                ],
+            },
+            "no_sale": {
+                "pattern": "compact",
+                "recipients": ["sales@example.com"],
+                "fields": [
+                    {"key": "loss_reason", "label": "Why we lost it", "type": "dropdown",
+                     "required": True, "options": ["Price", "Timing"]},
+                ],
+            },
+        },
+    }
+)  # fmt: skip
 
 
 async def _seed(db: Database) -> None:
@@ -1001,6 +1034,79 @@ async def _message_resend(client: Client, db: Database) -> int:
     return len(history["events"])
 
 
+async def _resulting(env: WorkflowEnvironment, db: Database) -> int:
+    """The job: quoted, then canceled (its workflow starts the resulting clock each time). Its
+    result: flagged unresulted RESULTING_DAYS later (the owner reminded), then resulted as a No
+    Sale and resubmitted as a Sale, each revision's PDF rendered and emailed."""
+    async with db.session() as session:
+        await settings_store.save(session, RESULTING_SETTINGS_NAME, RESULTING_SETTINGS, "capture")
+        session.add(User(username=SAM.username, role=SAM.role.value, email="sam@example.com"))
+    name = "canceled_resulting"
+    job = Job(env.client, _slug(name), CLIENTS["standard"], env=env, db=db)
+    await job.create(OLGA, title="Replace rooftop unit", source="incoming_call")
+    await job.send(OLGA, "owner_assigned", owner=SAM.username)
+    await job.send(SAM, "lead_qualified")
+    await job.send(SAM, "quote_drafted", lines=QUOTE, valid_until=date(2030, 2, 1))
+    await job.send(SAM, "quote_sent")
+    sent = await job.state()
+    assert sent.stage_entered_at is not None
+    await job.send(MIA, "job_canceled", reason="Went with a competitor")
+    count = await _run(name, job, _already_done(Stage.canceled))
+
+    handle = env.client.get_workflow_handle(resulting_workflow_id(job.slug))
+    await job.skip_to(sent.stage_entered_at + timedelta(days=RESULTING_DAYS, minutes=1))
+    await _outbox_has(db, job.slug, "unresulted_reminder", 1)
+    for number, (who, type_, fields) in enumerate(
+        [(SAM, "no_sale", {"loss_reason": "Price"}), (MIA, "sale", {"sale_amount": "9800"})],
+        start=1,
+    ):
+        outcome = await handle.execute_update(
+            JobResultWorkflow.submit,
+            submission(RESULTING_SETTINGS, type_, fields, who.username),  # type: ignore[arg-type]
+            id=f"result-{number}",
+        )
+        assert outcome.revision.revision == number
+    await _outbox_has(db, job.slug, "result", 2)
+    await handle.terminate("history captured")
+    history = await handle.fetch_history()
+    await Replayer(
+        workflows=[JobResultWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    ).replay_workflow(history)
+    folder = HISTORIES / RESULTING
+    folder.mkdir(exist_ok=True)
+    data = json.loads(history.to_json())
+    (folder / "resulted_and_resubmitted.json").write_text(json.dumps(data, indent=2) + "\n")
+    print(f"{RESULTING}: {len(data['events'])} history events -> {folder.name}/")
+    return count + len(data["events"])
+
+
+def _already_done(stage: Stage) -> Scenario:
+    async def done(job: Job) -> Stage:
+        return stage
+
+    return done
+
+
+async def _outbox_has(db: Database, slug: str, purpose: str, count: int) -> None:
+    """Waits until the job has `count` messages of this purpose, delivered (captured)."""
+    for _ in range(400):
+        async with db.session() as session:
+            rows = (
+                await session.exec(
+                    select(OutboxMessage.status).where(
+                        OutboxMessage.job_slug == slug, OutboxMessage.purpose == purpose
+                    )
+                )
+            ).all()
+        if len(rows) >= count and all(status == "captured" for status in rows):
+            assert len(rows) == count, rows
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{count} {purpose} message(s) of {slug} never went")
+
+
 async def capture(names: list[str]) -> dict[str, int]:
     """Runs the named scenarios and writes their histories; returns each one's event count."""
     counts: dict[str, int] = {}
@@ -1052,6 +1158,12 @@ async def capture(names: list[str]) -> dict[str, int]:
                 async with env, build_worker(env.client, db, TASK_QUEUE):
                     job = Job(env.client, _slug(name), CLIENTS[tier])
                     counts[name] = await _run(name, job, scenario)
+            if RESULTING in names:
+                async with (
+                    time_skipping_env(identity=IDENTITY) as env,
+                    build_worker(env.client, db, TASK_QUEUE),
+                ):
+                    counts[RESULTING] = await _resulting(env, db)
             for name in time_skipping:
                 tier, scenario, comms = TIME_SKIPPING[name]
                 async with db.session() as session:

@@ -56,6 +56,7 @@ from models.tables import Client as ClientRow
 from worker import build_worker
 from workflows.job import JobWorkflow
 from workflows.message_resend import MessageResendWorkflow
+from workflows.resulting import JobResultWorkflow
 from workflows.runner import workflow_runner
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
@@ -84,6 +85,8 @@ SCENARIOS = (
     # and payment reminders.
     "quote_stale",
     "visit_reminders",
+    # Quoted, then canceled: each starts the job's resulting clock (the resulting-clock patch).
+    "canceled_resulting",
 )
 FINISHED = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
@@ -425,5 +428,28 @@ async def test_message_resend_histories_replay() -> None:
     for path in paths:
         history = WorkflowHistory.from_json(f"replay-{path.stem}", json.loads(path.read_text()))
         assert history.events[-1].event_type in FINISHED, f"{path.name}: not finished"
+        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        assert result.replay_failure is None, f"{path.name}: {result.replay_failure!r}"
+
+
+async def test_resulting_histories_replay() -> None:
+    """The resulting workflow (workflows/resulting.py) replays its kept histories: flagged
+    unresulted, then resulted and resubmitted (each revision's PDF and email). It never finishes
+    by itself (a result can be resubmitted any time); the capture ended it."""
+    paths = sorted((HISTORIES / "resulting").glob("*.json"))
+    assert paths, "no resulting history; run python -m tests.histories.capture resulting"
+    replayer = Replayer(
+        workflows=[JobResultWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    )
+    for path in paths:
+        history = WorkflowHistory.from_json(f"replay-{path.stem}", json.loads(path.read_text()))
+        updates = [
+            e
+            for e in history.events
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED
+        ]
+        assert len(updates) == 2, f"{path.name}: a result and its resubmission"
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
         assert result.replay_failure is None, f"{path.name}: {result.replay_failure!r}"
