@@ -34,6 +34,7 @@ from api.jobs.views import PortalLinkView, job_view, state_of
 from api.outbox import service as outbox
 from api.users.service import actor_of, people
 from api.web import event_forms as forms
+from api.web import result_form
 from api.web.pages import SignedIn, Viewer, page_router, render, see_other
 from core import documents, portal, settings_store
 from core.company import Company
@@ -403,6 +404,7 @@ async def job_page(
         can_send=not viewer.is_technician and view.stage not in lifecycle.FINAL_STAGES
         and "customer_update_sent" in view.allowed_events,
         actions=forms.ACTIONS,
+        result=await result_form.section(session, viewer, slug),
     )  # fmt: skip
 
 
