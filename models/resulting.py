@@ -155,7 +155,7 @@ def normalised(type_settings: ResultTypeSettings, fields: dict[str, Any]) -> dic
         elif field.type == "number":
             number = parse_decimal(value)
             assert number is not None
-            kept[field.key] = str(number)
+            kept[field.key] = format(number, "f")  # 2e3 is kept as 2000
         elif isinstance(value, str):
             kept[field.key] = value.strip()
         else:
