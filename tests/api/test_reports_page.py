@@ -198,12 +198,12 @@ async def test_each_report_downloads_as_the_api_gives_it(
     stack: Stack, signed_in: SignIn, data: Seeded
 ) -> None:
     manager = await signed_in(username="mia")
-    page = await manager.get("/reports", params={"owner": data.seller, "from": "", "to": ""})
+    page = await manager.get("/reports", params={"owner": data.seller})
     links = re.findall(r'<a href="(/reports/[a-z-]+\.csv\?[^"]+)" download>', page.text)
     assert {re.match(r"/reports/([a-z-]+)\.csv", link).group(1) for link in links} == set(SECTIONS)
     for link in links:
         link = html.unescape(link)
-        assert f"owner={data.seller}" in link and "from=&to=" in link
+        assert f"owner={data.seller}" in link and re.search(r"from=\d{4}-\d\d-01&to=", link)
         download = await manager.get(link)
         assert download.status_code == 200, (link, download.text)
         assert "attachment;" in download.headers["content-disposition"]
@@ -221,3 +221,18 @@ async def test_each_report_downloads_as_the_api_gives_it(
     assert missing.status_code == 404 and "there is no report" in missing.text
     no_table = await manager.get("/reports/pipeline.csv?table=nope")
     assert no_table.status_code == 404 and "has no table" in no_table.text
+
+
+async def test_dates_left_empty_mean_all_time(signed_in: SignIn, data: Seeded) -> None:
+    """The form's dates cleared: no bound either side, and the CSV links say so too (a link
+    without dates would mean the default 12 months)."""
+    manager = await signed_in(username="mia")
+    page = await manager.get("/reports", params={"owner": data.seller, "from": "", "to": ""})
+    assert page.status_code == 200, page.text
+    assert 'name="from" value=""' in page.text
+    assert row_of(section(page.text, "pipeline"), "All open jobs")[1] == "2"
+    link = html.unescape(
+        re.findall(r'<a href="(/reports/sales\.csv\?[^"]+)" download>', page.text)[0]
+    )
+    assert "from=&to=" in link
+    assert (await manager.get(link)).status_code == 200
