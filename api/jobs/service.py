@@ -427,7 +427,7 @@ async def search(
 # office with 10,000 jobs never loads more rows than it shows, nor reads any job's state.
 
 # Why the board asks for someone's attention, in the order the board lists them.
-ATTENTION = ("stuck", "stale_quote", "parts_overdue", "unassigned", "unpaid")
+ATTENTION = ("stuck", "stale_quote", "parts_overdue", "unassigned", "unpaid", "unresulted")
 
 
 def attention_condition(kind: str) -> ColumnElement[bool]:
@@ -449,6 +449,8 @@ def _attention_condition(kind: str) -> ColumnElement[bool]:
             return and_(col(Job.stage) == lifecycle.Stage.lead.value, col(Job.owner).is_(None))
         case "unpaid":  # models.board.unpaid: invoiced with nothing paid, or verified
             return col(Job.unpaid) == true()
+        case "unresulted":  # no Sale / No Sale result N days after the quote went (or the cancel)
+            return col(Job.unresulted) == true()
         case _:
             raise Invalid(f"attention: one of {', '.join(ATTENTION)}")
 

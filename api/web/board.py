@@ -66,6 +66,7 @@ ATTENTION_WORDS = {
     "parts_overdue": ("Parts overdue", "overdue", "parts past their expected delivery"),
     "unassigned": ("Unassigned", "info", "leads without an owner (cannot be qualified)"),
     "unpaid": ("Unpaid", "quiet", "invoiced, payment not recorded"),
+    "unresulted": ("Unresulted", "overdue", "no Sale / No Sale result, though one is due"),
 }
 REMINDER_WORDS = {
     "quote_follow_up": "Quote follow-up to the customer",
@@ -275,6 +276,9 @@ class CardMaker:
                 return f"{', '.join(late or r.parts_overdue_skus)} past expected delivery"
             case "unassigned":
                 return f"no owner for {duration(row.created_at, self.now)}"
+            case "unresulted":
+                due = self.company.day(row.resulting_due_at)
+                return f"no result, due since {due}" if due else "no result, though one is due"
             case _:
                 invoice = state.invoice
                 paid = self.company.money(state.paid_total)

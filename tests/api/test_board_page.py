@@ -28,6 +28,7 @@ from api.users.service import create_user, set_password
 from bench.pages import job_state, write_states
 from core.config import Settings
 from models.lifecycle import ClientSnapshot, JobState, Stage
+from models.tables import Job
 from tests.conftest import Stack
 
 PASSWORD = "board page password"
@@ -240,6 +241,7 @@ async def test_badges_and_the_attention_strip_say_why(stack: Stack, web) -> None
             "Parts overdue": 1,
             "Unassigned": 1,
             "Unpaid": 1,
+            "Unresulted": 0,
         }
         words = cards(page)
         assert "Stuck Ready to schedule for more than 72 h, since" in words[stuck.slug]
@@ -266,6 +268,39 @@ async def test_badges_and_the_attention_strip_say_why(stack: Stack, web) -> None
         # With one reason picked, the strip still counts the others.
         picked = await client.get(f"/jobs?client={client_row['id']}&attention=stuck")
         assert attention(picked.text)["Unpaid"] == 1 and attention(picked.text)["Stuck"] == 1
+
+
+async def test_an_unresulted_job_is_flagged_on_the_board_and_in_the_list(stack: Stack, web) -> None:  # type: ignore[no-untyped-def]
+    client_row = await stack.new_client()
+    unresulted, resulted = await _seed(
+        stack,
+        client_row,
+        [{"stage": Stage.quote_sent}, {"stage": Stage.quote_sent}],
+    )
+    # The resulting workflow's flag, as its activity writes it (flagging is tested elsewhere).
+    due = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)
+    async with stack.db.session() as session:
+        row = await session.get(Job, unresulted.slug)
+        assert row is not None
+        row.unresulted, row.resulting_due_at = True, due
+        session.add(row)
+        await session.commit()
+    office = await _person(stack, "office")
+    async with web(office) as client:
+        page = (await client.get(f"/jobs?client={client_row['id']}")).text
+        assert attention(page)["Unresulted"] == 1
+        words = cards(page)
+        assert "Unresulted no result, due since" in words[unresulted.slug]
+        assert "due since Wed 4 Mar 2026" in words[unresulted.slug]
+        assert "Unresulted" not in words[resulted.slug]
+        listed = await client.get(f"/jobs?client={client_row['id']}&attention=unresulted&view=list")
+        assert set(cards(listed.text)) == {unresulted.slug}
+    # The JSON list says so too.
+    answer = await stack.get("olga", "/api/v1/jobs", params={"q": unresulted.slug})
+    assert answer.status_code == 200, answer.text
+    assert [(i["slug"], i["unresulted"]) for i in answer.json()["items"]] == [
+        (unresulted.slug, True)
+    ]
 
 
 async def test_the_list_is_paginated(stack: Stack, web) -> None:  # type: ignore[no-untyped-def]

@@ -178,6 +178,7 @@ async def test_0009_fills_the_board_columns_of_jobs_already_there(
         "parts_overdue": 1,
         "unassigned": 1,
         "unpaid": 2,
+        "unresulted": 0,  # no job here is due a result
     }
     assert tally["quote_sent"].amount == quoted("sent") * (2 + OLD_SHAPE_FILLERS)
 
