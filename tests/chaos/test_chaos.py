@@ -12,6 +12,9 @@ goes again with the same key until it gets a 2xx or a 4xx. Once the system settl
 
 - every event a client got a 2xx for is in its job's timeline exactly once (the row of its
   Update id), and the timeline holds nothing the clients were not told about;
+- every result a client got a 2xx for (each job is resulted once it has closed, every other
+  one resubmitted: its job's workflow has finished by then) is one revision, in order, with one
+  result email;
 - every job is closed, its workflow completed, its projection's seq the number of its timeline
   rows, numbered 1..n;
 - no message reached a provider twice; one in `unknown` says so on the job and in the outbox;
@@ -47,11 +50,14 @@ from temporalio.testing import WorkflowEnvironment
 from api.idempotency import HEADER, Idempotency
 from api.users.service import add_token, create_user
 from bench.events import USERS, job_body, lifecycle_events, run_pool
+from core import settings_store
 from core.db import Database
+from core.settings_store import RESULTING as RESULTING_NAME
 from core.temporal import workflow_id
 from models import events as ev
 from models.outbox import IN_DOUBT
-from models.tables import Client, Job, JobEvent, OutboxMessage
+from models.resulting import ResultingSettings
+from models.tables import Client, Job, JobEvent, JobResult, OutboxMessage
 from tests.activities.test_exactly_once import WorkerProcess, worker_processes
 from tests.conftest import migrated_database
 from tests.fakes.api_process import ApiProcess, free_port, start_api
@@ -79,6 +85,23 @@ GIVE_UP_AFTER_S = 120  # one logical request, all its retries
 SETTLE_WITHIN_S = 150
 CREATE = "/api/v1/jobs"
 EVENT_TYPES: TypeAdapter[Any] = TypeAdapter(ev.Event)
+# Each job is resulted after it closes (a Sale), every other one resubmitted (a No Sale).
+RESULTING = ResultingSettings.model_validate(
+    {
+        "enabled": True,
+        "types": {
+            "sale": {"recipients": ["sales@example.com"], "fields": [
+                {"key": "sale_amount", "label": "Sale amount", "type": "currency"}]},
+            "no_sale": {"recipients": ["sales@example.com"], "fields": [
+                {"key": "loss_reason", "label": "Why", "type": "dropdown",
+                 "options": ["Price", "Timing"]}]},
+        },
+    }
+)  # fmt: skip
+RESULTS = [
+    {"type": "sale", "fields": {"sale_amount": "657.50"}},
+    {"type": "no_sale", "fields": {"loss_reason": "Price"}},
+]
 # SQLite in CI, as one run takes 2-2.5 minutes on two cores;
 # JOBLINE_CHAOS_BACKENDS=sqlite,postgresql runs it on PostgreSQL too.
 BACKENDS = os.environ.get("JOBLINE_CHAOS_BACKENDS", "sqlite").split(",")
@@ -118,7 +141,12 @@ class Tally:
     @property
     def events(self) -> list[Accepted]:
         """The accepted requests that are job events (a job's creation included)."""
-        return [a for a in self.accepted if a.path.startswith(CREATE)]
+        return [a for a in self.accepted if a.path == CREATE or a.path.endswith("/events")]
+
+    @property
+    def results(self) -> list[Accepted]:
+        """The accepted result submissions (POST …/result)."""
+        return [a for a in self.accepted if a.path.endswith("/result")]
 
 
 class RetryingClient:
@@ -234,6 +262,10 @@ async def lifecycle(client: RetryingClient, index: int, run: str) -> str:
     for role, event in lifecycle_events(datetime.now(UTC)):
         answer = await client.post(USERS[role], f"/api/v1/jobs/{slug}/events", event)
     assert answer["stage"] == "closed", (slug, answer["stage"])
+    # Resulted once its workflow has finished (its result's workflow lives on); every other job
+    # is resubmitted.
+    for result in RESULTS[: 1 + index % 2]:
+        await client.post(USERS["sales"], f"/api/v1/jobs/{slug}/result", result)
     return slug
 
 
@@ -280,6 +312,7 @@ class Held:
     clients: int
     views: dict[str, dict[str, Any]]  # GET /api/v1/jobs/{slug}
     workflows: dict[str, str]  # slug -> its workflow's status, and pending work
+    results: dict[str, list[JobResult]]  # slug -> its result's revisions, in order
 
     @property
     def rows(self) -> int:
@@ -329,6 +362,10 @@ async def what_is_held(
         rows = (await session.exec(select(JobEvent).order_by(col(JobEvent.seq)))).all()
         messages = (await session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id)))).all()
         clients = len((await session.exec(select(Client.id))).all())
+        revisions = (await session.exec(select(JobResult).order_by(col(JobResult.revision)))).all()
+    results: dict[str, list[JobResult]] = {}
+    for revision in revisions:
+        results.setdefault(revision.job_slug, []).append(revision)
     timeline: dict[str, list[JobEvent]] = {slug: [] for slug in jobs}
     for row in rows:
         timeline[row.job_slug].append(row)
@@ -340,7 +377,7 @@ async def what_is_held(
         assert response.status_code == 200, response.text
         views[slug] = response.json()
     workflows = {slug: await workflow_status(temporal, slug) for slug in jobs}
-    return Held(jobs, timeline, list(messages), clients, views, workflows)
+    return Held(jobs, timeline, list(messages), clients, views, workflows, results)
 
 
 def canonical(payload: Any) -> str:
@@ -384,6 +421,24 @@ def events_once(held: Held, tally: Tally, slugs: list[str]) -> list[str]:
                 f"{sorted((stored - told[slug]).elements())}; "
                 f"told but not in it: {sorted((told[slug] - stored).elements())}"
             )
+    return problems
+
+
+def results_once(held: Held, tally: Tally) -> list[str]:
+    """Each 2xx result is one revision, in the order they were answered; each revision one
+    result email (whether it reached the provider once, messages_once says)."""
+    problems = []
+    told: dict[str, list[str]] = {}
+    for accepted in tally.results:
+        slug = accepted.path.split("/")[4]
+        told.setdefault(slug, []).append(accepted.body["type"])
+    for slug in held.jobs:
+        kept = [r.type for r in held.results.get(slug, [])]
+        if kept != told.get(slug, []):
+            problems.append(f"job {slug}: revisions {kept}, told {told.get(slug, [])}")
+        emails = [m for m in held.messages if m.job_slug == slug and m.purpose == "result"]
+        if len(emails) != len(kept):
+            problems.append(f"job {slug}: {len(emails)} result emails for {len(kept)} revisions")
     return problems
 
 
@@ -467,6 +522,8 @@ async def test_lifecycles_survive_killed_workers_and_apis(
     temporal = temporal_env.client
     run = uuid.uuid4().hex[:6]
     tokens = await add_users(db)
+    async with db.session() as session:
+        await settings_store.save(session, RESULTING_NAME, RESULTING, "chaos")
     settings = {
         "environment": "test",
         "data_dir": str(tmp_path / "data"),
@@ -481,7 +538,7 @@ async def test_lifecycles_survive_killed_workers_and_apis(
     env = {f"JOBLINE_{name.upper()}": value for name, value in settings.items()}
     stack = ChaosStack(db, env, tmp_path / "api.log", free_port())
     tally = Tally()
-    total = LIFECYCLES * (2 + len(lifecycle_events(datetime.now(UTC))))
+    total = LIFECYCLES * (2 + len(lifecycle_events(datetime.now(UTC)))) + LIFECYCLES * 3 // 2
     slugs: list[str] = []
 
     async def one(index: int) -> None:
@@ -509,6 +566,7 @@ async def test_lifecycles_survive_killed_workers_and_apis(
         *(f"process {p.pid} of a killed worker still runs: {p.cmdline()}" for p in alive),
         *events_once(held, tally, slugs),
         *stages_consistent(held),
+        *results_once(held, tally),
         *messages_once(held, sendgrid_server, twilio_server),
     ]
     copies = provider_copies(held.messages, sendgrid_server, twilio_server)
@@ -519,6 +577,7 @@ async def test_lifecycles_survive_killed_workers_and_apis(
     ]
     print(
         f"\nchaos (seed {seed}): {len(slugs)} lifecycles, {len(tally.events)} events "
+        f"and {len(tally.results)} results "
         f"({held.rows} timeline rows); kills {', '.join(tally.kills)}; "
         f"retries {dict(tally.retries)}; messages {dict(Counter(m.status for m in held.messages))}"
         f" ({len(sendgrid_server.accepted)} emails and {len(twilio_server.accepted)} SMS taken "
