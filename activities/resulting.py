@@ -14,6 +14,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from activities.documents import PDF, default_renderer, load_logo
@@ -297,13 +298,17 @@ class ResultingActivities:
 
     @activity.defn(name=START_RESULTING_CLOCK)
     async def start_resulting_clock(self, clock: ResultingClock) -> None:
-        """Signal-with-start: the job's resulting workflow (started now if it is not running)
-        hears that its clock starts. Repeating it is harmless: the clock keeps its first start."""
-        await activity.client().start_workflow(
-            JobResultWorkflow.run,
-            ResultingInput(slug=clock.slug),
-            id=resulting_workflow_id(clock.slug),
-            task_queue=clock.task_queue,
-            start_signal="start_clock",
-            start_signal_args=[clock.at],
-        )
+        await start_clock(activity.client(), clock)
+
+
+async def start_clock(client: Client, clock: ResultingClock) -> None:
+    """Signal-with-start: the job's resulting workflow (started now if it is not running) hears
+    that its clock starts. Repeating it is harmless: the clock keeps its first start."""
+    await client.start_workflow(
+        JobResultWorkflow.run,
+        ResultingInput(slug=clock.slug),
+        id=resulting_workflow_id(clock.slug),
+        task_queue=clock.task_queue,
+        start_signal="start_clock",
+        start_signal_args=[clock.at],
+    )

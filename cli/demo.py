@@ -30,6 +30,7 @@ from sqlmodel import func, select
 from temporalio.client import Client as TemporalClient
 from temporalio.common import WorkflowIDReusePolicy
 
+from activities.resulting import start_clock
 from api.jobs.service import new_slug
 from api.users.service import (
     add_token,
@@ -49,6 +50,7 @@ from models import lifecycle, reminders
 from models.communications import CommunicationSettings
 from models.lifecycle import Accepted, Actor, ClientSnapshot, Role
 from models.messages import JobInput, TimelineRecord
+from models.resulting import ResultingClock
 from models.tables import Job
 from models.timeline import describe
 from workflows.job import JobWorkflow
@@ -247,6 +249,51 @@ def demo_events(kind: str, now: datetime | None = None) -> list[tuple[str, dict[
     return steps[kind]
 
 
+# Resulting turned on, as a sales team would set it up (the SOP's Step 1).
+DEMO_RESULTING: dict[str, Any] = {
+    "enabled": True,
+    "unresulted_after_days": 7,
+    "types": {
+        "sale": {
+            "pattern": "standard",
+            "recipients": ["sales@example.com"],
+            "fields": [
+                {"key": "sale_amount", "label": "Sale amount", "type": "currency",
+                 "required": True},
+                {"key": "signed_on", "label": "Contract signed", "type": "date"},
+                {"key": "financing", "label": "Financing arranged", "type": "checkbox"},
+                {"key": "notes", "label": "Notes", "type": "text"},
+            ],
+        },
+        "no_sale": {
+            "pattern": "compact",
+            "recipients": ["sales@example.com"],
+            "fields": [
+                {"key": "loss_reason", "label": "Why we lost it", "type": "dropdown",
+                 "required": True,
+                 "options": ["Price", "Timing", "Went with competitor", "No longer needed"]},
+                {"key": "competitor", "label": "Competitor", "type": "text"},
+                {"key": "notes", "label": "Notes", "type": "text"},
+            ],
+        },
+    },
+}  # fmt: skip
+# (who, result) per DEMO_JOBS kind: the closed job sold; the canceled one lost, resulted first
+# for the wrong reason and then resubmitted (its history keeps both).
+DEMO_RESULTS: dict[str, list[tuple[str, dict[str, Any]]]] = {
+    "closed": [("sam", {"type": "sale", "fields": {"sale_amount": "794.00", "financing": False}})],
+    "canceled": [
+        ("sam", {"type": "no_sale", "fields": {"loss_reason": "Price"}}),
+        (
+            "mia",
+            {
+                "type": "no_sale",
+                "fields": {"loss_reason": "Went with competitor", "competitor": "CoolAir Co"},
+            },
+        ),
+    ],
+}
+
 # (client, title, source, how far it goes): through the API, as people would.
 DEMO_JOBS = [
     (1, "Water heater leaking", "incoming_call", "lead"),  # no owner yet: unassigned
@@ -271,6 +318,9 @@ def create_demo_data(base_url: str, tokens: dict[str, tuple[str, str]]) -> list[
         return {"Authorization": f"Bearer {tokens[username][1]}"}
 
     with httpx.Client(base_url=base_url, timeout=30) as http:
+        http.put(
+            "/api/v1/settings/resulting", json=DEMO_RESULTING, headers=auth("ada")
+        ).raise_for_status()
         clients = []
         for body in DEMO_CLIENTS:
             response = http.post("/api/v1/clients", json=body, headers=auth("olga"))
@@ -293,6 +343,10 @@ def create_demo_data(base_url: str, tokens: dict[str, tuple[str, str]]) -> list[
                     continue
                 http.post(
                     f"/api/v1/jobs/{slug}/events", json=event, headers=auth(username)
+                ).raise_for_status()
+            for username, result in DEMO_RESULTS.get(kind, []):
+                http.post(
+                    f"/api/v1/jobs/{slug}/result", json=result, headers=auth(username)
                 ).raise_for_status()
     return clients
 
@@ -446,14 +500,21 @@ async def backdate_demo_jobs(
     for job in BACKDATED_JOBS:
         slug = new_slug()
         client = _snapshot(clients[job.client])
+        start = backdated_input(job, slug, client, settings, now, public_url)
         await temporal.start_workflow(
             JobWorkflow.run,
-            backdated_input(job, slug, client, settings, now, public_url),
+            start,
             id=workflow_id(slug),
             task_queue=task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             static_summary=f"{client.name}: {job.title}"[:200],
             static_details=f"Job `{slug}` for client {client.id} ({client.name}), backdated demo",
         )
+        # A quote sent long ago is long due a result: its resulting clock starts at that time
+        # (the workflow would have started it, had it run then), so it is flagged at once.
+        quote = start.state.quote if start.state else None
+        if quote is not None and quote.sent_at is not None:
+            clock = ResultingClock(slug=slug, at=quote.sent_at, task_queue=task_queue)
+            await start_clock(temporal, clock)
         slugs.append(slug)
     return slugs

@@ -4,7 +4,8 @@ The demo runs as `jobline dev` runs it, against the test stack: its HTTP part ag
 `jobline api` process, its backdated part (cli/demo.py: the stuck job and the stale quote) with
 the stack's Temporal server, worker and database. What the board reads, the jobs table and its
 attention conditions (api/jobs/service.py), must then hold a job in each state, flagged by the
-workflow itself: nothing in the demo writes the projection or changes a setting.
+workflow itself: nothing in the demo writes the projection, and the only setting it changes is
+resulting's (turned on, as a sales team would, so the demo has results to show).
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from cli.demo import (
     create_demo_data,
 )
 from core import settings_store
-from core.settings_store import COMMUNICATIONS
+from core.settings_store import COMMUNICATIONS, RESULTING
 from models.communications import CommunicationSettings
 from models.lifecycle import ClientSnapshot, JobState, Stage
 from models.reminders import is_stuck
-from models.tables import Job, JobEvent, PortalLink
+from models.resulting import ResultingSettings
+from models.tables import Job, JobEvent, JobResult, PortalLink
 from tests.api.test_over_uvicorn import api_process
 from tests.conftest import Stack
 from tests.fakes.providers import wait_until
@@ -52,13 +54,26 @@ async def _rows(stack: Stack, client_ids: list[int]) -> list[tuple[Job, dict[str
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 async def test_the_demo_shows_every_board_state_on_day_one(stack: Stack) -> None:
     tokens = {username: (role, stack.tokens[username]) for username, role, _ in DEMO_USERS}
-    with api_process(stack) as base:
-        # A blocking client, as `jobline dev` uses it: in a thread, so the worker (in this
-        # test's event loop) keeps running.
-        clients = await asyncio.to_thread(create_demo_data, base, tokens)
-        backdated = await backdate_demo_jobs(
-            stack.temporal, stack.task_queue, stack.db, clients, base
-        )
+    # The demo turns resulting on; the session's other tests find it as it was.
+    async with stack.db.session() as session:
+        resulting_before = await settings_store.load(session, RESULTING, ResultingSettings)
+    try:
+        with api_process(stack) as base:
+            # A blocking client, as `jobline dev` uses it: in a thread, so the worker (in this
+            # test's event loop) keeps running.
+            clients = await asyncio.to_thread(create_demo_data, base, tokens)
+            backdated = await backdate_demo_jobs(
+                stack.temporal, stack.task_queue, stack.db, clients, base
+            )
+        await _the_demo_shows_every_board_state(stack, clients, backdated)
+    finally:
+        async with stack.db.session() as session:
+            await settings_store.save(session, RESULTING, resulting_before, "test")
+
+
+async def _the_demo_shows_every_board_state(
+    stack: Stack, clients: list[dict[str, Any]], backdated: list[str]
+) -> None:
     client_ids = [c["id"] for c in clients]
     expected = len(DEMO_JOBS) + len(BACKDATED_JOBS)
 
@@ -126,6 +141,26 @@ async def test_the_demo_shows_every_board_state_on_day_one(stack: Stack) -> None
     overdue = [job for job, flags in rows if flags["parts_overdue"]]
     assert [job.stage for job in overdue] == ["awaiting_parts"]
     assert JobState.model_validate(overdue[0].state).reminders.parts_overdue_skus == ["FAN-18"]
+
+    # Resulted: the closed job a Sale; the canceled one a No Sale, resubmitted (two revisions).
+    # The stale quote, sent 13 days ago, is long due a result: flagged by its resulting workflow.
+    async def stale_quote_flagged() -> bool:
+        async with stack.db.session() as session:
+            job = await session.get(Job, stale.slug, populate_existing=True)
+        return job is not None and job.unresulted
+
+    await wait_until(stale_quote_flagged, 30, "the stale quote flagged unresulted")
+    async with stack.db.session() as session:
+        revisions = (
+            await session.exec(
+                select(JobResult.job_slug, JobResult.type).where(
+                    col(JobResult.job_slug).in_(list(by_slug))
+                )
+            )
+        ).all()
+    by_stage = {job.stage: job.slug for job, _ in rows if job.stage in ("closed", "canceled")}
+    assert sorted(t for s, t in revisions if s == by_stage["closed"]) == ["sale"]
+    assert sorted(t for s, t in revisions if s == by_stage["canceled"]) == ["no_sale"] * 2
 
 
 def test_backdating_uses_the_rules_and_leaves_the_flags_to_the_workflow() -> None:
