@@ -152,6 +152,8 @@ class Job(SQLModel, table=True):
         ),
         # Lists in their order, most recently changed first (the board's list, the API's).
         Index("ix_jobs_updated_at", "updated_at"),
+        # The reports' current results of a kind in a period (migration 0011).
+        Index("ix_jobs_result", "result_type", "resulted_at"),
     )
 
     slug: str = Field(primary_key=True, max_length=32)
@@ -207,7 +209,15 @@ class JobEvent(SQLModel, table=True):
     """The job's timeline: one row per accepted event, written with the projection."""
 
     __tablename__ = "job_events"
-    __table_args__ = (UniqueConstraint("job_slug", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("job_slug", "seq"),
+        # The reports' (migration 0011): one kind of event in a period (approvals, cancels) ...
+        Index("ix_job_events_type_at", "type", "at"),
+        # ... the jobs whose stage changed in a period ...
+        Index("ix_job_events_at", "at"),
+        # ... and every timeline in order with its stages, read from the index alone.
+        Index("ix_job_events_stage_walk", "job_slug", "seq", "stage", "at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     job_slug: str = Field(foreign_key="jobs.slug", index=True, max_length=32)

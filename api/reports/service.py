@@ -55,6 +55,7 @@ Definitions:
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -64,7 +65,8 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
+from sqlalchemy import ColumnElement, Text, and_, case, cast, func, literal, or_, select, text
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -88,6 +90,7 @@ OPEN_STAGES_IN_ORDER = [stage for stage in Stage if stage not in FINAL_STAGES]
 FLAGS: tuple[s.StuckReason, ...] = ("stuck", "quote_stale", "parts_overdue", "unpaid", "unresulted")
 READERS = (Role.admin, Role.manager, Role.sales)
 ZERO = Decimal("0.00")
+SORT_MEMORY = "128MB"  # PostgreSQL's work_mem for the time-in-stage percentiles' sort
 
 
 @dataclass(frozen=True)
@@ -429,30 +432,39 @@ async def loss_reasons(
     session: AsyncSession, filters: s.ReportFilters, viewer: User
 ) -> s.LossReasonsReport:
     scope = await scope_of(session, filters, viewer)
-    no_sales = (
-        await session.execute(
-            _current_results(scope, col(JobResult.type) == "no_sale").with_only_columns(
-                col(JobResult.form), col(JobResult.fields), col(JobResult.submitted_at)
-            )
-        )
-    ).all()
-    counts: Counter[tuple[str, str]] = Counter()
+    no_sale = col(JobResult.type) == "no_sale"
+    forms = await _forms(session, scope, no_sale)
     labels: dict[str, tuple[datetime, str]] = {}  # key -> the latest label it was shown with
-    for form, fields, submitted_at in no_sales:
-        for field in form or []:
+    having: dict[str, list[str]] = defaultdict(list)  # key -> the forms with it as a dropdown
+    for form in forms:
+        for field in form.fields:
             key = field.get("key")
             if field.get("type") != "dropdown" or key is None:
                 continue
-            latest = labels.get(key)
-            if latest is None or _aware(submitted_at) > latest[0]:
-                labels[key] = (_aware(submitted_at), field.get("label") or key)
-            value = (fields or {}).get(key)
-            if value is not None and str(value).strip():
-                counts[(key, str(value))] += 1
-    rows = [
-        s.LossReasonRow(source="no_sale", field=key, label=labels[key][1], reason=reason, count=n)
-        for (key, reason), n in counts.items()
-    ]
+            having[key].append(form.text)
+            if key not in labels or form.latest > labels[key][0]:
+                labels[key] = (form.latest, field.get("label") or key)
+    rows = []
+    for key, texts in having.items():
+        # One pass per dropdown, counted by the database; the key is a bound parameter, so the
+        # value is grouped on from a subquery (PostgreSQL would not match it in GROUP BY).
+        values = (
+            _current_results(scope, no_sale, _form_text().in_(texts))
+            .with_only_columns(col(JobResult.fields)[key].as_string().label("value"))
+            .subquery()
+        )
+        counted = await session.execute(
+            select(values.c.value, func.count())
+            .where(values.c.value.is_not(None))
+            .group_by(values.c.value)
+        )
+        rows += [
+            s.LossReasonRow(
+                source="no_sale", field=key, label=labels[key][1], reason=value, count=n
+            )
+            for value, n in counted
+            if value.strip()
+        ]
     reason = col(JobEvent.payload)["reason"].as_string()
     cancels = (
         select(reason.label("reason"))
@@ -475,7 +487,7 @@ async def loss_reasons(
     return s.LossReasonsReport(
         **scope.head(),
         rows=rows,
-        no_sale_count=len(no_sales),
+        no_sale_count=sum(form.results for form in forms),
         canceled_count=sum(cancel_counts.values()),
     )
 
@@ -508,6 +520,17 @@ def _visits(scope: Scope) -> Any:
         staged_events = staged_events.join(Job, col(Job.slug) == col(JobEvent.job_slug)).where(
             *scope.owned()
         )
+    if scope.start is not None or scope.end is not None:
+        # Only the jobs with a stage change in the period can have a visit beginning in it;
+        # their whole timelines are walked (a visit's start needs the event before it).
+        moved = aliased(JobEvent)
+        staged_events = staged_events.where(
+            col(JobEvent.job_slug).in_(
+                select(moved.job_slug).where(
+                    col(moved.stage).is_not(None), *scope.period(col(moved.at))
+                )
+            )
+        )
     staged = staged_events.subquery("staged")
     entries = (
         select(
@@ -535,6 +558,8 @@ async def time_in_stage(
     ]
     found: dict[str, tuple[int, int, float | None, float | None]] = {}
     if session.bind.dialect.name == "postgresql":
+        # The percentiles sort every visit's length: in memory, not in temporary files.
+        await session.execute(text(f"SET LOCAL work_mem = '{SORT_MEMORY}'"))
         now = literal(scope.now, type_=Job.__table__.c.created_at.type)
         hours = (
             func.extract("epoch", func.coalesce(entries.c.ended, now) - entries.c.began) / 3600.0
@@ -700,22 +725,38 @@ async def follow_ups(
         .group_by(col(OutboxMessage.job_slug), col(Job.owner))
         .subquery("last_follow_up")
     )
-    next_event = (
-        select(col(JobEvent.type))
-        .where(
-            col(JobEvent.job_slug) == last.c.job_slug,
-            col(JobEvent.at) > last.c.last,
-            col(JobEvent.type).in_(list(FOLLOW_UP_OUTCOMES)),
+    # What came next: the first decisive event after the last follow-up (by seq), found with
+    # joins rather than a lookup per job.
+    first_after = (
+        select(last.c.job_slug, func.min(col(JobEvent.seq)).label("seq"))
+        .join(
+            JobEvent,
+            and_(
+                col(JobEvent.job_slug) == last.c.job_slug,
+                col(JobEvent.at) > last.c.last,
+                col(JobEvent.type).in_(list(FOLLOW_UP_OUTCOMES)),
+            ),
         )
-        .order_by(col(JobEvent.seq))
-        .limit(1)
-        .scalar_subquery()
+        .group_by(last.c.job_slug)
+        .subquery("first_after")
     )
-    outcomes = select(
-        month_of(last.c.last, months).label("month"),
-        last.c.owner,
-        next_event.label("next"),
-    ).subquery()
+    outcomes = (
+        select(
+            month_of(last.c.last, months).label("month"),
+            last.c.owner,
+            col(JobEvent.type).label("next"),
+        )
+        .select_from(last)
+        .outerjoin(first_after, first_after.c.job_slug == last.c.job_slug)
+        .outerjoin(
+            JobEvent,
+            and_(
+                col(JobEvent.job_slug) == first_after.c.job_slug,
+                col(JobEvent.seq) == first_after.c.seq,
+            ),
+        )
+        .subquery()
+    )
     for month, owner, happened, n in await session.execute(
         select(outcomes.c.month, outcomes.c.owner, outcomes.c.next, func.count()).group_by(
             outcomes.c.month, outcomes.c.owner, outcomes.c.next
@@ -841,23 +882,48 @@ async def resulting(
 
 async def _field_completion(session: AsyncSession, scope: Scope) -> list[s.FieldCompletion]:
     """Per type and optional field: of the current results whose form had it, how many kept a
-    value. The label and order are those of the latest form that had the field."""
-    seen: dict[
-        tuple[str, str], list[Any]
-    ] = {}  # (type, key) -> [results, filled, label, when, index]
-    statement = _current_results(scope).with_only_columns(
-        col(JobResult.type), col(JobResult.form), col(JobResult.fields), col(JobResult.submitted_at)
-    )
-    for kind, form, fields, submitted_at in await session.execute(statement):
-        when = _aware(submitted_at)
-        for index, field in enumerate(form or []):
-            if field.get("required") or "key" not in field:
-                continue
-            entry = seen.setdefault((kind, field["key"]), [0, 0, "", None, index])
-            entry[0] += 1
-            entry[1] += field["key"] in (fields or {})
-            if entry[3] is None or when > entry[3]:
-                entry[2], entry[3], entry[4] = field.get("label") or field["key"], when, index
+    value (counted by the database, form by form). The label and order are those of the latest
+    form that had the field."""
+    seen: dict[tuple[str, str], list[Any]] = {}  # (type, key) -> [results, filled, label, when, i]
+    for kind in ("sale", "no_sale"):
+        of_kind = col(JobResult.type) == kind
+        forms = await _forms(session, scope, of_kind)
+        keys = sorted(
+            {
+                f["key"]
+                for form in forms
+                for f in form.fields
+                if not f.get("required") and "key" in f
+            }
+        )
+        if not keys:
+            continue
+        filled_per_form: dict[str, dict[str, int]] = {}
+        statement = (
+            _current_results(scope, of_kind)
+            .with_only_columns(
+                _form_text().label("form"),
+                *[
+                    func.sum(
+                        case((col(JobResult.fields)[key].as_string().is_not(None), 1), else_=0)
+                    )
+                    for key in keys
+                ],
+            )
+            .group_by(_form_text())
+        )
+        for text_, *filled in await session.execute(statement):
+            filled_per_form[text_] = {key: int(n or 0) for key, n in zip(keys, filled, strict=True)}
+        for form in forms:
+            for index, field in enumerate(form.fields):
+                if field.get("required") or "key" not in field:
+                    continue
+                entry = seen.setdefault((kind, field["key"]), [0, 0, "", None, index])
+                entry[0] += form.results
+                entry[1] += filled_per_form.get(form.text, {}).get(field["key"], 0)
+                if entry[3] is None or form.latest > entry[3]:
+                    entry[2] = field.get("label") or field["key"]
+                    entry[3], entry[4] = form.latest, index
     order = {"sale": 0, "no_sale": 1}
     return [
         s.FieldCompletion(
@@ -871,6 +937,34 @@ async def _field_completion(session: AsyncSession, scope: Scope) -> list[s.Field
         for (kind, key), (results, filled, label, _, _) in sorted(
             seen.items(), key=lambda kv: (order.get(kv[0][0], 2), kv[1][4], kv[0][1])
         )
+    ]
+
+
+@dataclass(frozen=True)
+class Form:
+    """One form (a result type's fields as configured at submission) the current results used."""
+
+    text: str  # as stored: what results are matched on
+    fields: list[dict[str, Any]]
+    results: int
+    latest: datetime  # the latest submission with it
+
+
+def _form_text() -> Any:
+    return cast(col(JobResult.form), Text)
+
+
+async def _forms(session: AsyncSession, scope: Scope, *conditions: Any) -> list[Form]:
+    """The distinct forms of the current results (few: one per settings change), with how many
+    results used each: the JSON is read once per form, not once per result."""
+    statement = (
+        _current_results(scope, *conditions)
+        .with_only_columns(_form_text(), func.count(), func.max(col(JobResult.submitted_at)))
+        .group_by(_form_text())
+    )
+    return [
+        Form(text_, json.loads(text_) or [], n, _aware(latest))
+        for text_, n, latest in await session.execute(statement)
     ]
 
 
