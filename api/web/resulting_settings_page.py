@@ -113,9 +113,9 @@ def _place(detail: ErrorDetails, values: dict[str, str], kept: Rows) -> tuple[st
     message = _message(str(detail.get("msg", "not valid")).removeprefix("Value error, "))
     if not loc:
         # The document's own check: no recipients while enabled names its type.
-        for name in RESULT_TYPES:
-            if f"({name})" in message:
-                return f"{name}-recipients", message
+        for named in RESULT_TYPES:
+            if f"({named})" in message:
+                return f"{named}-recipients", message
         return "enabled", message
     if loc[0] == "unresulted_after_days":
         return "unresulted_after_days", "Give a whole number of days, from 1 to 365"
@@ -213,7 +213,7 @@ async def resulting_settings_save(
             rows[name] = EDITORS[name].with_blank_row(rows[name])
             return _resulting_page(request, viewer, values, rows)
 
-    kept = {name: FieldRows.kept(rows[name]) for name in RESULT_TYPES}
+    kept: Rows = {name: FieldRows.kept(rows[name]) for name in RESULT_TYPES}
     try:
         settings = ResultingSettings.model_validate(_document(values, kept))
     except ValidationError as error:
