@@ -246,13 +246,19 @@ def _typed(settings: ResultingSettings, form: FormData) -> dict[str, Any]:
 
 
 def _place(problems: list[str], chosen: str, settings: ResultingSettings) -> dict[str, str]:
-    """Each problem at its field: the checks name a field as `Label (key)`."""
+    """Each problem at its field (the checks name a field as `Label (key)`), in its label's
+    words; a problem that names no field is left for the top of the page."""
     placed: dict[str, str] = {}
     for f in settings.types.of(chosen).fields:
         for problem in problems:
             if f"({f.key})" in problem and input_name(chosen, f.key) not in placed:
-                placed[input_name(chosen, f.key)] = problem
+                # People know the field by its label; the key is for the API's readers.
+                placed[input_name(chosen, f.key)] = problem.replace(f" ({f.key})", "")
     return placed
+
+
+def _keys(settings: ResultingSettings, chosen: str) -> list[str]:
+    return [f.key for f in settings.types.of(chosen).fields]
 
 
 def _digest(path: str, body: ResultBody) -> str:
@@ -329,7 +335,7 @@ async def submit_result_form(
     except Invalid as invalid:
         problems = [str(p) for p in invalid.extra.get("problems") or [invalid.message]]
         placed = _place(problems, chosen, config)
-        general = [p for p in problems if p not in placed.values()]
+        general = [p for p in problems if not any(f"({k})" in p for k in _keys(config, chosen))]
         return await again(422, general, placed)
     except (ResultingOff, NotPermitted, Unavailable) as refused:
         return await again(refused.status_code, [f"Not recorded: {refused.message}."])
