@@ -37,11 +37,11 @@ from markupsafe import Markup, escape
 
 STYLESHEET = Path(__file__).parent / "static" / "jobline.css"
 
-# The drawing's own units. 400 wide reads at a phone's 358 CSS pixels of content with text
-# still about 12 px tall; on a desktop the page caps the chart's width (jobline.css).
-WIDTH = 400
+# The drawing's own units. 360 wide is about what a phone's panel holds (330 CSS pixels), so
+# text stays about 12 px tall there; on a desktop the stylesheet caps the chart's width.
+WIDTH = 360
 FONT = 13
-SMALL_FONT = 11
+SMALL_FONT = 12
 # A rough width of one character of the system sans-serif, to shorten labels that would not fit.
 CHAR_WIDTH = 0.58
 NO_DATA = "No data for these filters"
@@ -185,7 +185,10 @@ def no_data(chart_id: str, title: str, message: str = NO_DATA) -> Markup:
 ROW_LABEL = 17  # a row's label line, above its bar
 BAR = 18  # a bar's thickness
 ROW_GAP = 12
-VALUE_ROOM = 92  # kept right of the longest bar for its value
+
+
+def _text_width(words: str, font: float = FONT) -> float:
+    return len(words) * font * CHAR_WIDTH
 
 
 def horizontal_bars(
@@ -196,7 +199,8 @@ def horizontal_bars(
     if not bars:
         return no_data(chart_id, title)
     most = max(bar.value for bar in bars)
-    room = WIDTH - VALUE_ROOM
+    # The longest bar leaves room at its end for the longest value (at most 60% of the width).
+    room = max(WIDTH * 0.4, WIDTH - 6 - max(_text_width(bar.text) for bar in bars))
     body: list[str] = []
     y = 0.0
     for bar in bars:
@@ -245,7 +249,8 @@ def funnel(chart_id: str, title: str, steps: Sequence[FunnelStep]) -> Markup:
         sentences.append(sentence)
         body.append('<g class="chart-row">')
         body.append(_text(0, y + FONT, step.label, bold=True))
-        body.append(_text(WIDTH, y + FONT, fit(rate, WIDTH * 0.7), anchor="end"))
+        rate_room = WIDTH - _text_width(step.label) - 12  # beside the step's name
+        body.append(_text(WIDTH, y + FONT, fit(rate, rate_room), anchor="end"))
         top = y + ROW_LABEL + 2
         body.append(
             _rect((WIDTH - length) / 2, top, length, bar_height, "chart-bar chart-brand",
@@ -270,7 +275,8 @@ def stage_spans(chart_id: str, title: str, spans: Sequence[Span]) -> Markup:
         to_median = _length(span.median, most, room)
         words = f"median {span.median_text} · p90 {span.p90_text}"
         body.append('<g class="chart-row">')
-        body.append(_text(0, y + FONT, fit(span.label, WIDTH * 0.45), bold=True))
+        label_room = max(WIDTH * 0.25, WIDTH - _text_width(words) - 12)  # beside the values
+        body.append(_text(0, y + FONT, fit(span.label, label_room), bold=True))
         body.append(_text(WIDTH, y + FONT, words, anchor="end"))
         top = y + ROW_LABEL + 2
         body.append(
@@ -298,7 +304,8 @@ def stage_spans(chart_id: str, title: str, spans: Sequence[Span]) -> Markup:
 
 def month_columns(chart_id: str, title: str, columns: Sequence[Column]) -> Markup:
     """One column per month, tallest for the largest value, its month under it; its value
-    above it while the columns are wide enough for the words (the table always has them)."""
+    above it while the columns are wide enough for the words, else the tallest one's only (the
+    table beside always has them all)."""
     if not columns:
         return no_data(chart_id, title)
     most = max(column.value for column in columns)
@@ -307,7 +314,8 @@ def month_columns(chart_id: str, title: str, columns: Sequence[Column]) -> Marku
     slot = WIDTH / len(columns)
     width = max(2.0, slot * 0.7)
     show_values = slot >= 40
-    # Month labels: all when they fit, else every n-th (the first and every n-th after it).
+    tallest = max(range(len(columns)), key=lambda i: columns[i].value)
+    # Month labels: all when they fit, else every n-th, counted back from the latest month.
     every = max(1, math.ceil(44 / slot))
     body: list[str] = [
         f'<line class="chart-axis" x1="0" x2="{WIDTH}" y1="{_num(baseline)}" '
@@ -322,12 +330,15 @@ def month_columns(chart_id: str, title: str, columns: Sequence[Column]) -> Marku
             _rect(x, baseline - height, width, height, "chart-bar chart-go", "go",
                   label=f"{column.label}: {column.text}")
         )  # fmt: skip
-        if show_values:
+        # Too narrow for every value: the tallest still says what the scale reaches.
+        if show_values or index == tallest:
+            half = _text_width(column.short, SMALL_FONT) / 2
+            at = min(max(middle, half), WIDTH - half)
             body.append(
-                _text(middle, baseline - height - 4, column.short, size=SMALL_FONT,
+                _text(at, baseline - height - 4, column.short, size=SMALL_FONT,
                       anchor="middle", css="chart-text chart-value")
             )  # fmt: skip
-        if index % every == 0:
+        if (len(columns) - 1 - index) % every == 0:
             month, _, year = column.label.partition(" ")
             body.append(_text(middle, baseline + 15, month, size=SMALL_FONT, anchor="middle"))
             if year:

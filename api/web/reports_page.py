@@ -82,9 +82,12 @@ def month_label(month: str) -> str:
 
 
 def hours(value: float | None) -> str:
-    """A duration for people: `5.5 h` under two days, else `3.2 d`; none: `n/a`."""
+    """A duration for people: `25 min` under an hour, `5.5 h` under two days, else `3.2 d`;
+    none: `n/a`."""
     if value is None:
         return "n/a"
+    if value < 1:
+        return f"{round(value * 60)} min"
     if value < 48:
         return f"{value:.1f} h"
     return f"{value / 24:.1f} d"

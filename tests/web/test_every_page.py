@@ -27,13 +27,14 @@ pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
 PASSWORD = "every page, checked"
 DESKTOP = {"width": 1280, "height": 800}
-# Not pages: redirects, the live board's fragment, and file downloads (PDFs).
+# Not pages: redirects, the live board's fragment, and file downloads (PDFs, CSVs).
 NOT_PAGES = {
     "/",
     "/login",
     "/jobs/board.fragment",
     "/jobs/{slug}/documents/{document_id}",
     "/outbox/{message_id}/attachments/{document_id}",
+    "/reports/{name}.csv",
 }
 # Who sends each step from lead to closed, and with what.
 PATH: list[tuple[str, str, dict]] = [
@@ -179,6 +180,8 @@ async def test_axe_finds_nothing_serious_on_any_page(
     message_id = outbox.json()["items"][0]["id"]
     await office.check("/outbox")
     await office.check(f"/outbox/{message_id}")
+    await persons["mia"].check("/reports")  # everyone's, with the owner to pick
+    await persons["sam"].check("/reports")  # their own
     for path in (
         "/settings",
         "/settings/communications",
