@@ -142,6 +142,22 @@ async def test_result_as_sale_then_resubmit_as_no_sale_and_see_both(
         # The form starts from the current result, to edit it.
         assert re.search(r'value="no_sale"\s+checked', page.text)
         assert re.search(r'<option value="Went with competitor"\s+selected', page.text)
+    # Resulting turned off later: the line says so, and the revisions made stay readable.
+    text = section_text(await sam.get(f"/jobs/{slug}"))
+    assert "Job resulting is turned off" in text and "Revision 2: No Sale" in text
+    assert "Submit result" not in text
+
+
+async def test_a_double_submit_records_one_revision(stack: Stack, signed_in: SignIn) -> None:
+    async with resulting_settings(stack):
+        slug = await quoted_job(stack)
+        sam = await signed_in(username="sam")
+        page = await sam.get(f"/jobs/{slug}")
+        data = {"csrf_token": csrf_of(page), "idempotency_key": result_key(page),
+                "type": "sale", "sale-sale_amount": "990"}  # fmt: skip
+        first, second = [await sam.post(f"/jobs/{slug}/result", data=data) for _ in range(2)]
+        assert first.status_code == second.status_code == 303
+        assert [r["revision"] for r in await revisions(stack, slug)] == [1]
 
 
 async def test_a_refused_result_shows_the_problem_at_its_field_and_changes_nothing(
