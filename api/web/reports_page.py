@@ -31,7 +31,7 @@ from api.jobs.service import board_people
 from api.reports import service as reports
 from api.reports import tables
 from api.reports.routes import csv_response
-from api.reports.schemas import REPORT_NAMES, ReportFilters
+from api.reports.schemas import LIST_LIMIT, REPORT_NAMES, ReportFilters
 from api.web import charts
 from api.web.pages import SignedIn, Viewer, page_router, render
 from core.company import Company
@@ -40,11 +40,13 @@ from models.lifecycle import Role
 
 router = page_router()
 
-# The people who read reports; the service holds the same rule and refuses anyone else.
-READERS = (Role.admin, Role.manager, Role.sales)
+# The people who read reports: the service's rule, checked before anything is read.
+READERS = reports.READERS
 SEES_EVERYONE = (Role.admin, Role.manager)
 OWNER_ROLES = (Role.sales, Role.manager, Role.office, Role.admin)
 DEFAULT_MONTHS = 12
+# Jobs listed on the page per list (stuck, unresulted, resubmitted); the CSV has more.
+SHOWN = 50
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 STUCK_WORDS = {
     "stuck": ("Stuck", "stuck"),
@@ -377,6 +379,8 @@ async def reports_page(request: Request, session: SessionDep, viewer: Viewer) ->
         result_words=RESULT_WORDS,
         source_words=SOURCE_WORDS,
         table_words=TABLE_WORDS,
+        shown=SHOWN,
+        list_limit=LIST_LIMIT,
         titles=TITLES,
         generated_at=words.when(sections[0].report.generated_at) if sections else "",
     )

@@ -9,14 +9,19 @@ from __future__ import annotations
 import csv
 import html
 import io
+import random
 import re
+import uuid
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import httpx
 import pytest
 
+from bench.pages import job_state, write_states
+from models.lifecycle import ClientSnapshot, Stage
 from tests.api.reports_seed import CANCEL_REASON, Seeded, seed
-from tests.api.signed_in import SignIn, signed_in_fixture  # noqa: F401
+from tests.api.signed_in import SignIn, new_person, signed_in_fixture  # noqa: F401
 from tests.conftest import Stack
 
 SECTIONS = {
@@ -236,3 +241,29 @@ async def test_dates_left_empty_mean_all_time(signed_in: SignIn, data: Seeded) -
     )
     assert "from=&to=" in link
     assert (await manager.get(link)).status_code == 200
+
+
+async def test_long_lists_show_their_first_rows_and_say_how_many(
+    stack: Stack, signed_in: SignIn
+) -> None:
+    """55 stuck jobs of one owner: the page lists 50 and says the CSV has them all."""
+    owner = await new_person(stack, "sales")
+    client = await stack.new_client()
+    snapshot = ClientSnapshot(id=client["id"], name=client["name"])
+    rng, now = random.Random(10), datetime.now(UTC)
+    states = [
+        job_state(f"r{uuid.uuid4().hex[:10]}", snapshot, Stage.awaiting_parts, now, rng,
+                  number=None, stuck=True, owner=owner)
+        for _ in range(55)
+    ]  # fmt: skip
+    await write_states(stack.db, [(state, now) for state in states])
+    manager = await signed_in(username="mia")
+    page = await manager.get("/reports", params={"owner": owner})  # the last 12 months
+    assert page.status_code == 200, page.text
+    stuck = section(page.text, "stuck")
+    assert stuck.count('<td data-label="Job">') == 50
+    assert (
+        "The first 50 of 55 here, longest in their stage first; the CSV has all of them." in stuck
+    )
+    download = await manager.get(f"/reports/stuck.csv?owner={owner}")
+    assert len(_csv(download)) == 55
