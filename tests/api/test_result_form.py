@@ -235,3 +235,19 @@ async def test_an_unresulted_job_says_so_on_its_page(stack: Stack, signed_in: Si
         page = await olga.get(f"/jobs/{slug}")
         assert "Not resulted yet. Unresulted Overdue since" in section_text(page)
         assert '<a class="tag overdue" href="#result">Unresulted</a>' in page.text  # the header
+
+
+async def test_a_canceled_job_is_resulted_no_sale_from_its_page(
+    stack: Stack, signed_in: SignIn
+) -> None:
+    async with resulting_settings(stack):
+        slug = await quoted_job(stack)
+        await drive(stack, slug, [("olga", "job_canceled", {"reason": "Went elsewhere"})])
+        sam = await signed_in(username="sam")
+        answer = await post_result(
+            sam, slug, {"type": "no_sale", "no_sale-loss_reason": "Went with competitor"}
+        )
+        assert answer.status_code == 303, answer.text
+        assert [r["type"] for r in await revisions(stack, slug)] == ["no_sale"]
+        page = await sam.get(f"/jobs/{slug}")
+        assert "This job is canceled" in page.text and "Revision 1: No Sale" in section_text(page)
