@@ -212,7 +212,7 @@ class JobEvent(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("job_slug", "seq"),
         # The reports' (migration 0011): one kind of event in a period (approvals, cancels) ...
-        Index("ix_job_events_type_at", "type", "at"),
+        Index("ix_job_events_type_at", "type", "at", "job_slug", "seq"),
         # ... the jobs whose stage changed in a period ...
         Index("ix_job_events_at", "at"),
         # ... and every timeline in order with its stages, read from the index alone.
@@ -264,6 +264,8 @@ class OutboxMessage(SQLModel, table=True):
     """
 
     __tablename__ = "outbox_messages"
+    # The reports' (migration 0011): each job's messages of a purpose (quote follow-ups), in time.
+    __table_args__ = (Index("ix_outbox_messages_purpose_job", "purpose", "job_slug", "created_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(max_length=200, unique=True)

@@ -205,7 +205,8 @@ def month_of(column: Any, months: Sequence[Month]) -> Any:
 
 async def months_for(session: AsyncSession, scope: Scope, spans: Sequence[Any]) -> list[Month]:
     """The months of the period; where it is open-ended, up to the earliest and latest of the
-    moments the report counts (`spans`: statements selecting min and max of them)."""
+    moments the report counts (`spans`: statements selecting min and max of them, over every
+    owner's jobs: an owner's report may show a few months with nothing in them)."""
     lows: list[datetime] = []
     highs: list[datetime] = []
     for statement in spans:
@@ -299,9 +300,10 @@ async def sales(session: AsyncSession, filters: s.ReportFilters, viewer: User) -
         session,
         scope,
         [
-            select(func.min(JobEvent.at), func.max(JobEvent.at))
-            .join(Job, col(Job.slug) == col(JobEvent.job_slug))
-            .where(*approvals),
+            # Everyone's span (no join for the owner): a few empty months at worst.
+            select(func.min(JobEvent.at), func.max(JobEvent.at)).where(
+                col(JobEvent.type).in_(APPROVAL_EVENTS), *scope.period(col(JobEvent.at))
+            ),
             select(func.min(Job.resulted_at), func.max(Job.resulted_at)).where(*sales_results),
         ],
     )
@@ -695,9 +697,10 @@ async def follow_ups(
         session,
         scope,
         [
-            select(func.min(OutboxMessage.created_at), func.max(OutboxMessage.created_at))
-            .join(Job, col(Job.slug) == col(OutboxMessage.job_slug))
-            .where(*messages)
+            select(func.min(OutboxMessage.created_at), func.max(OutboxMessage.created_at)).where(
+                col(OutboxMessage.purpose) == "quote_follow_up",
+                *scope.period(col(OutboxMessage.created_at)),
+            )
         ],
     )
     cells: dict[tuple[str, str | None], Counter[str]] = defaultdict(Counter)
