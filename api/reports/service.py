@@ -66,6 +66,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Text, and_, case, cast, func, literal, or_, select, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -571,13 +572,15 @@ async def time_in_stage(
                 entries.c.stage,
                 func.count(),
                 func.count().filter(entries.c.ended.is_(None)),
-                func.percentile_cont(0.5).within_group(hours),
-                func.percentile_cont(0.9).within_group(hours),
+                # Both percentiles from one sort of the stage's visits.
+                func.percentile_cont(postgresql.array([literal(0.5), literal(0.9)])).within_group(
+                    hours
+                ),
             )
             .where(*in_period)
             .group_by(entries.c.stage)
         )
-        for stage, visits, still, median, p90 in await session.execute(statement):
+        for stage, visits, still, (median, p90) in await session.execute(statement):
             found[stage] = (visits, still, _hours(median), _hours(p90))
     else:  # SQLite has no percentiles: the visits' lengths are sorted here
         lengths: dict[str, list[float]] = defaultdict(list)
@@ -728,11 +731,20 @@ async def follow_ups(
         .group_by(col(OutboxMessage.job_slug), col(Job.owner))
         .subquery("last_follow_up")
     )
-    # What came next: the first decisive event after the last follow-up (by seq), found with
-    # joins rather than a lookup per job.
+    # What came next: the first decisive event after the last follow-up. One aggregate finds it:
+    # the smallest seq * 10 + the event's code, whose last digit is the code of the first one.
+    code = case(
+        {kind: number for number, kind in enumerate(FOLLOW_UP_OUTCOMES, start=1)},
+        value=col(JobEvent.type),
+    )
     first_after = (
-        select(last.c.job_slug, func.min(col(JobEvent.seq)).label("seq"))
-        .join(
+        select(
+            last.c.owner,
+            last.c.last,
+            func.min(col(JobEvent.seq) * 10 + code).label("first"),
+        )
+        .select_from(last)
+        .outerjoin(
             JobEvent,
             and_(
                 col(JobEvent.job_slug) == last.c.job_slug,
@@ -740,26 +752,15 @@ async def follow_ups(
                 col(JobEvent.type).in_(list(FOLLOW_UP_OUTCOMES)),
             ),
         )
-        .group_by(last.c.job_slug)
+        .group_by(last.c.job_slug, last.c.owner, last.c.last)
         .subquery("first_after")
     )
-    outcomes = (
-        select(
-            month_of(last.c.last, months).label("month"),
-            last.c.owner,
-            col(JobEvent.type).label("next"),
-        )
-        .select_from(last)
-        .outerjoin(first_after, first_after.c.job_slug == last.c.job_slug)
-        .outerjoin(
-            JobEvent,
-            and_(
-                col(JobEvent.job_slug) == first_after.c.job_slug,
-                col(JobEvent.seq) == first_after.c.seq,
-            ),
-        )
-        .subquery()
-    )
+    outcomes = select(
+        month_of(first_after.c.last, months).label("month"),
+        first_after.c.owner,
+        (first_after.c.first % 10).label("next"),
+    ).subquery()
+    kinds = dict(enumerate(FOLLOW_UP_OUTCOMES, start=1))
     for month, owner, happened, n in await session.execute(
         select(outcomes.c.month, outcomes.c.owner, outcomes.c.next, func.count()).group_by(
             outcomes.c.month, outcomes.c.owner, outcomes.c.next
@@ -767,7 +768,7 @@ async def follow_ups(
     ):
         cell = cells[(month, owner)]
         cell["quotes"] += n
-        cell[FOLLOW_UP_OUTCOMES.get(happened, "waiting")] += n
+        cell[FOLLOW_UP_OUTCOMES[kinds[happened]] if happened else "waiting"] += n
     rows = [
         s.FollowUpRow(
             month=month,
@@ -887,24 +888,16 @@ async def _field_completion(session: AsyncSession, scope: Scope) -> list[s.Field
     """Per type and optional field: of the current results whose form had it, how many kept a
     value (counted by the database, form by form). The label and order are those of the latest
     form that had the field."""
-    seen: dict[tuple[str, str], list[Any]] = {}  # (type, key) -> [results, filled, label, when, i]
-    for kind in ("sale", "no_sale"):
-        of_kind = col(JobResult.type) == kind
-        forms = await _forms(session, scope, of_kind)
-        keys = sorted(
-            {
-                f["key"]
-                for form in forms
-                for f in form.fields
-                if not f.get("required") and "key" in f
-            }
-        )
-        if not keys:
-            continue
-        filled_per_form: dict[str, dict[str, int]] = {}
+    forms = await _forms(session, scope)
+    keys = sorted(
+        {f["key"] for form in forms for f in form.fields if not f.get("required") and "key" in f}
+    )
+    filled_per_form: dict[tuple[str, str], dict[str, int]] = {}
+    if keys:
         statement = (
-            _current_results(scope, of_kind)
+            _current_results(scope)
             .with_only_columns(
+                col(JobResult.type),
                 _form_text().label("form"),
                 *[
                     func.sum(
@@ -913,20 +906,23 @@ async def _field_completion(session: AsyncSession, scope: Scope) -> list[s.Field
                     for key in keys
                 ],
             )
-            .group_by(_form_text())
+            .group_by(col(JobResult.type), _form_text())
         )
-        for text_, *filled in await session.execute(statement):
-            filled_per_form[text_] = {key: int(n or 0) for key, n in zip(keys, filled, strict=True)}
-        for form in forms:
-            for index, field in enumerate(form.fields):
-                if field.get("required") or "key" not in field:
-                    continue
-                entry = seen.setdefault((kind, field["key"]), [0, 0, "", None, index])
-                entry[0] += form.results
-                entry[1] += filled_per_form.get(form.text, {}).get(field["key"], 0)
-                if entry[3] is None or form.latest > entry[3]:
-                    entry[2] = field.get("label") or field["key"]
-                    entry[3], entry[4] = form.latest, index
+        for kind, text_, *filled in await session.execute(statement):
+            filled_per_form[(kind, text_)] = {
+                key: int(n or 0) for key, n in zip(keys, filled, strict=True)
+            }
+    seen: dict[tuple[str, str], list[Any]] = {}  # (type, key) -> [results, filled, label, when, i]
+    for form in forms:
+        for index, field in enumerate(form.fields):
+            if field.get("required") or "key" not in field:
+                continue
+            entry = seen.setdefault((form.type, field["key"]), [0, 0, "", None, index])
+            entry[0] += form.results
+            entry[1] += filled_per_form.get((form.type, form.text), {}).get(field["key"], 0)
+            if entry[3] is None or form.latest > entry[3]:
+                entry[2] = field.get("label") or field["key"]
+                entry[3], entry[4] = form.latest, index
     order = {"sale": 0, "no_sale": 1}
     return [
         s.FieldCompletion(
@@ -947,6 +943,7 @@ async def _field_completion(session: AsyncSession, scope: Scope) -> list[s.Field
 class Form:
     """One form (a result type's fields as configured at submission) the current results used."""
 
+    type: str
     text: str  # as stored: what results are matched on
     fields: list[dict[str, Any]]
     results: int
@@ -962,12 +959,17 @@ async def _forms(session: AsyncSession, scope: Scope, *conditions: Any) -> list[
     results used each: the JSON is read once per form, not once per result."""
     statement = (
         _current_results(scope, *conditions)
-        .with_only_columns(_form_text(), func.count(), func.max(col(JobResult.submitted_at)))
-        .group_by(_form_text())
+        .with_only_columns(
+            col(JobResult.type),
+            _form_text(),
+            func.count(),
+            func.max(col(JobResult.submitted_at)),
+        )
+        .group_by(col(JobResult.type), _form_text())
     )
     return [
-        Form(text_, json.loads(text_) or [], n, _aware(latest))
-        for text_, n, latest in await session.execute(statement)
+        Form(kind, text_, json.loads(text_) or [], n, _aware(latest))
+        for kind, text_, n, latest in await session.execute(statement)
     ]
 
 
