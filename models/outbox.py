@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from models.communications import PURPOSES as TEMPLATE_PURPOSES
+
 Status = Literal["queued", "sending", "sent", "failed", "captured", "unknown", "resent"]
 STATUSES: tuple[Status, ...] = (
     "queued",
@@ -31,3 +33,8 @@ FINISHED: frozenset[str] = frozenset({"sent", "failed", "captured", "unknown", "
 IN_DOUBT = "unknown"
 # What a person may resend or confirm as received.
 ACTIONABLE: frozenset[str] = frozenset({"unknown", "failed"})
+
+# What a message is for: the purposes with templates (models/communications.py), and those the
+# resulting workflow writes itself (activities/resulting.py: the result email to the sales team,
+# the owner's reminder of an unresulted job).
+PURPOSES: tuple[str, ...] = (*TEMPLATE_PURPOSES, "result", "unresulted_reminder")

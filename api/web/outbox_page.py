@@ -22,8 +22,7 @@ from api.outbox import service as outbox
 from api.outbox.metrics import ACTIONS
 from api.web.pages import SignedIn, Viewer, page_router, render, see_other
 from core import documents
-from models.communications import PURPOSES
-from models.outbox import ACTIONABLE, STATUSES
+from models.outbox import ACTIONABLE, PURPOSES, STATUSES
 from models.tables import OutboxMessage
 
 router = page_router()

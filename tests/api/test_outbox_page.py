@@ -80,6 +80,11 @@ async def test_the_filters_narrow_the_list(stack: Stack, web: Web) -> None:  # n
             email["id"]
         ]
         assert await listed(job=job["slug"], purpose="closeout") == []
+        # The resulting workflow's purposes are filters too (the dry run links to results).
+        assert await listed(q=marker, purpose="result") == []
+        offered = await browser.get("/outbox")
+        assert '<option value="result"' in offered.text
+        assert '<option value="unresulted_reminder"' in offered.text
         assert await listed(q=phone) == [sms["id"]]  # in the recipient
         assert await listed(q="100%_of_nothing") == []  # % and _ mean themselves
         # A status filter; whatever the sandbox made of them, the two are found by theirs.
