@@ -33,7 +33,7 @@ from api.resulting.dry_run import DryRun, dry_run
 from api.settings import service
 from api.web.field_rows import TYPE_NAMES, FieldRows, Row, form_text
 from api.web.pages import SignedIn, Viewer, page_router, see_other
-from api.web.settings_pages import Problems, _message, _page
+from api.web.settings_pages import Problems, problem_text, settings_page
 from models.closeout import FIELD_TYPES
 from models.resulting import PATTERNS, RESULT_TYPES, TYPE_LABELS, ResultingSettings
 
@@ -110,7 +110,7 @@ def _problems(error: ValidationError, values: dict[str, str], kept: Rows) -> Pro
 def _place(detail: ErrorDetails, values: dict[str, str], kept: Rows) -> tuple[str, str]:
     loc = tuple(detail.get("loc", ()))
     kind = detail.get("type", "")
-    message = _message(str(detail.get("msg", "not valid")).removeprefix("Value error, "))
+    message = problem_text(str(detail.get("msg", "not valid")).removeprefix("Value error, "))
     if not loc:
         # The document's own check: no recipients while enabled names its type.
         for named in RESULT_TYPES:
@@ -165,7 +165,7 @@ def _resulting_page(
     status: int = 200,
     tried: DryRun | dict[str, Any] | None = None,
 ) -> Response:
-    return _page(
+    return settings_page(
         request,
         "settings_resulting.html",
         viewer,

@@ -108,7 +108,7 @@ Problems = dict[str, str]
 _text = form_text
 
 
-def _message(text: str) -> str:
+def problem_text(text: str) -> str:
     text = text.removeprefix("Value error, ")
     if "_" in text.split(" ", 1)[0]:  # it starts with a field's name: kept as it is spelled
         return text
@@ -120,7 +120,7 @@ def _problems(error: ValidationError, locate: Callable[[tuple[Any, ...], str], s
     for e in error.errors():
         message = str(e.get("msg", "not valid")).removeprefix("Value error, ")
         field = locate(tuple(e.get("loc", ())), message)
-        found.setdefault(field, _message(message))
+        found.setdefault(field, problem_text(message))
     return found
 
 
@@ -132,7 +132,7 @@ def _section(request: Request) -> list[dict[str, Any]]:
     ]
 
 
-def _page(
+def settings_page(
     request: Request,
     name: str,
     viewer: SignedIn,
@@ -166,7 +166,7 @@ def _prefixed(message: str, known: Iterable[str]) -> str | None:
 
 @router.get("/settings")
 async def settings_index(request: Request, viewer: Viewer) -> Response:
-    return _page(request, "settings_index.html", viewer)
+    return settings_page(request, "settings_index.html", viewer)
 
 
 # --- communications -----------------------------------------------------------------------------
@@ -280,7 +280,7 @@ def _comms_page(
     status: int = 200,
     previews: dict[str, dict[str, Any]] | None = None,
 ) -> Response:
-    return _page(
+    return settings_page(
         request,
         "settings_communications.html",
         viewer,
@@ -354,7 +354,7 @@ def _closeout_page(
     problems: Problems | None = None,
     status: int = 200,
 ) -> Response:
-    return _page(
+    return settings_page(
         request,
         "settings_closeout.html",
         viewer,
@@ -420,7 +420,9 @@ async def closeout_save(
             data["webhook_url"], allow_private=app_settings.webhook_allow_private
         )
     except AppError as error:
-        problems.setdefault("webhook_url", _message(error.message.removeprefix("webhook_url: ")))
+        problems.setdefault(
+            "webhook_url", problem_text(error.message.removeprefix("webhook_url: "))
+        )
     if problems or settings is None:
         return _closeout_page(request, viewer, values, rows, stored, problems=problems, status=422)
     await settings_store.save(session, CLOSEOUT, settings, viewer.user.username)
@@ -482,7 +484,7 @@ async def _branding_page(
     status: int = 200,
 ) -> Response:
     stored = await service.branding_view(session)
-    return _page(
+    return settings_page(
         request,
         "settings_branding.html",
         viewer,
@@ -561,7 +563,7 @@ async def branding_save(request: Request, viewer: Viewer, session: SessionDep) -
         try:
             service.check_logo(content)
         except AppError as error:
-            problems["logo"] = _message(error.message.removeprefix("file: "))
+            problems["logo"] = problem_text(error.message.removeprefix("file: "))
             if isinstance(error, TooLarge):
                 status = 413
     if problems or branding is None:
