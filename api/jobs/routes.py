@@ -114,6 +114,9 @@ async def list_jobs(
     client_id: Annotated[IdParam | None, Query()] = None,
     q: Annotated[str | None, Query(max_length=200), NoNul] = None,
     stuck: bool | None = None,
+    unresulted: Annotated[
+        bool | None, Query(description="due a Sale / No Sale result and without one")
+    ] = None,
     owner: Annotated[
         str | None, Query(max_length=64, description="owner's username"), NoNul
     ] = None,
@@ -132,6 +135,7 @@ async def list_jobs(
         client_id=client_id,
         q=q,
         stuck=stuck,
+        unresulted=unresulted,
         owner=owner,
         technician=technician,
         waiting_on=waiting_on,

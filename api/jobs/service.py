@@ -360,6 +360,7 @@ class JobFilters:
     client_id: int | None = None
     q: str | None = None
     stuck: bool | None = None
+    unresulted: bool | None = None  # due a Sale / No Sale result and without one
     owner: str | None = None
     technician: str | None = None  # the job's assigned technician (username)
     waiting_on: str | None = None  # JobState.waiting_on: office, owner, customer, ...
@@ -383,6 +384,8 @@ def _narrowed(query: SelectOfScalar[Any], f: JobFilters) -> SelectOfScalar[Any]:
         query = query.where(Job.client_id == f.client_id)
     if f.stuck is not None:
         query = query.where(Job.stuck == f.stuck)
+    if f.unresulted is not None:
+        query = query.where(Job.unresulted == f.unresulted)
     if f.owner:
         query = query.where(Job.owner == f.owner)
     if f.technician:

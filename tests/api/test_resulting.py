@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
-from models.tables import OutboxMessage
+from models.tables import Job, OutboxMessage
 from tests.activities.test_documents import pdf_text
 from tests.api.journeys import QUOTE, drive
 from tests.api.settings import RESULTING, RESULTING_ON, api_error, put, resulting_settings
@@ -284,3 +284,27 @@ async def test_the_dry_run_results_a_sample_job_into_the_outbox_only(stack: Stac
     # The jobs list knows nothing of the sample job.
     listed = (await stack.get("olga", "/api/v1/jobs", params={"q": "Rivera"})).json()
     assert listed["total"] == 0
+
+
+async def test_the_job_list_flags_and_filters_unresulted_jobs(stack: Stack) -> None:
+    """The flag itself is the resulting workflow's (tests/workflows/test_unresulted.py); here
+    it is set directly, as that workflow's activity sets it."""
+    slug, other = await quoted_job(stack), await quoted_job(stack)
+    async with stack.db.session() as session:
+        job = await session.get(Job, slug)
+        assert job is not None
+        job.unresulted = True
+        session.add(job)
+
+    async def listed(**params: str) -> dict[str, bool]:
+        response = await stack.get("olga", "/api/v1/jobs", params={"page_size": 200, **params})
+        assert response.status_code == 200, response.text
+        return {i["slug"]: i["unresulted"] for i in response.json()["items"]}
+
+    flagged = await listed(unresulted="true")
+    assert flagged.get(slug) is True and other not in flagged
+    assert slug not in await listed(unresulted="false")
+    assert (await stack.get("olga", f"/api/v1/jobs/{slug}")).json()["unresulted"] is True
+    assert (
+        await stack.get("olga", "/api/v1/jobs", params={"unresulted": "maybe"})
+    ).status_code == 422
