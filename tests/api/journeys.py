@@ -46,13 +46,27 @@ async def drive(stack: Stack, slug: str, steps: list[tuple[str, str, dict]]) -> 
     return job
 
 
+# From a new lead to a quote sent (by sam, who owns the job); `approved` adds the approval.
+QUOTE_SENT = [
+    ("olga", "owner_assigned", {"owner": "sam"}),
+    ("sam", "lead_qualified", {}),
+    ("sam", "quote_drafted", QUOTE),
+    ("sam", "quote_sent", {}),
+]
+
+
+async def quoted(stack: Stack, *, approved: bool = False, **job: object) -> str:
+    """A new job (with `job`'s fields) with its quote sent, or approved; its slug."""
+    slug = (await stack.new_job(**job))["slug"]
+    approval = [("olga", "quote_approved", {})] if approved else []
+    await drive(stack, slug, [*QUOTE_SENT, *approval])
+    return slug
+
+
 def quoted_and_scheduled(technician: str, when: dict[str, str] | None = None) -> list:
     """The steps from a new lead to `scheduled` with the checklist done, the quote's way."""
     return [
-        ("olga", "owner_assigned", {"owner": "sam"}),
-        ("sam", "lead_qualified", {}),
-        ("sam", "quote_drafted", QUOTE),
-        ("sam", "quote_sent", {}),
+        *QUOTE_SENT,
         ("olga", "quote_approved", {}),
         ("olga", "job_scheduled", {"technician": technician, **(when or window())}),
         ("olga", "checklist_completed", CHECKLIST),

@@ -81,6 +81,8 @@ RESULTING_ON: dict[str, Any] = {
                  "required": True},
                 {"key": "financing", "label": "Financing", "type": "checkbox"},
                 {"key": "notes", "label": "Notes", "type": "text"},
+                {"key": "signed_on", "label": "Signed on", "type": "date"},
+                {"key": "units", "label": "Units", "type": "number"},
             ],
         },
         "no_sale": {

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from models.bounds import DATE_MAX, DATE_MIN, DATETIME_MAX, DATETIME_MIN
-from tests.api.journeys import QUOTE, drive, on_site
+from tests.api.journeys import QUOTE, drive, on_site, quoted
 from tests.api.settings import api_error, closeout_settings
 from tests.conftest import Stack
 
@@ -155,24 +155,8 @@ def part(sku: str, expected: str) -> dict[str, Any]:
     }
 
 
-async def approved(stack: Stack) -> str:
-    job = await stack.new_job()
-    await drive(
-        stack,
-        job["slug"],
-        [
-            ("olga", "owner_assigned", {"owner": "sam"}),
-            ("sam", "lead_qualified", {}),
-            ("sam", "quote_drafted", QUOTE),
-            ("sam", "quote_sent", {}),
-            ("olga", "quote_approved", {}),
-        ],
-    )
-    return job["slug"]
-
-
 async def test_expected_delivery_takes_the_edges_and_refuses_a_step_outside(stack: Stack) -> None:
-    slug = await approved(stack)
+    slug = await quoted(stack, approved=True)
     day = timedelta(days=1)
     for outside in (DATE_MIN - day, DATE_MAX + day, datetime(9999, 12, 31).date()):
         await refused(

@@ -14,25 +14,10 @@ from html import unescape
 import httpx
 
 from models.tables import Job
-from tests.api.journeys import QUOTE, drive
+from tests.api.journeys import drive, quoted
 from tests.api.settings import resulting_settings
 from tests.api.signed_in import SignIn, csrf_of, signed_in_fixture  # noqa: F401
 from tests.conftest import Stack
-
-
-async def quoted_job(stack: Stack) -> str:
-    job = await stack.new_job()
-    await drive(
-        stack,
-        job["slug"],
-        [
-            ("olga", "owner_assigned", {"owner": "sam"}),
-            ("sam", "lead_qualified", {}),
-            ("sam", "quote_drafted", QUOTE),
-            ("sam", "quote_sent", {}),
-        ],
-    )
-    return job["slug"]
 
 
 def result_key(page: httpx.Response) -> str:
@@ -82,7 +67,7 @@ async def test_result_as_sale_then_resubmit_as_no_sale_and_see_both(
     stack: Stack, signed_in: SignIn
 ) -> None:
     async with resulting_settings(stack):
-        slug = await quoted_job(stack)
+        slug = await quoted(stack)
         sam = await signed_in(username="sam")
         page = await sam.get(f"/jobs/{slug}")
         text = section_text(page)
@@ -150,7 +135,7 @@ async def test_result_as_sale_then_resubmit_as_no_sale_and_see_both(
 
 async def test_a_double_submit_records_one_revision(stack: Stack, signed_in: SignIn) -> None:
     async with resulting_settings(stack):
-        slug = await quoted_job(stack)
+        slug = await quoted(stack)
         sam = await signed_in(username="sam")
         page = await sam.get(f"/jobs/{slug}")
         data = {"csrf_token": csrf_of(page), "idempotency_key": result_key(page),
@@ -164,7 +149,7 @@ async def test_a_refused_result_shows_the_problem_at_its_field_and_changes_nothi
     stack: Stack, signed_in: SignIn
 ) -> None:
     async with resulting_settings(stack):
-        slug = await quoted_job(stack)
+        slug = await quoted(stack)
         olga = await signed_in(username="olga")
         answer = await post_result(olga, slug, {
             "type": "sale", "sale-sale_amount": "", "sale-notes": "Kept as typed",
@@ -195,7 +180,7 @@ async def test_a_refused_result_shows_the_problem_at_its_field_and_changes_nothi
 async def test_csrf_a_technician_not_on_the_job_and_resulting_off(
     stack: Stack, signed_in: SignIn
 ) -> None:
-    slug = await quoted_job(stack)
+    slug = await quoted(stack)
     olga = await signed_in(username="olga")
     # Off (the default): one line, and nothing is recorded if posted anyway.
     page = await olga.get(f"/jobs/{slug}")
@@ -223,7 +208,7 @@ async def test_csrf_a_technician_not_on_the_job_and_resulting_off(
 
 async def test_an_unresulted_job_says_so_on_its_page(stack: Stack, signed_in: SignIn) -> None:
     async with resulting_settings(stack):
-        slug = await quoted_job(stack)
+        slug = await quoted(stack)
         due = datetime.now(UTC) - timedelta(days=2)
         async with stack.db.session() as session:
             row = await session.get(Job, slug)
@@ -241,7 +226,7 @@ async def test_a_canceled_job_is_resulted_no_sale_from_its_page(
     stack: Stack, signed_in: SignIn
 ) -> None:
     async with resulting_settings(stack):
-        slug = await quoted_job(stack)
+        slug = await quoted(stack)
         await drive(stack, slug, [("olga", "job_canceled", {"reason": "Went elsewhere"})])
         sam = await signed_in(username="sam")
         answer = await post_result(

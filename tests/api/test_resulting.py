@@ -13,27 +13,12 @@ from sqlmodel import col, select
 
 from models.tables import Job, OutboxMessage
 from tests.activities.test_documents import pdf_text
-from tests.api.journeys import QUOTE, drive
+from tests.api.journeys import quoted
 from tests.api.settings import RESULTING, RESULTING_ON, api_error, put, resulting_settings
 from tests.conftest import Stack
 
 SALE = {"type": "sale", "fields": {"sale_amount": "12450", "financing": True, "notes": "Signed"}}
 NO_SALE = {"type": "no_sale", "fields": {"loss_reason": "Price", "competitor_price": "9800.00"}}
-
-
-async def quoted_job(stack: Stack) -> str:
-    job = await stack.new_job()
-    await drive(
-        stack,
-        job["slug"],
-        [
-            ("olga", "owner_assigned", {"owner": "sam"}),
-            ("sam", "lead_qualified", {}),
-            ("sam", "quote_drafted", QUOTE),
-            ("sam", "quote_sent", {}),
-        ],
-    )
-    return job["slug"]
 
 
 async def result_messages(stack: Stack, slug: str, count: int) -> list[OutboxMessage]:
@@ -66,7 +51,7 @@ async def test_a_result_is_recorded_emailed_and_printed_and_a_resubmission_keeps
     stack: Stack,
 ) -> None:
     async with resulting_settings(stack):
-        slug = await quoted_job(stack)
+        slug = await quoted(stack)
         first = await submit(stack, slug, SALE)
         assert first.status_code == 201, first.text
         answer = first.json()
@@ -122,7 +107,7 @@ async def test_a_result_is_recorded_emailed_and_printed_and_a_resubmission_keeps
 
 async def test_a_canceled_job_is_resulted_after_its_workflow_has_finished(stack: Stack) -> None:
     async with resulting_settings(stack):
-        slug = await quoted_job(stack)
+        slug = await quoted(stack)
         canceled = await stack.event("mia", slug, "job_canceled", reason="Went elsewhere")
         assert canceled.status_code == 200, canceled.text
         handle = stack.temporal.get_workflow_handle(f"job-{slug}")
@@ -139,7 +124,7 @@ async def test_a_canceled_job_is_resulted_after_its_workflow_has_finished(stack:
 
 async def test_a_retry_with_the_same_key_records_one_revision(stack: Stack) -> None:
     async with resulting_settings(stack):
-        slug = await quoted_job(stack)
+        slug = await quoted(stack)
         key = {"Idempotency-Key": f"result-{uuid.uuid4()}"}
         first, second = await asyncio.gather(
             submit(stack, slug, SALE, **key), submit(stack, slug, SALE, **key)
@@ -169,7 +154,7 @@ REFUSED = [
 
 async def test_a_bad_result_is_refused_naming_the_field(stack: Stack) -> None:
     async with resulting_settings(stack):
-        slug = await quoted_job(stack)
+        slug = await quoted(stack)
         for body, named in REFUSED:
             api_error(await submit(stack, slug, body), 422, named)
         result = (await stack.get("olga", f"/api/v1/jobs/{slug}/result")).json()
@@ -177,7 +162,7 @@ async def test_a_bad_result_is_refused_naming_the_field(stack: Stack) -> None:
 
 
 async def test_who_may_result_and_when(stack: Stack) -> None:
-    slug = await quoted_job(stack)
+    slug = await quoted(stack)
     api_error(await submit(stack, slug, SALE), 409, "turned off")  # resulting is off by default
     async with resulting_settings(stack):
         api_error(await submit(stack, slug, SALE, user="tess"), 404)  # not her job
@@ -287,7 +272,7 @@ async def test_the_dry_run_results_a_sample_job_into_the_outbox_only(stack: Stac
 async def test_the_job_list_flags_and_filters_unresulted_jobs(stack: Stack) -> None:
     """The flag itself is the resulting workflow's (tests/workflows/test_unresulted.py); here
     it is set directly, as that workflow's activity sets it."""
-    slug, other = await quoted_job(stack), await quoted_job(stack)
+    slug, other = await quoted(stack), await quoted(stack)
     async with stack.db.session() as session:
         job = await session.get(Job, slug)
         assert job is not None

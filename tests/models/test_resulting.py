@@ -20,33 +20,11 @@ from models.resulting import (
     normalised,
     submission,
 )
+from tests.api.settings import RESULTING_ON
 
-GOOD: dict[str, Any] = {
-    "enabled": True,
-    "unresulted_after_days": 7,
-    "types": {
-        "sale": {
-            "pattern": "standard",
-            "recipients": ["sales@example.com"],
-            "fields": [
-                {"key": "sale_amount", "label": "Sale amount", "type": "currency",
-                 "required": True},
-                {"key": "signed_on", "label": "Signed on", "type": "date"},
-                {"key": "units", "label": "Units", "type": "number"},
-                {"key": "financing", "label": "Financing", "type": "checkbox"},
-                {"key": "notes", "label": "Notes", "type": "text"},
-            ],
-        },
-        "no_sale": {
-            "pattern": "compact",
-            "recipients": ["sales@example.com"],
-            "fields": [
-                {"key": "loss_reason", "label": "Why we lost it", "type": "dropdown",
-                 "required": True, "options": ["Price", "Timing", "Went with competitor"]},
-            ],
-        },
-    },
-}  # fmt: skip
+# The settings the API tests use: Sale with currency, checkbox, text, date and number fields
+# (in that order), No Sale with a dropdown and more.
+GOOD: dict[str, Any] = RESULTING_ON
 
 
 def changed(path: str, value: Any) -> dict[str, Any]:
@@ -81,7 +59,7 @@ SETTINGS_RULES = [
     ("a dropdown with one option", "types.no_sale.fields.0.options", ["Price"], "two options"),
     ("a dropdown with no option", "types.no_sale.fields.0.options", [], "two options"),
     ("an option twice", "types.no_sale.fields.0.options", ["A", "A"], "lists an option twice"),
-    ("options on a text field", "types.sale.fields.4.options", ["x", "y"], "only dropdowns"),
+    ("options on a text field", "types.sale.fields.2.options", ["x", "y"], "only dropdowns"),
     ("an unknown pattern", "types.sale.pattern", "fancy", "unknown pattern"),
     ("an unknown field type", "types.sale.fields.0.type", "colour", "'dropdown'"),
     ("a key that is not a key", "types.sale.fields.0.key", "Sale Amount", "lower-case"),
@@ -152,7 +130,7 @@ def test_a_good_submission_is_kept_normalised_with_its_form() -> None:
         "notes": "Signed on site",
     }
     assert made.amount == Decimal("12450.00")
-    assert [f.key for f in made.form] == ["sale_amount", "signed_on", "units", "financing", "notes"]
+    assert [f.key for f in made.form] == ["sale_amount", "financing", "notes", "signed_on", "units"]
     assert made.recipients == ["sales@example.com"] and made.pattern == "standard"
     # Optional fields left empty are left out.
     assert submission(SETTINGS, "sale", {"sale_amount": "1", "notes": ""}, "sam").fields == {

@@ -12,7 +12,7 @@ import re
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.api.journeys import QUOTE, drive
+from tests.api.journeys import quoted
 from tests.api.settings import resulting_settings
 from tests.conftest import Stack
 from tests.web.conftest import PHONE, give_password, serious_violations, sign_in
@@ -21,21 +21,6 @@ pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
 PASSWORD = "result browser password"
 DESKTOP = {"width": 1280, "height": 800}
-
-
-async def _quoted_job(stack: Stack) -> str:
-    job = await stack.new_job(title="Heat pump replacement")
-    await drive(
-        stack,
-        job["slug"],
-        [
-            ("olga", "owner_assigned", {"owner": "sam"}),
-            ("sam", "lead_qualified", {}),
-            ("sam", "quote_drafted", QUOTE),
-            ("sam", "quote_sent", {}),
-        ],
-    )
-    return job["slug"]
 
 
 async def _submit(page: Page) -> None:
@@ -63,7 +48,7 @@ async def test_a_salesperson_results_a_job_resubmits_and_sees_both_revisions(
     browser: Browser, base_url: str, stack: Stack
 ) -> None:
     async with resulting_settings(stack):
-        slug = await _quoted_job(stack)
+        slug = await quoted(stack, title="Heat pump replacement")
         await give_password(stack, "sam", PASSWORD)
         context = await browser.new_context(viewport=DESKTOP)
         try:
