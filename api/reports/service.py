@@ -314,6 +314,7 @@ async def sales(session: AsyncSession, filters: s.ReportFilters, viewer: User) -
             col(Job.owner).label("owner"),
             col(Job.contract_amount).label("amount"),
         )
+        .select_from(JobEvent)
         .join(Job, col(Job.slug) == col(JobEvent.job_slug))
         .where(*approvals)
         .subquery()
@@ -420,6 +421,7 @@ def _current_results(scope: Scope, *conditions: Any) -> Any:
     """The current revision of each job's result, submitted in the period, of the owner's jobs."""
     return (
         select(JobResult)
+        .select_from(JobResult)
         .join(
             Job,
             and_(
@@ -471,6 +473,7 @@ async def loss_reasons(
     reason = col(JobEvent.payload)["reason"].as_string()
     cancels = (
         select(reason.label("reason"))
+        .select_from(JobEvent)
         .join(Job, col(Job.slug) == col(JobEvent.job_slug))
         .where(
             col(JobEvent.type) == "job_canceled", *scope.period(col(JobEvent.at)), *scope.owned()
@@ -520,8 +523,10 @@ def _visits(scope: Scope) -> Any:
         .label("previous"),
     ).where(col(JobEvent.stage).is_not(None))
     if scope.filters.owner is not None:
-        staged_events = staged_events.join(Job, col(Job.slug) == col(JobEvent.job_slug)).where(
-            *scope.owned()
+        staged_events = (
+            staged_events.select_from(JobEvent)
+            .join(Job, col(Job.slug) == col(JobEvent.job_slug))
+            .where(*scope.owned())
         )
     if scope.start is not None or scope.end is not None:
         # Only the jobs with a stage change in the period can have a visit beginning in it;
@@ -712,6 +717,7 @@ async def follow_ups(
             month_of(col(OutboxMessage.created_at), months).label("month"),
             col(Job.owner).label("owner"),
         )
+        .select_from(OutboxMessage)
         .join(Job, col(Job.slug) == col(OutboxMessage.job_slug))
         .where(*messages)
         .subquery()
@@ -726,6 +732,7 @@ async def follow_ups(
             col(Job.owner).label("owner"),
             func.max(col(OutboxMessage.created_at)).label("last"),
         )
+        .select_from(OutboxMessage)
         .join(Job, col(Job.slug) == col(OutboxMessage.job_slug))
         .where(*messages)
         .group_by(col(OutboxMessage.job_slug), col(Job.owner))
@@ -834,6 +841,7 @@ async def resulting(
             func.count(),
             func.sum(case((col(JobResult.revision) > 1, 1), else_=0)),
         )
+        .select_from(JobResult)
         .join(Job, col(Job.slug) == col(JobResult.job_slug))
         .where(*scope.period(col(JobResult.submitted_at)), *scope.owned())
         .group_by(col(JobResult.submitted_by))

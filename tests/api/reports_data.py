@@ -20,6 +20,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 ZONE = ZoneInfo("America/New_York")
+NAMES = (
+    "pipeline",
+    "sales",
+    "conversion",
+    "loss-reasons",
+    "time-in-stage",
+    "stuck",
+    "follow-ups",
+    "resulting",
+)
 OWNERS = ("sam", "sue", "mia", None)
 SUBMITTERS = ("sam", "sue", "olga", "mia")
 START = datetime(2026, 1, 1, 12, tzinfo=UTC)

@@ -265,6 +265,22 @@ async def test_resulting(reports: Reports, period: d.Period) -> None:
     assert body["unresulted_count"] == len(expected["unresulted"])
 
 
+@pytest.mark.parametrize("name", d.NAMES)
+async def test_a_period_with_nothing_in_it(reports: Reports, name: str) -> None:
+    """No moment at all after `from`: empty tables (every open stage with zeros), not an error."""
+    for params in ({"from": "2031-01-01"}, {"from": "2031-01-01", "to": "2031-02-28"}):
+        response = await reports.get("mia", name, **params)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        for table in ("rows", "unresulted", "resubmitted_jobs", "by_user", "field_completion"):
+            for row in body.get(table, []):
+                assert not any(row.get(k) for k in ("count", "visits", "sent", "approved_count")), (
+                    row
+                )
+        csv_response = await reports.get("mia", f"{name}.csv", **params)
+        assert csv_response.status_code == 200
+
+
 # --- who reads what ----------------------------------------------------------------------------
 
 
