@@ -50,8 +50,7 @@ from api.users.service import display_name_of
 from core import documents, portal, settings_store
 from core.company import Company
 from core.config import Settings
-from core.db import Database
-from core.projection_store import insert
+from core.db import Database, insert
 from core.settings_store import BRANDING, COMMUNICATIONS
 from models.branding import BrandingSettings
 from models.communications import (

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
-from core.db import Database
-from core.projection_store import already_written, insert, write_projection
+from core.db import Database, insert
+from core.projection_store import already_written, write_projection
 from models.messages import ALLOCATE_JOB_NUMBER, PROJECT_JOB, ProjectionInput
 from models.tables import JobNumber
 

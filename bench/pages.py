@@ -293,7 +293,7 @@ def rows_of(state: JobState, updated_at: datetime) -> tuple[dict[str, Any], list
 
 async def write_states(db: Database, states: Iterable[tuple[JobState, datetime]]) -> None:
     """Insert these jobs' projection rows (fresh jobs: plain inserts, in batches)."""
-    from core.projection_store import insert
+    from core.db import insert
     from models.tables import Job, JobEvent
 
     batch: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []

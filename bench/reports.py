@@ -262,6 +262,8 @@ async def seed(url: str, jobs: int, rng_seed: int = 10) -> dict[str, int]:
     """COPY the rows in (asyncpg straight: a million rows through the ORM would take minutes)."""
     import asyncpg
 
+    from core.stage_visits import BACKFILL
+
     rng = random.Random(rng_seed)
     now = datetime.now(UTC)
     job_rows, event_rows, result_rows, message_rows = seed_rows(jobs, now, rng)
@@ -279,12 +281,16 @@ async def seed(url: str, jobs: int, rng_seed: int = 10) -> dict[str, int]:
             ("outbox_messages", MESSAGE_COLUMNS, message_rows),
         ):
             await connection.copy_records_to_table(table, records=rows, columns=columns)
+        # The stage visits the projection writes with each event, made from the timelines as
+        # the migration makes them.
+        visits = await connection.execute(BACKFILL)
         await connection.execute("ANALYZE")
     finally:
         await connection.close()
     return {
         "jobs": len(job_rows),
         "events": len(event_rows),
+        "stage_visits": int(visits.split()[-1]),
         "results": len(result_rows),
         "follow_ups": len(message_rows),
     }

@@ -15,7 +15,7 @@ from sqlalchemy.orm import defer
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.projection_store import insert
+from core.db import insert
 from models.tables import Document, utcnow
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.projection_store import insert
+from core.db import insert
 from models.portal import CompletionSnapshot
 from models.tables import PortalLink, PortalSnapshot, utcnow
 

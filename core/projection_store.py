@@ -19,19 +19,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core import stage_visits
+from core.db import insert
 from models import board
 from models.lifecycle import JobState
 from models.messages import ProjectionInput, TimelineRecord
 from models.reminders import is_stuck
 from models.tables import Job, JobEvent
-
-
-def insert(dialect: str, table: Any) -> Any:
-    """INSERT with ON CONFLICT support for the dialect in use."""
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 def job_row(
@@ -150,4 +146,10 @@ async def write_projection(session: AsyncSession, dialect: str, input: Projectio
     await session.execute(
         delete(JobEvent).where(JobEvent.job_slug == state.slug, JobEvent.seq > state.seq)
     )
+    stages = {
+        record.seq: stage
+        for record in input.records
+        if (stage := record.stage or (state.stage.value if record.seq == state.seq else None))
+    }
+    await stage_visits.record(session, dialect, state.slug, input.records, stages)
     return True

@@ -211,12 +211,8 @@ class JobEvent(SQLModel, table=True):
     __tablename__ = "job_events"
     __table_args__ = (
         UniqueConstraint("job_slug", "seq"),
-        # The reports' (migration 0011): one kind of event in a period (approvals, cancels) ...
+        # The reports' (migration 0011): one kind of event in a period (approvals, cancels).
         Index("ix_job_events_type_at", "type", "at", "job_slug", "seq"),
-        # ... the jobs whose stage changed in a period ...
-        Index("ix_job_events_at", "at"),
-        # ... and every timeline in order with its stages, read from the index alone.
-        Index("ix_job_events_stage_walk", "job_slug", "seq", "stage", "at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -233,6 +229,25 @@ class JobEvent(SQLModel, table=True):
     # The job's stage once the event was applied (migration 0010; reports' time in stage and
     # conversion). Null for events recorded before it, except each job's latest.
     stage: str | None = Field(default=None, max_length=32)
+
+
+class JobStageVisit(SQLModel, table=True):
+    """One visit of a job to a stage: from the event that moved it there to the next that moved
+    it elsewhere (`left_at` NULL while it is still there). Written by the projection with the
+    timeline (core/stage_visits.py), read by the reports' time in stage (migration 0012)."""
+
+    __tablename__ = "job_stage_visits"
+    __table_args__ = (
+        UniqueConstraint("job_slug", "entered_at", "stage"),
+        # Time in stage: the visits of a period, stage by stage.
+        Index("ix_job_stage_visits_entered", "entered_at", "stage"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_slug: str = Field(max_length=32, index=True)
+    stage: str = Field(max_length=32)
+    entered_at: datetime = _ts(nullable=False)
+    left_at: datetime | None = _ts(nullable=True)
 
 
 class JobNumber(SQLModel, table=True):

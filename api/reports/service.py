@@ -34,7 +34,9 @@ Definitions:
   is also counted as open. Closed and canceled are final and have no time in them. Events written
   before migration 0010 carry no stage and are skipped, so an older job's visits start at its
   first event with a stage. The period applies to when the visit began. Median and p90 are
-  continuous percentiles (linear interpolation, PostgreSQL's `percentile_cont`), in hours.
+  continuous percentiles (linear interpolation, PostgreSQL's `percentile_cont`), in hours. The
+  visits are the projection's (`job_stage_visits`, core/stage_visits.py), not recomputed from
+  the timelines on every request.
 - **stuck**: the jobs flagged now: `stuck` (a stage held past its limit), `quote_stale`,
   `parts_overdue`, `unpaid`, `unresulted`; with their stage, what they wait on and how long they
   have been in their stage; longest in their stage first. The period applies to created_at.
@@ -67,7 +69,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Text, and_, case, cast, func, literal, or_, select, text
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.orm import aliased
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -76,7 +77,7 @@ from api.reports import schemas as s
 from core import settings_store
 from models.communications import CommunicationSettings
 from models.lifecycle import FINAL_STAGES, MILESTONE_OF, Milestone, Role, Stage
-from models.tables import Job, JobEvent, JobResult, OutboxMessage, User
+from models.tables import Job, JobEvent, JobResult, JobStageVisit, OutboxMessage, User
 
 # The events that give a job its number: it is approved (or dispatched as an emergency) then.
 APPROVAL_EVENTS = ("quote_approved", "approval_granted", "emergency_dispatch")
@@ -512,47 +513,18 @@ def percentile(ordered: Sequence[float], fraction: float) -> float | None:
 
 
 def _visits(scope: Scope) -> Any:
-    """One row per visit of an open stage: (stage, began, ended or NULL while it goes on)."""
-    staged_events = select(
-        col(JobEvent.job_slug).label("job_slug"),
-        col(JobEvent.seq).label("seq"),
-        col(JobEvent.at).label("at"),
-        col(JobEvent.stage).label("stage"),
-        func.lag(col(JobEvent.stage))
-        .over(partition_by=col(JobEvent.job_slug), order_by=col(JobEvent.seq))
-        .label("previous"),
-    ).where(col(JobEvent.stage).is_not(None))
-    if scope.filters.owner is not None:
-        staged_events = (
-            staged_events.select_from(JobEvent)
-            .join(Job, col(Job.slug) == col(JobEvent.job_slug))
-            .where(*scope.owned())
-        )
-    if scope.start is not None or scope.end is not None:
-        # Only the jobs with a stage change in the period can have a visit beginning in it;
-        # their whole timelines are walked (a visit's start needs the event before it).
-        moved = aliased(JobEvent)
-        staged_events = staged_events.where(
-            col(JobEvent.job_slug).in_(
-                select(moved.job_slug).where(
-                    col(moved.stage).is_not(None), *scope.period(col(moved.at))
-                )
-            )
-        )
-    staged = staged_events.subquery("staged")
-    entries = (
-        select(
-            staged.c.stage,
-            staged.c.at.label("began"),
-            # lead() is no generic function to SQLAlchemy: it is told the type, to read it back.
-            func.lead(staged.c.at, type_=staged.c.at.type)
-            .over(partition_by=staged.c.job_slug, order_by=staged.c.seq)
-            .label("ended"),
-        )
-        .where(or_(staged.c.previous.is_(None), staged.c.previous != staged.c.stage))
-        .subquery("entries")
+    """One row per visit of a stage (stage, began, ended or NULL while it goes on), as the
+    projection keeps them (core/stage_visits.py), of the jobs in scope."""
+    visits = select(
+        col(JobStageVisit.stage).label("stage"),
+        col(JobStageVisit.entered_at).label("began"),
+        col(JobStageVisit.left_at).label("ended"),
     )
-    return entries
+    if scope.filters.owner is not None:
+        visits = visits.join(Job, col(Job.slug) == col(JobStageVisit.job_slug)).where(
+            *scope.owned()
+        )
+    return visits.subquery("entries")
 
 
 async def time_in_stage(

@@ -3,9 +3,6 @@
 - `job_events (type, at, job_slug, seq)`: the events of one kind in a period — approvals for
   sales, cancellations for loss reasons, the decisions after a quote's follow-ups — read from the
   index alone where the payload is not needed.
-- `job_events (at)`: the jobs whose stage changed in a period (time in stage with `from`/`to`).
-- `job_events (job_slug, seq, stage, at)`: every job's timeline in order with what time in stage
-  reads, from the index alone (PostgreSQL's index-only scan) instead of the rows with payloads.
 - `jobs (result_type, resulted_at)`: the current results of a kind in a period.
 - `outbox_messages (purpose, job_slug, created_at)`: each job's quote follow-ups, from the index.
 
@@ -26,8 +23,6 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_index("ix_job_events_type_at", "job_events", ["type", "at", "job_slug", "seq"])
-    op.create_index("ix_job_events_at", "job_events", ["at"])
-    op.create_index("ix_job_events_stage_walk", "job_events", ["job_slug", "seq", "stage", "at"])
     op.create_index("ix_jobs_result", "jobs", ["result_type", "resulted_at"])
     op.create_index(
         "ix_outbox_messages_purpose_job", "outbox_messages", ["purpose", "job_slug", "created_at"]
@@ -37,6 +32,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_outbox_messages_purpose_job", table_name="outbox_messages")
     op.drop_index("ix_jobs_result", table_name="jobs")
-    op.drop_index("ix_job_events_stage_walk", table_name="job_events")
-    op.drop_index("ix_job_events_at", table_name="job_events")
     op.drop_index("ix_job_events_type_at", table_name="job_events")

@@ -329,8 +329,9 @@ def _add_results(job: TestJob, rng: random.Random) -> None:
 
 
 async def write(db: Any, jobs: list[TestJob]) -> None:
-    from sqlalchemy import insert
+    from sqlalchemy import insert, text
 
+    from core.stage_visits import BACKFILL
     from models.tables import Client, Job, JobEvent, JobResult, OutboxMessage
 
     async with db.session() as session:
@@ -437,6 +438,9 @@ async def write(db: Any, jobs: list[TestJob]) -> None:
                 created_at=START,
             )
         )
+        # The stage visits the projection would have written, from the timelines, as the
+        # migration makes them for timelines already stored.
+        await connection.execute(text(BACKFILL))
 
 
 # --- the answers, independently ------------------------------------------------------------------
