@@ -262,7 +262,7 @@ async def seed(url: str, jobs: int, rng_seed: int = 10) -> dict[str, int]:
     """COPY the rows in (asyncpg straight: a million rows through the ORM would take minutes)."""
     import asyncpg
 
-    from core.stage_visits import BACKFILL
+    from core.stage_visits import backfill
 
     rng = random.Random(rng_seed)
     now = datetime.now(UTC)
@@ -281,16 +281,21 @@ async def seed(url: str, jobs: int, rng_seed: int = 10) -> dict[str, int]:
             ("outbox_messages", MESSAGE_COLUMNS, message_rows),
         ):
             await connection.copy_records_to_table(table, records=rows, columns=columns)
-        # The stage visits the projection writes with each event, made from the timelines as
-        # the migration makes them.
-        visits = await connection.execute(BACKFILL)
-        await connection.execute("ANALYZE")
     finally:
         await connection.close()
+    # The stage visits the projection writes with each event, made from the timelines as the
+    # migration makes them.
+    db = Database(url)
+    try:
+        async with db.engine.begin() as engine_connection:
+            visits = await engine_connection.run_sync(backfill)
+            await engine_connection.exec_driver_sql("ANALYZE")
+    finally:
+        await db.dispose()
     return {
         "jobs": len(job_rows),
         "events": len(event_rows),
-        "stage_visits": int(visits.split()[-1]),
+        "stage_visits": visits,
         "results": len(result_rows),
         "follow_ups": len(message_rows),
     }

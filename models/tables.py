@@ -239,8 +239,10 @@ class JobStageVisit(SQLModel, table=True):
     __tablename__ = "job_stage_visits"
     __table_args__ = (
         UniqueConstraint("job_slug", "entered_at", "stage"),
-        # Time in stage: the visits of a period, stage by stage.
+        # Time in stage: the visits of a period, stage by stage ...
         Index("ix_job_stage_visits_entered", "entered_at", "stage"),
+        # ... each stage's finished visits counted by bucket, and a bucket's lengths read.
+        Index("ix_job_stage_visits_lengths", "stage", "bucket", "seconds"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -248,6 +250,9 @@ class JobStageVisit(SQLModel, table=True):
     stage: str = Field(max_length=32)
     entered_at: datetime = _ts(nullable=False)
     left_at: datetime | None = _ts(nullable=True)
+    # Once it ended: its length, and the length's bucket (core/stage_visits.py `bucket_of`).
+    seconds: float | None = Field(default=None)
+    bucket: int | None = Field(default=None)
 
 
 class JobNumber(SQLModel, table=True):

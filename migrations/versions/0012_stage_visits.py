@@ -21,7 +21,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    from core.stage_visits import BACKFILL
+    from core.stage_visits import backfill
 
     op.create_table(
         "job_stage_visits",
@@ -30,14 +30,20 @@ def upgrade() -> None:
         sa.Column("stage", sa.String(length=32), nullable=False),
         sa.Column("entered_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("left_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("seconds", sa.Float(), nullable=True),
+        sa.Column("bucket", sa.Integer(), nullable=True),
         sa.UniqueConstraint("job_slug", "entered_at", "stage"),
     )
-    op.execute(BACKFILL)
+    backfill(op.get_bind())
     op.create_index("ix_job_stage_visits_job_slug", "job_stage_visits", ["job_slug"])
     op.create_index("ix_job_stage_visits_entered", "job_stage_visits", ["entered_at", "stage"])
+    op.create_index(
+        "ix_job_stage_visits_lengths", "job_stage_visits", ["stage", "bucket", "seconds"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_job_stage_visits_lengths", table_name="job_stage_visits")
     op.drop_index("ix_job_stage_visits_entered", table_name="job_stage_visits")
     op.drop_index("ix_job_stage_visits_job_slug", table_name="job_stage_visits")
     op.drop_table("job_stage_visits")

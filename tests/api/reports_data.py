@@ -329,9 +329,9 @@ def _add_results(job: TestJob, rng: random.Random) -> None:
 
 
 async def write(db: Any, jobs: list[TestJob]) -> None:
-    from sqlalchemy import insert, text
+    from sqlalchemy import insert
 
-    from core.stage_visits import BACKFILL
+    from core.stage_visits import backfill
     from models.tables import Client, Job, JobEvent, JobResult, OutboxMessage
 
     async with db.session() as session:
@@ -440,7 +440,7 @@ async def write(db: Any, jobs: list[TestJob]) -> None:
         )
         # The stage visits the projection would have written, from the timelines, as the
         # migration makes them for timelines already stored.
-        await connection.execute(text(BACKFILL))
+        await connection.run_sync(backfill)
 
 
 # --- the answers, independently ------------------------------------------------------------------

@@ -14,7 +14,7 @@ from sqlmodel import col, select
 
 from core.db import Database
 from core.projection_store import write_projection
-from core.stage_visits import VISITS_OF_TIMELINES
+from core.stage_visits import VISITS_OF_TIMELINES, backfill, bucket_of
 from models import events as ev
 from models import lifecycle
 from models.lifecycle import Actor, ClientSnapshot, JobState, Role
@@ -111,6 +111,36 @@ async def test_a_batch_of_events_and_its_retry(database: Database) -> None:
     await _write(database, made[-1][0], [r for _, r in made[2:]], 2)
     await _write(database, made[-1][0], [r for _, r in made[2:]], 2)
     assert await _visits(database, slug) == EXPECTED
+
+
+async def test_a_finished_visit_keeps_its_length_and_bucket(database: Database) -> None:
+    _, made = await _timeline(database)
+    slug = made[0][0].slug
+    for n, (state, record) in enumerate(made, start=1):
+        await _write(database, state, [record], n)
+    async with database.session() as session:
+        rows = (
+            await session.exec(
+                select(JobStageVisit)
+                .where(JobStageVisit.job_slug == slug)
+                .order_by(col(JobStageVisit.entered_at))
+            )
+        ).all()
+        lengths = [(v.seconds, v.bucket) for v in rows]
+        # Measured again by the backfill (as for timelines stored before the visits were kept),
+        # the same lengths and buckets.
+        await session.execute(text("DELETE FROM job_stage_visits WHERE job_slug = :s"), {"s": slug})
+        await (await session.connection()).run_sync(backfill)
+        again = (
+            await session.exec(
+                select(JobStageVisit.seconds, JobStageVisit.bucket)
+                .where(JobStageVisit.job_slug == slug)
+                .order_by(col(JobStageVisit.entered_at))
+            )
+        ).all()
+    hours = [2, 1, 1, 2]
+    assert lengths == [(h * 3600.0, bucket_of(h * 3600)) for h in hours] + [(None, None)]
+    assert [tuple(row) for row in again] == lengths
 
 
 async def test_the_backfill_makes_the_same_visits_from_the_timeline(database: Database) -> None:
