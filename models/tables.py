@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -241,8 +242,16 @@ class JobStageVisit(SQLModel, table=True):
         UniqueConstraint("job_slug", "entered_at", "stage"),
         # Time in stage: the visits of a period, stage by stage ...
         Index("ix_job_stage_visits_entered", "entered_at", "stage"),
-        # ... each stage's finished visits counted by bucket, and a bucket's lengths read.
+        # ... each stage's finished visits counted by bucket, and a bucket's lengths read ...
         Index("ix_job_stage_visits_lengths", "stage", "bucket", "seconds"),
+        # ... and the visits going on (one a job at most), measured up to now.
+        Index(
+            "ix_job_stage_visits_open",
+            "stage",
+            "entered_at",
+            postgresql_where=text("left_at IS NULL"),
+            sqlite_where=text("left_at IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

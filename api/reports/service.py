@@ -594,59 +594,56 @@ FRACTIONS = (0.5, 0.9)
 async def _stage_percentiles(
     session: AsyncSession, entries: Any, in_period: list[Any], now: datetime
 ) -> dict[str, tuple[int, int, float | None, float | None]]:
-    """Per stage: visits, open visits, median and p90 hours (see FRACTIONS)."""
-    # A visit still going on is measured up to now (its bucket as bucket_of would make it).
+    """Per stage: visits, open visits, median and p90 hours (see FRACTIONS). Finished visits
+    are read by their stored bucket and length (an index); those still going on (one a job at
+    most, a partial index) are measured up to now, their bucket as bucket_of would make it."""
     so_far = func.date_part(
         "epoch", literal(now, type_=Job.__table__.c.created_at.type) - entries.c.began
     )
-    seconds = func.coalesce(entries.c.seconds, so_far)
-    bucket = func.coalesce(
-        entries.c.bucket, func.floor(func.ln(func.greatest(so_far, 0) + 1) * BUCKETS_PER_E)
-    )
-    counts: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    open_bucket = func.floor(func.ln(func.greatest(so_far, 0) + 1) * BUCKETS_PER_E)
+    finished = [*in_period, entries.c.ended.is_not(None)]
+    going_on = [*in_period, entries.c.ended.is_(None)]
+    histogram: dict[str, Counter[int]] = defaultdict(Counter)
     still_open: Counter[str] = Counter()
-    histogram = (
-        select(
-            entries.c.stage,
-            bucket.label("bucket"),
-            func.count(),
-            func.count().filter(entries.c.ended.is_(None)),
-        )
-        .where(*in_period)
-        .group_by(entries.c.stage, bucket)
-    )
-    for stage, at, visits, unfinished in await session.execute(histogram):
-        counts[stage].append((int(at), visits))
-        still_open[stage] += unfinished
+    for where, bucket, ongoing in (
+        (finished, entries.c.bucket, False),
+        (going_on, open_bucket, True),
+    ):
+        counted = select(entries.c.stage, bucket, func.count()).where(*where)
+        for stage, at, visits in await session.execute(counted.group_by(entries.c.stage, bucket)):
+            histogram[stage][int(at)] += visits
+            if ongoing:
+                still_open[stage] += visits
     # The (bucket, rank within it) of every rank the percentiles interpolate between.
     wanted: dict[str, dict[int, tuple[int, int]]] = {}
-    for stage, buckets in counts.items():
-        buckets.sort()
-        total = sum(n for _, n in buckets)
+    for stage, buckets in histogram.items():
+        total = buckets.total()
         ranks = sorted({r for f in FRACTIONS for r in _neighbours(f * (total - 1), total)})
         placed: dict[int, tuple[int, int]] = {}
         seen = 0
-        for at, n in buckets:
+        for at, n in sorted(buckets.items()):
             for rank in ranks:
                 if seen <= rank < seen + n:
                     placed[rank] = (at, rank - seen)
             seen += n
         wanted[stage] = placed
-    pairs = {(stage, at) for stage, placed in wanted.items() for at, _ in placed.values()}
+    pairs = sorted({(stage, at) for stage, placed in wanted.items() for at, _ in placed.values()})
     lengths: dict[tuple[str, int], list[float]] = defaultdict(list)
     if pairs:
-        values = (
-            select(entries.c.stage, bucket.label("bucket"), seconds)
-            .where(*in_period)
-            .where(tuple_(entries.c.stage, bucket).in_(sorted(pairs)))
-        )
-        for stage, at, length in await session.execute(values):
-            lengths[(stage, int(at))].append(float(length))
-        for found in lengths.values():
-            found.sort()
+        for where, bucket, length in (
+            (finished, entries.c.bucket, entries.c.seconds),
+            (going_on, open_bucket, so_far),
+        ):
+            read = select(entries.c.stage, bucket, length).where(
+                *where, tuple_(entries.c.stage, bucket).in_(pairs)
+            )
+            for stage, at, seconds in await session.execute(read):
+                lengths[(stage, int(at))].append(float(seconds))
+        for values in lengths.values():
+            values.sort()
     result: dict[str, tuple[int, int, float | None, float | None]] = {}
-    for stage, buckets in counts.items():
-        total = sum(n for _, n in buckets)
+    for stage, buckets in histogram.items():
+        total = buckets.total()
 
         def at_rank(rank: int, stage: str = stage) -> float:
             at, within = wanted[stage][rank]

@@ -40,9 +40,17 @@ def upgrade() -> None:
     op.create_index(
         "ix_job_stage_visits_lengths", "job_stage_visits", ["stage", "bucket", "seconds"]
     )
+    op.create_index(
+        "ix_job_stage_visits_open",
+        "job_stage_visits",
+        ["stage", "entered_at"],
+        postgresql_where=sa.text("left_at IS NULL"),
+        sqlite_where=sa.text("left_at IS NULL"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_job_stage_visits_open", table_name="job_stage_visits")
     op.drop_index("ix_job_stage_visits_lengths", table_name="job_stage_visits")
     op.drop_index("ix_job_stage_visits_entered", table_name="job_stage_visits")
     op.drop_index("ix_job_stage_visits_job_slug", table_name="job_stage_visits")
