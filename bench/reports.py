@@ -18,15 +18,13 @@
    quarter (`?from=&to=`), one owner over the year (`?owner=`), and each report's CSV.
 4. Prints p50 / p95 / max per report against the goal: p95 under 500 ms.
 
-Figures of 2026-11-30 (100,000 jobs, 1.31 M events, 63 k result revisions, 126 k follow-ups; a
-2-core machine shared with other work, so single outliers are noise), p95 over 20 GETs, year /
-quarter / one owner: pipeline 92 / 88 / 104 ms, sales 340 / 396 / 764* ms (*one noisy run; 188 in
-the run before), conversion 92 / 104 / 80, loss-reasons 261 / 152 / 164, stuck 63 / 59 / 61,
-follow-ups 416 / 560* / 455 (448 before), resulting 359 / 266 / 231, and time-in-stage
-1,764 / 996 / 644 ms: the one report over its goal. It walks every job's timeline with window
-functions (about 1.3 M rows for a year) on each request; indexes (0011) made that an index-only
-scan, but meeting the goal needs the visits kept as they happen (a row per stage visit written
-with the projection), not recomputed.
+Figures of 2026-11-30 (100,000 jobs, 1.31 M events, 958 k stage visits, 63 k result revisions,
+126 k follow-ups; a 2-core machine), p95 over 20 GETs, year / quarter / one owner / CSV:
+pipeline 68 / 64 / 64 / 68 ms, sales 284 / 184 / 228 / 284, conversion 68 / 64 / 60 / 64,
+loss-reasons 176 / 132 / 160 / 172, time-in-stage 408 / 364 / 404 / 436, stuck 49 / 37 / 43 /
+58, follow-ups 336 / 252 / 240 / 356, resulting 230 / 189 / 177 / 276: every report under the
+goal. Time in stage was 1,764 ms walking the timelines on each request, 800 ms from the stage
+visits with percentile_cont's sort, and is this from their stored length buckets.
 """
 
 from __future__ import annotations
