@@ -46,6 +46,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from api.reports.schemas import REPORT_NAMES  # noqa: E402
 from bench.pages import STAGE_WEIGHTS, over_uvicorn, summary  # noqa: E402
 from core.db import Database  # noqa: E402
 from models.lifecycle import MILESTONE_OF, Stage  # noqa: E402
@@ -58,16 +59,7 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 OWNERS = ("sam", "sue", "mia", "olga")
 PEOPLE = {"mia": "manager", "sam": "sales", "sue": "sales", "olga": "office"}
-NAMES = (
-    "pipeline",
-    "sales",
-    "conversion",
-    "loss-reasons",
-    "time-in-stage",
-    "stuck",
-    "follow-ups",
-    "resulting",
-)
+NAMES = REPORT_NAMES
 # The way through the lifecycle, event by event, with the stage each leaves the job in.
 QUOTED = [
     ("job_created", Stage.lead),

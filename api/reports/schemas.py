@@ -21,16 +21,6 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-REPORT_NAMES = (
-    "pipeline",
-    "sales",
-    "conversion",
-    "loss-reasons",
-    "time-in-stage",
-    "stuck",
-    "follow-ups",
-    "resulting",
-)
 ReportName = Literal[
     "pipeline",
     "sales",
@@ -41,6 +31,7 @@ ReportName = Literal[
     "follow-ups",
     "resulting",
 ]
+REPORT_NAMES: tuple[str, ...] = ReportName.__args__  # type: ignore[attr-defined]
 
 # Lists of jobs (stuck jobs, unresulted jobs, resubmitted jobs) give at most this many rows, the
 # ones that most need someone first; `total` always counts them all.

@@ -19,17 +19,10 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from api.reports.schemas import REPORT_NAMES
+
 ZONE = ZoneInfo("America/New_York")
-NAMES = (
-    "pipeline",
-    "sales",
-    "conversion",
-    "loss-reasons",
-    "time-in-stage",
-    "stuck",
-    "follow-ups",
-    "resulting",
-)
+NAMES = REPORT_NAMES
 OWNERS = ("sam", "sue", "mia", None)
 SUBMITTERS = ("sam", "sue", "olga", "mia")
 START = datetime(2026, 1, 1, 12, tzinfo=UTC)
