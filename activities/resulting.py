@@ -297,6 +297,12 @@ class ResultingActivities:
 
     @activity.defn(name=START_RESULTING_CLOCK)
     async def start_resulting_clock(self, clock: ResultingClock) -> None:
+        """Start the job's unresulted clock, unless resulting is off (the default): a company
+        that does not result jobs gets no resulting workflow per quoted job. A job quoted while
+        it was off is not flagged later; one quoted while it was on and turned off before its
+        due time is not flagged either (the workflow reads the settings again then)."""
+        if not (await self.load_resulting_settings()).enabled:
+            return
         await start_clock(activity.client(), clock)
 
 

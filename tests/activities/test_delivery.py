@@ -331,7 +331,9 @@ PDF = b"%PDF-1.7\n" + bytes(range(256)) * 8 + b"\n%%EOF\n"
 async def test_smtp_attaches_the_stored_documents(
     database: Database, smtp_server: FakeSmtp
 ) -> None:
-    activities = MessageActivities(database, settings(smtp=smtp_server))
+    # Not a test of timeouts: the attachments take a moment longer to send than a bare message,
+    # and a busy suite's worker shares this process, so the fake gets more than TIMEOUT to greet.
+    activities = MessageActivities(database, settings(smtp=smtp_server, timeout=5))
     attached = await _stored_pdf(database, PDF)
     row = await queued(database, attachments=[attached])
     assert await deliver(activities, row) == "sent"

@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import col, select
 
+from api.settings.service import sample_job
 from models.tables import Job, OutboxMessage
 from tests.activities.test_documents import pdf_text
 from tests.api.journeys import quoted
@@ -264,9 +266,11 @@ async def test_the_dry_run_results_a_sample_job_into_the_outbox_only(stack: Stac
     failed = {c["name"]: c["detail"] for c in answer["checks"] if not c["ok"]}
     assert answer["ok"] is False
     assert "Resulting is turned on" in failed and "Sale: has recipients" in failed
-    # The jobs list knows nothing of the sample job.
-    listed = (await stack.get("olga", "/api/v1/jobs", params={"q": "Rivera"})).json()
+    # The sample job (api/settings/service.sample_job) is in no list, and no job at all.
+    sample = sample_job(ZoneInfo("UTC")).slug
+    listed = (await stack.get("olga", "/api/v1/jobs", params={"q": sample})).json()
     assert listed["total"] == 0
+    api_error(await stack.get("olga", f"/api/v1/jobs/{sample}"), 404)
 
 
 async def test_the_job_list_flags_and_filters_unresulted_jobs(stack: Stack) -> None:
