@@ -336,10 +336,16 @@ async def test_follow_up_fires_at_72_hours_not_before(
     sent_at = await job.quote_sent()
     due = sent_at + timedelta(hours=72)
 
-    # The next reminder is shown on the job row and as NextReminderAt.
+    # The next reminder is shown on the job row and as NextReminderAt (upserted as the workflow
+    # task that wrote the row completes: a moment after the row can be read).
     row = await job.row()
     assert row is not None and row.next_reminder_at == due
-    attributes = await job.search_attributes()
+
+    async def published() -> dict[str, Any] | None:
+        found = await job.search_attributes()
+        return found if "NextReminderAt" in found else None
+
+    attributes = await eventually(published, "NextReminderAt")
     assert datetime.fromisoformat(attributes["NextReminderAt"]) == due
     assert attributes["JobStage"] == "quote_sent" and attributes["Stuck"] is False
 
