@@ -103,7 +103,7 @@ async def record(
         return
     previous = (
         await session.execute(
-            select(JobEvent.stage)
+            select(col(JobEvent.stage))
             .where(
                 col(JobEvent.job_slug) == slug,
                 col(JobEvent.seq) < staged[0].seq,
@@ -124,7 +124,7 @@ async def record(
 async def _move(session: AsyncSession, dialect: str, slug: str, stage: str, at: datetime) -> None:
     """End the job's open visit (of another stage, begun by now) and begin one of `stage`."""
     ending = await session.execute(
-        select(JobStageVisit.id, JobStageVisit.entered_at).where(
+        select(col(JobStageVisit.id), col(JobStageVisit.entered_at)).where(
             and_(
                 col(JobStageVisit.job_slug) == slug,
                 col(JobStageVisit.left_at).is_(None),

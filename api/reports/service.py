@@ -88,7 +88,15 @@ from core import settings_store
 from core.stage_visits import BUCKETS_PER_E
 from models.communications import CommunicationSettings
 from models.lifecycle import FINAL_STAGES, MILESTONE_OF, Milestone, Role, Stage
-from models.tables import Job, JobEvent, JobResult, JobStageVisit, OutboxMessage, User
+from models.tables import (
+    Job,
+    JobEvent,
+    JobResult,
+    JobStageVisit,
+    OutboxMessage,
+    User,
+    UTCDateTime,
+)
 
 # The events that give a job its number: it is approved (or dispatched as an emergency) then.
 APPROVAL_EVENTS = ("quote_approved", "approval_granted", "emergency_dispatch")
@@ -525,7 +533,7 @@ def percentile(ordered: Sequence[float], fraction: float) -> float | None:
 def _visits(scope: Scope) -> Any:
     """One row per visit of a stage (stage, began, ended or NULL while it goes on), as the
     projection keeps them (core/stage_visits.py), of the jobs in scope."""
-    visits = select(
+    visits: Any = select(
         col(JobStageVisit.stage).label("stage"),
         col(JobStageVisit.entered_at).label("began"),
         col(JobStageVisit.left_at).label("ended"),
@@ -549,7 +557,7 @@ async def time_in_stage(
         *scope.period(entries.c.began),
     ]
     found: dict[str, tuple[int, int, float | None, float | None]] = {}
-    if session.bind.dialect.name == "postgresql":
+    if (await session.connection()).dialect.name == "postgresql":
         found = await _stage_percentiles(session, entries, in_period, scope.now)
     else:  # SQLite has no percentiles: the visits' lengths are sorted here
         lengths: dict[str, list[float]] = defaultdict(list)
@@ -597,9 +605,7 @@ async def _stage_percentiles(
     """Per stage: visits, open visits, median and p90 hours (see FRACTIONS). Finished visits
     are read by their stored bucket and length (an index); those still going on (one a job at
     most, a partial index) are measured up to now, their bucket as bucket_of would make it."""
-    so_far = func.date_part(
-        "epoch", literal(now, type_=Job.__table__.c.created_at.type) - entries.c.began
-    )
+    so_far = func.date_part("epoch", literal(now, type_=UTCDateTime()) - entries.c.began)
     open_bucket = func.floor(func.ln(func.greatest(so_far, 0) + 1) * BUCKETS_PER_E)
     finished = [*in_period, entries.c.ended.is_not(None)]
     going_on = [*in_period, entries.c.ended.is_(None)]
