@@ -7,7 +7,7 @@ that type; each submission is a new revision of the job's result and every earli
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -77,9 +77,6 @@ class ResultTypeSettings(BaseModel):
     def amount_field(self) -> ResultField | None:
         """The field whose value is the result's amount in reports: the first currency field."""
         return next((f for f in self.fields if f.type == "currency"), None)
-
-    def labels(self) -> dict[str, str]:
-        return {f.key: f.label for f in self.fields}
 
 
 class ResultTypes(BaseModel):
@@ -213,18 +210,6 @@ def submission(
         recipients=list(type_settings.recipients),
         amount=amount,
     )
-
-
-def displayed(value: Any, field_type: str | None, money: Any = None) -> str:
-    """A kept value as a person reads it: Yes/No for checkboxes, money through `money` (the
-    company's symbol), dates as written."""
-    if isinstance(value, bool):
-        return "Yes" if value else "No"
-    if field_type == "currency" and money is not None:
-        return str(money(Decimal(str(value))))
-    if field_type == "date" and isinstance(value, str):
-        return date.fromisoformat(value).isoformat()
-    return str(value)
 
 
 def unresulted_due(clock_started_at: datetime, settings: ResultingSettings) -> datetime:

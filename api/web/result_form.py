@@ -27,6 +27,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.datastructures import FormData
 
+from activities.result_document import field_value
 from api.admission import Admitted
 from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.errors import Invalid, NotPermitted, Unavailable
@@ -40,7 +41,7 @@ from api.web.event_forms import person_name
 from api.web.pages import SignedIn, Viewer, page_router, render, see_other
 from core.company import Company
 from models.lifecycle import Role
-from models.resulting import RESULT_TYPES, TYPE_LABELS, ResultField, ResultingSettings, displayed
+from models.resulting import RESULT_TYPES, TYPE_LABELS, ResultField, ResultingSettings
 from models.tables import JobResult
 
 router = page_router()
@@ -120,7 +121,7 @@ def _revision(
     types = {f["key"]: f.get("type") for f in row.form}
     order = [f["key"] for f in row.form] + [k for k in view.fields if k not in types]
     lines = [
-        (view.labels.get(k, k), displayed(view.fields[k], types.get(k), company.money))
+        (view.labels.get(k, k), field_value(view.fields[k], types.get(k), company))
         for k in order
         if k in view.fields
     ]
