@@ -19,6 +19,7 @@ from api.exports.routes import router as exports_router
 from api.jobs.routes import router as jobs_router
 from api.outbox.routes import router as outbox_router
 from api.portal.routes import router as portal_router
+from api.pricebook.routes import router as pricebook_router
 from api.reports.routes import router as reports_router
 from api.resulting.routes import jobs_router as result_router
 from api.resulting.routes import settings_router as resulting_settings_router
@@ -92,6 +93,7 @@ def create_app(
         health.router,
         users_router,
         clients_router,
+        pricebook_router,
         jobs_router,
         outbox_router,
         documents_router,

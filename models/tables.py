@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     Index,
@@ -417,3 +418,42 @@ class JobResult(SQLModel, table=True):
     submitted_by: str = Field(max_length=64, index=True)
     submitted_at: datetime = _ts(nullable=False)
     document_id: str | None = Field(default=None, max_length=32)
+
+
+class PricebookItem(SQLModel, table=True):
+    """An item of the price book (issue 11): its list price and what quotes say about it.
+    Reference data the API owns (api/pricebook/service.py is its one writer)."""
+
+    __tablename__ = "pricebook_items"
+    # Search by name (the SKU is the primary key, so it has its own index).
+    __table_args__ = (Index("ix_pricebook_items_name", "name"),)
+
+    sku: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    description: str = Field(default="", max_length=2000)
+    unit_price: Decimal = Field(sa_column=Column(Numeric(12, 2), nullable=False))
+    taxable: bool = Field(default=True)
+    category: str = Field(default="", max_length=100, index=True)
+    active: bool = Field(default=True)
+    created_at: datetime = _ts(nullable=False, default=utcnow)
+    updated_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+class PricebookPrice(SQLModel, table=True):
+    """A fixed price of an item for a client tier or for one client (exactly one of the two),
+    instead of the list price; a quote cannot change it."""
+
+    __tablename__ = "pricebook_prices"
+    __table_args__ = (
+        UniqueConstraint("sku", "tier"),
+        UniqueConstraint("sku", "client_id"),
+        CheckConstraint(
+            "(tier IS NULL) <> (client_id IS NULL)", name="ck_pricebook_prices_tier_or_client"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    sku: str = Field(foreign_key="pricebook_items.sku", max_length=64)
+    tier: str | None = Field(default=None, max_length=16)
+    client_id: int | None = Field(default=None, foreign_key="clients.id", index=True)
+    unit_price: Decimal = Field(sa_column=Column(Numeric(12, 2), nullable=False))
