@@ -25,7 +25,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import update
@@ -47,18 +47,20 @@ from activities.delivery.base import (
     UncertainFailure,
 )
 from api.users.service import display_name_of
-from core import documents, portal, settings_store
+from core import documents, portal, quote_links, settings_store
 from core.company import Company
 from core.config import Settings
 from core.db import Database, insert
-from core.settings_store import BRANDING, COMMUNICATIONS
+from core.settings_store import BRANDING, COMMUNICATIONS, QUOTES
 from models.branding import BrandingSettings
 from models.communications import (
     CommunicationSettings,
+    RenderedMessage,
     customer_recipients,
     message_context,
     render,
 )
+from models.lifecycle import JobState
 from models.messages import (
     DELIVER_MESSAGE,
     LOAD_COMMUNICATION_SETTINGS,
@@ -66,6 +68,7 @@ from models.messages import (
     QueueMessages,
 )
 from models.outbox import FINISHED, IN_DOUBT
+from models.quoting import QuoteSettings
 from models.tables import Document, OutboxMessage, User
 
 log = logging.getLogger("jobline.messages")
@@ -114,6 +117,23 @@ async def _attachments(session: AsyncSession, document_ids: list[str]) -> list[d
         for document_id in document_ids
         if document_id in names
     ]
+
+
+# The messages that carry the customer's quote link (`/q/…`).
+QUOTE_LINK_PURPOSES = frozenset({"quote", "quote_follow_up"})
+
+
+def with_quote_link(text: RenderedMessage, link: str) -> RenderedMessage:
+    """A quote message always carries its link, also from a template written before links
+    (a company's own wording that does not name `{{ quote_link }}`)."""
+    if not link:
+        return text
+    update: dict[str, str] = {}
+    if link not in text.body:
+        update["body"] = f"{text.body}\n\nSee, approve or decline the quote online: {link}"
+    if text.sms and link not in text.sms:
+        update["sms"] = f"{text.sms} {link}"
+    return text.model_copy(update=update) if update else text
 
 
 class MissingAttachment(Exception):
@@ -182,6 +202,7 @@ class MessageActivities:
             branding = await settings_store.load(session, BRANDING, BrandingSettings)
             company = Company.of(comms, branding)
             link = await portal.link_for_job(session, self.settings.secret_key, slug)
+            quote_link = await self._quote_link(session, state, note.purpose)
             technician = state.schedule.technician if state.schedule else None
             text = render(
                 comms.template(note.purpose),
@@ -194,8 +215,11 @@ class MessageActivities:
                     message=note.message,
                     at=datetime.now(UTC),
                     portal_link=link.url(self.settings.public_url) if link else "",
+                    quote_link=quote_link,
+                    po_number=note.po_number,
                 ),
             )
+            text = with_quote_link(text, quote_link)
             attachments = await _attachments(session, request.document_ids)
             actor = None
             if request.actor is not None:
@@ -251,6 +275,21 @@ class MessageActivities:
             return await queue_rows(session, self.db.dialect, rows)
 
         return await self.db.run(queue)
+
+    async def _quote_link(self, session: AsyncSession, state: JobState, purpose: str) -> str:
+        """The customer's link to the quote a quote email or follow-up is about (made once per
+        job and version: a retried queueing, and every follow-up, carry the same one)."""
+        if purpose not in QUOTE_LINK_PURPOSES or state.quote is None:
+            return ""
+        settings = await settings_store.load(session, QUOTES, QuoteSettings)
+        link = await quote_links.ensure_link(
+            session,
+            self.settings.secret_key,
+            state.slug,
+            state.quote.version,
+            timedelta(days=settings.link_days),
+        )
+        return link.url(self.settings.public_url)
 
     @activity.defn(name=DELIVER_MESSAGE)
     async def deliver_message(self, message_id: int) -> str:

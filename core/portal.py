@@ -39,8 +39,10 @@ class Link:
         return f"{public_url.rstrip('/')}/portal/{self.token}"
 
 
-def token_for(secret_key: str, nonce: str) -> str:
-    digest = hmac.new(secret_key.encode(), f"portal:{nonce}".encode(), hashlib.sha256).digest()
+def token_for(secret_key: str, nonce: str, purpose: str = "portal") -> str:
+    """The token of a link; `purpose` keeps one kind of link's tokens from opening another's
+    (core/quote_links.py uses "quote")."""
+    digest = hmac.new(secret_key.encode(), f"{purpose}:{nonce}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 

@@ -18,6 +18,7 @@ COMMUNICATIONS = "communications"
 BRANDING = "branding"
 CLOSEOUT = "closeout"
 RESULTING = "resulting"
+QUOTES = "quotes"
 
 
 async def load(session: AsyncSession, name: str, model: type[M]) -> M:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from datetime import datetime, time
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -41,6 +42,8 @@ Purpose = Literal[
     "parts_overdue",
     "closeout",
     "invoice",
+    "supplier_quote_request",
+    "quote_answered",
 ]
 PURPOSES: tuple[str, ...] = Purpose.__args__  # type: ignore[attr-defined]
 
@@ -53,6 +56,10 @@ MERGE_FIELDS: dict[str, str] = {
     "job_slug": "the job's reference in Jobline",
     "quote_total": "the current quote's total, with the currency symbol",
     "quote_version": "the current quote's version",
+    "quote_link": "the customer's link to see, approve or decline the quote online",
+    "supplier_name": "the supplier a request for quote goes to",
+    "po_number": "the PO number of a request for quote",
+    "supplier_lines": "the part lines of a request for quote",
     "window_start": "the appointment window's start, in the company time zone",
     "window_end": "the appointment window's end, in the company time zone",
     "window": "the appointment window, e.g. Tue 24 Nov, 14:00–17:00 EST",
@@ -110,21 +117,22 @@ DEFAULT_TEMPLATES: dict[str, MessageTemplate] = {
         email_subject="Your quote from {{ company_name }}: {{ job_title }}",
         email_body=(
             "Hello {{ client_name }},\n\nThank you for calling {{ company_name }}. Your quote for "
-            '"{{ job_title }}" comes to {{ quote_total }}. Reply to this email to approve it or '
-            "to ask us anything.\n\n{{ company_name }}"
+            '"{{ job_title }}" comes to {{ quote_total }}.\n\nSee it, approve it or decline it '
+            "online: {{ quote_link }}\n\nOr reply to this email to ask us anything."
+            "\n\n{{ company_name }}"
         ),
         sms="{{ company_name }}: your quote for {{ job_title }} is {{ quote_total }}. "
-        "Check your email for details.",
+        "Approve or decline: {{ quote_link }}",
     ),
     "quote_follow_up": MessageTemplate(
         email_subject="Following up on your quote: {{ job_title }}",
         email_body=(
             "Hello {{ client_name }},\n\nWe wanted to follow up on the quote we sent for "
             '"{{ job_title }}" ({{ quote_total }}). Is there anything we can answer for you?'
-            "\n\n{{ company_name }}"
+            "\n\nYou can approve or decline it online: {{ quote_link }}\n\n{{ company_name }}"
         ),
         sms="{{ company_name }}: any questions on your quote for {{ job_title }}? "
-        "Reply or call us.",
+        "Approve or decline: {{ quote_link }}",
     ),
     "appointment": MessageTemplate(
         email_subject="Your appointment: {{ window }}",
@@ -187,6 +195,22 @@ DEFAULT_TEMPLATES: dict[str, MessageTemplate] = {
         email_body=(
             "Hello {{ client_name }},\n\nPlease find attached the invoice for "
             '"{{ job_title }}" (job {{ job_number }}): {{ invoice_total }}.'
+            "\n\n{{ company_name }}"
+        ),
+    ),
+    "supplier_quote_request": MessageTemplate(
+        email_subject="Request for quote {{ po_number }} from {{ company_name }}",
+        email_body=(
+            "Hello {{ supplier_name }},\n\nPlease quote price and lead time for the following, "
+            "under PO {{ po_number }}:\n\n{{ supplier_lines }}\n\n{{ message }}\n\n"
+            "Reply to this email with your quote.\n\n{{ company_name }}"
+        ),
+    ),
+    "quote_answered": MessageTemplate(
+        email_subject="{{ job_title }}: the customer answered quote {{ quote_version }} online",
+        email_body=(
+            '{{ message }}\n\nJob "{{ job_title }}" for {{ client_name }} '
+            "(reference {{ job_slug }}, number {{ job_number }}). Quote: {{ quote_total }}."
             "\n\n{{ company_name }}"
         ),
     ),
@@ -340,6 +364,16 @@ def sms_segments(text: str) -> tuple[int, Literal["GSM-7", "UCS-2"]]:
 _DEFAULT_SYMBOL: str = BrandingSettings.model_fields["currency_symbol"].default
 
 
+def _quote_total(state: JobState, money: Callable[[object], str]) -> str:
+    """One total, or each option's when the customer has a choice to make."""
+    quote = state.quote
+    if quote is None:
+        return ""
+    if len(quote.options) == 1 or quote.chosen is not None:
+        return money(quote.total)
+    return ", ".join(f"{o.name} {money(o.totals.total)}" for o in quote.options)
+
+
 def message_context(
     state: JobState,
     settings: CommunicationSettings,
@@ -350,6 +384,8 @@ def message_context(
     message: str = "",
     at: datetime | None = None,
     portal_link: str = "",
+    quote_link: str = "",
+    po_number: str | None = None,
 ) -> dict[str, str]:
     """The merge fields' values for one job: times in the company's time zone with the zone
     named, amounts with the currency symbol (models/display.py, as every page shows them).
@@ -368,7 +404,7 @@ def message_context(
         "job_title": state.title,
         "job_number": str(state.number) if state.number is not None else "",
         "job_slug": state.slug,
-        "quote_total": money(state.quote.total) if state.quote else "",
+        "quote_total": _quote_total(state, money),
         "quote_version": str(state.quote.version) if state.quote else "",
         "invoice_total": money(state.invoice.total) if state.invoice else "",
         "amount_due": money(max(state.amount_due - state.paid_total, 0))
@@ -376,6 +412,10 @@ def message_context(
         else "",
         "message": message,
         "portal_link": portal_link,
+        "quote_link": quote_link,
+        "supplier_name": "",
+        "po_number": "",
+        "supplier_lines": "",
         "technician": (technician_name or schedule.technician) if schedule else "",
         "parts_eta": display.day(at or datetime.now(zone), zone),
         "overdue_parts": "\n".join(
@@ -384,6 +424,17 @@ def message_context(
             for p in state.outstanding_parts
         ),
     }
+    request = next((r for r in state.supplier_requests if r.po_number == po_number), None)
+    if request is not None:
+        context["supplier_name"] = request.supplier
+        context["po_number"] = request.po_number
+        context["supplier_lines"] = "\n".join(
+            f"- {line.quantity.normalize():f} x {line.description}"
+            + (f" (SKU {line.sku})" if line.sku else "")
+            for line in request.lines
+        )
+        if request.notes and not message:
+            context["message"] = request.notes
     if schedule:
         context["window_start"] = display.when(schedule.window_start, zone)
         context["window_end"] = display.when(schedule.window_end, zone)

@@ -34,6 +34,7 @@ EVENT_EXAMPLES: dict[str, dict[str, Any]] = {
             },
             {"description": "Labour (hours)", "quantity": 1.5, "unit_price": "120.00"},
         ],
+        "discount": {"percent": "5", "reason": "Returning customer"},
         "valid_until": "2027-04-30",
         "notes": "Price held for 30 days.",
     },
@@ -128,6 +129,14 @@ EVENT_EXAMPLES: dict[str, dict[str, Any]] = {
         "channel": "call",
         "direction": "incoming",
         "summary": "Customer confirmed Tuesday's window.",
+    },
+    "supplier_quote_requested": {
+        "type": "supplier_quote_requested",
+        "supplier": "Northside HVAC Supply",
+        "supplier_email": "orders@northside.example.com",
+        "po_number": "PO-2291",
+        "lines": [{"sku": "CAP-455", "description": "Run capacitor, 45/5 uF", "quantity": 2}],
+        "notes": "Please quote by Friday with lead time.",
     },
     "customer_update_sent": {
         "type": "customer_update_sent",

@@ -38,6 +38,7 @@ from models.bounds import (
     total_problem,
 )
 from models.event_examples import EVENT_EXAMPLES
+from models.pricing import Discount, OptionKey, TaxRate
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -90,6 +91,12 @@ class QuoteLine(BaseModel):
     quantity: Quantity
     unit_price: Money
     sku: ShortText | None = None
+    # Tax applies to the line (a price-book line takes the item's flag).
+    taxable: StrictBool = True
+    # Where the unit price came from; set by Jobline from the price book (a value sent is
+    # replaced): `free` for a line typed by hand, `tier`/`client` for a fixed price that the
+    # quote may not change (a GOV client's, or one client's own).
+    price_basis: Literal["free", "list", "tier", "client"] = "free"
 
     @property
     def amount(self) -> Decimal:
@@ -159,13 +166,41 @@ class LeadQualified(_Event):
     type: Literal["lead_qualified"] = "lead_qualified"
 
 
+class QuoteOptionDraft(BaseModel):
+    """One of a quote's options (good / better / best) the customer picks from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
+    lines: Lines
+
+
 class QuoteDrafted(_Event):
-    """The quote's lines and how long it holds; drafting again makes a new quote version."""
+    """The quote's lines — or two or three options (good, better, best) the customer picks
+    from — an optional discount with its reason, and how long it holds; drafting again makes a
+    new quote version. `tax_rate` is set by Jobline from the quote settings (a value sent is
+    replaced)."""
 
     type: Literal["quote_drafted"] = "quote_drafted"
-    lines: Lines
+    lines: Lines | None = None
+    options: Annotated[list[QuoteOptionDraft], Field(min_length=2, max_length=3)] | None = None
+    discount: Discount | None = None
+    tax_rate: TaxRate | None = None
     valid_until: BoundedDate | None = None
     notes: OptionalText = ""
+
+    @model_validator(mode="after")
+    def _lines_or_options(self) -> QuoteDrafted:
+        if (self.lines is None) == (self.options is None):
+            raise ValueError("give the quote's lines, or its options (two or three), not both")
+        return self
+
+    @property
+    def drafted_lines(self) -> list[QuoteLine]:
+        """Every line of the quote, across its options."""
+        if self.lines is not None:
+            return list(self.lines)
+        return [line for option in self.options or [] for line in option.lines]
 
 
 class QuoteSent(_Event):
@@ -178,9 +213,16 @@ class QuoteSent(_Event):
 
 
 class QuoteApproved(_Event):
-    """The customer accepted the quote."""
+    """The customer accepted the quote: told to the office, or online from the quote's link
+    (`/q/…`), signed with their typed name. With options, `option` is the one they chose."""
 
     type: Literal["quote_approved"] = "quote_approved"
+    option: OptionKey | None = None
+    # The version the customer saw; refused if a newer quote has been drafted since.
+    quote_version: Annotated[int, Field(gt=0, le=100_000)] | None = None
+    signature_name: ShortText | None = None
+    # Set by Jobline for an approval made online (a value sent is replaced).
+    ip_address: Annotated[str, StringConstraints(max_length=64)] | None = None
 
 
 class ApprovalRequested(_Event):
@@ -194,6 +236,7 @@ class ApprovalGranted(_Event):
     """A manager approved the quote; it may be sent."""
 
     type: Literal["approval_granted"] = "approval_granted"
+    option: OptionKey | None = None
 
 
 class ApprovalDenied(_Event):
@@ -208,6 +251,8 @@ class QuoteDeclined(_Event):
 
     type: Literal["quote_declined"] = "quote_declined"
     reason: Text
+    quote_version: Annotated[int, Field(gt=0, le=100_000)] | None = None
+    ip_address: Annotated[str, StringConstraints(max_length=64)] | None = None
 
 
 class EmergencyDispatch(_Event):
@@ -303,6 +348,9 @@ class InvoiceSent(_Event):
     billing_email: Email | None = None
     po_number: ShortText | None = None
     submitted_to_client_portal: StrictBool = False
+    # Set by Jobline from the quote settings, for an invoice without an approved quote (one with
+    # a quote is taxed at the quote's rate); a value sent is replaced.
+    tax_rate: TaxRate | None = None
 
 
 class EvidenceVerified(_Event):
@@ -366,12 +414,33 @@ class CustomerUpdateSent(_Event):
 
 
 class CommunicationLogged(_Event):
-    """A call, email, SMS or visit with the customer, logged after the fact."""
+    """A call, email, SMS or visit with the customer — or a supplier's answer to a request for
+    quote, named by its `po_number` — logged after the fact."""
 
     type: Literal["communication_logged"] = "communication_logged"
     channel: Literal["call", "email", "sms", "in_person"]
     direction: Literal["incoming", "outgoing"]
     summary: Text
+    po_number: ShortText | None = None
+
+
+class SupplierLine(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sku: ShortText | None = None
+    description: ShortText
+    quantity: Quantity
+
+
+class SupplierQuoteRequested(_Event):
+    """A request for quote (RFQ) emailed to a supplier: the part lines and a PO number."""
+
+    type: Literal["supplier_quote_requested"] = "supplier_quote_requested"
+    supplier: ShortText
+    supplier_email: Email
+    po_number: ShortText
+    lines: Annotated[list[SupplierLine], Field(min_length=1, max_length=200)]
+    notes: OptionalText = ""
 
 
 Event = Annotated[
@@ -401,7 +470,8 @@ Event = Annotated[
     | NoteAdded
     | ContactUpdated
     | CommunicationLogged
-    | CustomerUpdateSent,
+    | CustomerUpdateSent
+    | SupplierQuoteRequested,
     Field(discriminator="type"),
 ]
 
@@ -443,4 +513,5 @@ EVENT_TYPES: tuple[str, ...] = (
     "contact_updated",
     "communication_logged",
     "customer_update_sent",
+    "supplier_quote_requested",
 )

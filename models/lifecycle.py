@@ -25,6 +25,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from models import events as ev
+from models import pricing
+from models.pricing import SINGLE, Discount, OptionKey, Totals
 
 
 class Stage(StrEnum):
@@ -66,6 +68,8 @@ class Role(StrEnum):
     integration = "integration"
     # Jobline itself (reminders and flags); no rule lets it send an event.
     system = "system"
+    # The job's customer, from their quote's link (`/q/…`): approves or declines the quote.
+    customer = "customer"
 
 
 USER_ROLES: tuple[Role, ...] = (Role.admin, Role.manager, Role.office, Role.sales, Role.technician)
@@ -132,15 +136,47 @@ class Actor(_Model):
     role: Role
 
 
+class QuoteOption(_Model):
+    """One option of a quote, priced (models.pricing): the figures every document prints."""
+
+    key: OptionKey
+    name: str
+    lines: list[ev.QuoteLine]
+    totals: Totals
+
+
 class Quote(_Model):
     version: int
+    # The chosen option's lines and total (tax and discount included); until the customer
+    # chooses, the first option's. A quote of one option has only that one.
     lines: list[ev.QuoteLine]
     total: Decimal
+    options: list[QuoteOption] = []
+    chosen: OptionKey | None = None
+    tax_rate: Decimal = Decimal("0")
+    discount: Discount | None = None
     valid_until: date | None = None
     notes: str = ""
+    drafted_at: datetime | None = None
     sent_at: datetime | None = None
     sent_to: str | None = None
     approval_expected_at: datetime | None = None
+
+    def model_post_init(self, context: object) -> None:
+        # Quotes from before options and tax (stored states, replayed histories): one option.
+        if not self.options:
+            option = QuoteOption(
+                key=SINGLE, name="Quote", lines=self.lines, totals=pricing.totals(self.lines)
+            )
+            object.__setattr__(self, "options", [option])
+
+    def option(self, key: str | None) -> QuoteOption | None:
+        return next((o for o in self.options if o.key == key), None)
+
+    @property
+    def totals(self) -> Totals:
+        """The figures of the chosen option (until one is chosen, the first)."""
+        return (self.option(self.chosen) or self.options[0]).totals
 
 
 class PartOrder(_Model):
@@ -177,11 +213,30 @@ class Completion(_Model):
 class Invoice(_Model):
     lines: list[ev.QuoteLine]
     total: Decimal
+    tax_rate: Decimal = Decimal("0")
+    discount: Discount | None = None
     override_reason: str | None = None
     billing_email: str | None = None
     po_number: str | None = None
     submitted_to_client_portal: bool = False
     sent_at: datetime
+
+    @property
+    def totals(self) -> Totals:
+        return pricing.totals(self.lines, self.tax_rate, self.discount)
+
+
+class SupplierRequest(_Model):
+    """A request for quote emailed to a supplier; `answered_at` once their answer is logged."""
+
+    supplier: str
+    supplier_email: str
+    po_number: str
+    lines: list[ev.SupplierLine]
+    notes: str = ""
+    requested_by: str
+    requested_at: datetime
+    answered_at: datetime | None = None
 
 
 class Payment(_Model):
@@ -224,6 +279,9 @@ class JobState(_Model):
     owner: str | None = None
     number: int | None = None
     quote: Quote | None = None
+    # Versions a newer draft replaced, oldest first (what was sent stays readable).
+    earlier_quotes: list[Quote] = []
+    supplier_requests: list[SupplierRequest] = []
     approval_pending: bool = False
     contract_amount: Decimal | None = None
     parts: list[PartOrder] = []
@@ -323,6 +381,7 @@ OFFICE = frozenset({Role.office})
 OFFICE_MANAGER = frozenset({Role.office, Role.manager})
 OFFICE_SALES_MANAGER = frozenset({Role.office, Role.sales, Role.manager})
 MANAGER = frozenset({Role.manager})
+CUSTOMER = frozenset({Role.customer})
 
 
 @dataclass(frozen=True)
@@ -346,8 +405,16 @@ def _update(state: JobState, **changes: object) -> JobState:
     return state.model_copy(update=changes)
 
 
-def _total(lines: list[ev.QuoteLine]) -> Decimal:
-    return sum((line.amount for line in lines), Decimal("0.00"))
+def _priced_options(e: ev.QuoteDrafted, tax_rate: Decimal) -> list[QuoteOption]:
+    drafts = [(SINGLE, "Quote", list(e.lines))] if e.lines is not None else []
+    for key, option in zip(pricing.OPTION_KEYS, e.options or [], strict=False):
+        drafts.append((key, option.name, list(option.lines)))
+    return [
+        QuoteOption(
+            key=key, name=name, lines=lines, totals=pricing.totals(lines, tax_rate, e.discount)
+        )
+        for key, name, lines in drafts
+    ]
 
 
 # transitions: (state, event, actor, at) -> new state; raise _Invalid for a payload that cannot fit
@@ -384,14 +451,21 @@ def _lead_qualified(s: JobState, e: ev._Event, a: Actor, at: datetime) -> JobSta
 def _quote_drafted(s: JobState, e: ev._Event, a: Actor, at: datetime) -> JobState:
     assert isinstance(e, ev.QuoteDrafted)
     version = (s.quote.version if s.quote else 0) + 1
+    tax_rate = e.tax_rate if e.tax_rate is not None else Decimal("0")
+    options = _priced_options(e, tax_rate)
     quote = Quote(
         version=version,
-        lines=list(e.lines),
-        total=_total(list(e.lines)),
+        lines=options[0].lines,
+        total=options[0].totals.total,
+        options=options,
+        tax_rate=tax_rate,
+        discount=e.discount,
         valid_until=e.valid_until,
         notes=e.notes,
+        drafted_at=at,
     )
-    return _enter(s, Stage.quoting, at, quote=quote, approval_pending=False)
+    earlier = [*s.earlier_quotes, s.quote] if s.quote is not None else s.earlier_quotes
+    return _enter(s, Stage.quoting, at, quote=quote, earlier_quotes=earlier, approval_pending=False)
 
 
 def _quote_sent(s: JobState, e: ev._Event, a: Actor, at: datetime) -> JobState:
@@ -407,9 +481,34 @@ def _quote_sent(s: JobState, e: ev._Event, a: Actor, at: datetime) -> JobState:
     return _enter(s, Stage.quote_sent, at, quote=quote)
 
 
-def _approve(s: JobState, e: ev._Event, a: Actor, at: datetime) -> JobState:
+def _same_version(s: JobState, e: ev.QuoteApproved | ev.QuoteDeclined) -> None:
     assert s.quote is not None
-    return _enter(s, Stage.approved, at, approval_pending=False, contract_amount=s.quote.total)
+    if e.quote_version is not None and e.quote_version != s.quote.version:
+        raise _Invalid(
+            f"quote_version: version {e.quote_version} has been replaced by version "
+            f"{s.quote.version}; answer the newer quote"
+        )
+
+
+def _approve(s: JobState, e: ev._Event, a: Actor, at: datetime) -> JobState:
+    assert isinstance(e, ev.QuoteApproved | ev.ApprovalGranted) and s.quote is not None
+    if isinstance(e, ev.QuoteApproved):
+        _same_version(s, e)
+        if a.role == Role.customer and not e.signature_name:
+            raise _Invalid("signature_name: type your full name to sign the approval")
+    quote = s.quote
+    keys = [o.key for o in quote.options]
+    chosen = e.option or (keys[0] if len(keys) == 1 else None)
+    option = quote.option(chosen)
+    if option is None:
+        picked = f"{e.option!r} is not one of them" if e.option else "none was chosen"
+        raise _Invalid(f"option: this quote's options are {', '.join(keys)}; {picked}")
+    quote = quote.model_copy(
+        update={"chosen": option.key, "lines": option.lines, "total": option.totals.total}
+    )
+    return _enter(
+        s, Stage.approved, at, quote=quote, approval_pending=False, contract_amount=quote.total
+    )
 
 
 def _approval_requested(s: JobState, e: ev._Event, a: Actor, at: datetime) -> JobState:
@@ -421,7 +520,41 @@ def _approval_denied(s: JobState, e: ev._Event, a: Actor, at: datetime) -> JobSt
 
 
 def _quote_declined(s: JobState, e: ev._Event, a: Actor, at: datetime) -> JobState:
+    assert isinstance(e, ev.QuoteDeclined)
+    _same_version(s, e)
     return _enter(s, Stage.saving, at, approval_pending=False)
+
+
+def _supplier_quote_requested(s: JobState, e: ev._Event, a: Actor, at: datetime) -> JobState:
+    assert isinstance(e, ev.SupplierQuoteRequested)
+    if any(r.po_number == e.po_number for r in s.supplier_requests):
+        raise _Invalid(f"po_number: {e.po_number} was already used for a request on this job")
+    request = SupplierRequest(
+        supplier=e.supplier,
+        supplier_email=e.supplier_email,
+        po_number=e.po_number,
+        lines=list(e.lines),
+        notes=e.notes,
+        requested_by=a.username,
+        requested_at=at,
+    )
+    return _update(s, supplier_requests=[*s.supplier_requests, request])
+
+
+def _communication_logged(s: JobState, e: ev._Event, a: Actor, at: datetime) -> JobState:
+    assert isinstance(e, ev.CommunicationLogged)
+    if e.po_number is None:
+        return s
+    requests = list(s.supplier_requests)
+    index = next((i for i, r in enumerate(requests) if r.po_number == e.po_number), None)
+    if index is None:
+        known = ", ".join(r.po_number for r in requests) or "none"
+        raise _Invalid(
+            f"po_number: no supplier request {e.po_number} on this job (there are: {known})"
+        )
+    if requests[index].answered_at is None:
+        requests[index] = requests[index].model_copy(update={"answered_at": at})
+    return _update(s, supplier_requests=requests)
 
 
 def _emergency_dispatch(s: JobState, e: ev._Event, a: Actor, at: datetime) -> JobState:
@@ -523,7 +656,8 @@ def _job_incomplete(s: JobState, e: ev._Event, a: Actor, at: datetime) -> JobSta
 
 def _invoice_sent(s: JobState, e: ev._Event, a: Actor, at: datetime) -> JobState:
     assert isinstance(e, ev.InvoiceSent)
-    approved = s.quote.lines if s.quote is not None and s.contract_amount is not None else None
+    quoted = s.quote if s.quote is not None and s.contract_amount is not None else None
+    approved = quoted.lines if quoted is not None else None
     if e.lines is None and approved is None:
         raise _Invalid("lines: this job has no approved quote to invoice from; give the lines")
     lines = list(e.lines) if e.lines is not None else list(approved or [])
@@ -543,9 +677,14 @@ def _invoice_sent(s: JobState, e: ev._Event, a: Actor, at: datetime) -> JobState
             )
     if not billing_email:
         raise _Invalid("billing_email: the client has no billing or contact email on file")
+    # Billed as quoted: the approved quote's rate and discount (one without a quote: today's rate).
+    tax_rate = quoted.tax_rate if quoted is not None else (e.tax_rate or Decimal("0"))
+    discount = quoted.discount if quoted is not None else None
     invoice = Invoice(
         lines=lines,
-        total=_total(lines),
+        total=pricing.totals(lines, tax_rate, discount).total,
+        tax_rate=tax_rate,
+        discount=discount,
         override_reason=e.override_reason,
         billing_email=billing_email,
         po_number=e.po_number,
@@ -673,7 +812,7 @@ RULES: dict[str, Rule] = {
     "quote_sent": Rule(frozenset({Stage.quoting}), OFFICE_SALES_MANAGER, _quote_sent),
     "quote_approved": Rule(
         frozenset({Stage.quote_sent, Stage.saving}),
-        OFFICE_MANAGER,
+        OFFICE_MANAGER | CUSTOMER,
         _approve,
         instead={Role.sales: "send approval_requested for a manager's approval"},
     ),
@@ -695,7 +834,14 @@ RULES: dict[str, Rule] = {
         _approval_denied,
         guard=_needs_pending_approval,
     ),
-    "quote_declined": Rule(frozenset({Stage.quote_sent}), OFFICE_SALES_MANAGER, _quote_declined),
+    "quote_declined": Rule(
+        frozenset({Stage.quote_sent}), OFFICE_SALES_MANAGER | CUSTOMER, _quote_declined
+    ),
+    "supplier_quote_requested": Rule(
+        frozenset({Stage.quoting, Stage.quote_sent, Stage.saving, Stage.approved}),
+        OFFICE_MANAGER,
+        _supplier_quote_requested,
+    ),
     "emergency_dispatch": Rule(
         frozenset({Stage.lead, Stage.prospect}), OFFICE_MANAGER, _emergency_dispatch
     ),
@@ -751,7 +897,7 @@ RULES: dict[str, Rule] = {
         _contact_updated,
         instead={Role.technician: "tell the office with note_added"},
     ),
-    "communication_logged": Rule(frozenset(OPEN_STAGES), STAFF, _record_only),
+    "communication_logged": Rule(frozenset(OPEN_STAGES), STAFF, _communication_logged),
     "customer_update_sent": Rule(frozenset(OPEN_STAGES), OFFICE_SALES_MANAGER, _customer_update),
 }
 

@@ -31,6 +31,8 @@ class Notification(BaseModel):
     to_office: bool = False
     # A document of the job rendered as the event left it, attached to the email.
     attach: RenderableKind | None = None
+    # A request for quote to a supplier: the PO number of the job's request it sends.
+    po_number: str | None = None
 
 
 # Purposes added with closeout and invoicing: a workflow started before them sends neither.
@@ -70,7 +72,32 @@ def for_event(event: ev._Event, before: JobState, after: JobState) -> list[Notif
                     message=message,
                 )
             ]
+        case ev.SupplierQuoteRequested(supplier_email=to, po_number=po_number):
+            return [
+                Notification(
+                    purpose="supplier_quote_request", to_email=to, sms="no", po_number=po_number
+                )
+            ]
+        case ev.QuoteApproved(ip_address=str()) | ev.QuoteDeclined(ip_address=str()):
+            # The customer answered on their quote page: the office hears of it at once.
+            return [
+                Notification(
+                    purpose="quote_answered",
+                    sms="no",
+                    to_office=True,
+                    message=_answer(event, after),
+                )
+            ]
     return []
+
+
+def _answer(event: ev.QuoteApproved | ev.QuoteDeclined, after: JobState) -> str:
+    if isinstance(event, ev.QuoteDeclined):
+        return f"The customer declined the quote online: {event.reason}"
+    quote = after.quote
+    option = quote.option(quote.chosen) if quote is not None else None
+    chose = f", choosing {option.name}" if option is not None and option.key != "quote" else ""
+    return f"{event.signature_name} approved the quote online{chose}. The job is approved."
 
 
 def for_closeout(state: JobState, channel: Channel) -> Notification:

@@ -361,6 +361,22 @@ class PortalLink(SQLModel, table=True):
     expires_at: datetime = _ts(nullable=False)
 
 
+class QuoteLink(SQLModel, table=True):
+    """A customer's link to one version of a job's quote (`/q/<token>`, issue 11), made the way
+    the portal's is (core/portal.py): only the nonce and the token's SHA-256 are stored."""
+
+    __tablename__ = "quote_links"
+    __table_args__ = (UniqueConstraint("job_slug", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_slug: str = Field(max_length=32)
+    version: int
+    nonce: str = Field(max_length=64)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = _ts(nullable=False, default=utcnow)
+    expires_at: datetime = _ts(nullable=False)
+
+
 class PortalSnapshot(SQLModel, table=True):
     """One version of what the customer's closeout portal shows for a job.
 

@@ -37,11 +37,26 @@ def describe(event: ev._Event, style: Style = PLAIN) -> str:
             return f"Job created ({source.replace('_', ' ')}, {priority}): {title}"
         case ev.OwnerAssigned(owner=owner):
             return f"Owner set to {style.person(owner)}"
-        case ev.QuoteDrafted(lines=lines):
-            total = sum((line.amount for line in lines), start=lines[0].amount * 0)
-            return f"Quote drafted: {len(lines)} line(s), total {style.money(total)}"
+        case ev.QuoteDrafted(lines=list() as lines, discount=discount, tax_rate=rate):
+            subtotal = sum((line.amount for line in lines), start=lines[0].amount * 0)
+            if discount is None and not rate:
+                return f"Quote drafted: {len(lines)} line(s), total {style.money(subtotal)}"
+            return f"Quote drafted: {len(lines)} line(s), subtotal {style.money(subtotal)}"
+        case ev.QuoteDrafted(options=list() as options):
+            names = ", ".join(o.name for o in options)
+            return f"Quote drafted with {len(options)} options: {names}"
         case ev.QuoteSent(to_email=to):
             return f"Quote sent{' to ' + to if to else ''}"
+        case ev.QuoteApproved(signature_name=str() as name, ip_address=ip):
+            chose = f", option {event.option}" if event.option else ""
+            online = f" online from {ip}" if ip else ""
+            return f"Quote approved{online}, signed {name!r}{chose}"
+        case ev.QuoteDeclined(reason=reason, ip_address=str() as ip):
+            return f"Quote declined online from {ip}: {reason}"
+        case ev.SupplierQuoteRequested(supplier=supplier, po_number=po, lines=lines):
+            return f"Request for quote {po} sent to {supplier}: {len(lines)} line(s)"
+        case ev.CommunicationLogged(po_number=str() as po, summary=summary):
+            return f"Supplier answer to {po}: {summary[:200]}"
         case ev.QuoteDeclined(reason=reason) | ev.ApprovalDenied(reason=reason):
             return f"{event.type.replace('_', ' ').capitalize()}: {reason}"
         case ev.JobCanceled(reason=reason):

@@ -37,6 +37,7 @@ from api import visibility
 from api.clients import service as clients
 from api.errors import EventRefused, Invalid, NotFound, Unavailable
 from api.idempotency import HEADER, Idempotency
+from api.quotes import pricing
 from api.text import NUL_MESSAGE, find_nul
 from api.users.service import actor_of, find_user
 from core import settings_store
@@ -60,13 +61,14 @@ def new_slug() -> str:
 
 
 async def get_row(
-    session: AsyncSession, user: User, slug: str, *, answering_their_event: bool = False
+    session: AsyncSession, user: User | None, slug: str, *, answering_their_event: bool = False
 ) -> Job:
-    """The job, if this user may see it. `answering_their_event`: the answer to an event this
-    user was just let send, which may have taken the job from them (a technician's
-    `job_incomplete` unassigns them): that answer is still theirs."""
+    """The job, if this user may see it (no user: the job's customer, whose quote link named
+    it). `answering_their_event`: the answer to an event this user was just let send, which may
+    have taken the job from them (a technician's `job_incomplete` unassigns them): that answer
+    is still theirs."""
     query = select(Job).where(Job.slug == slug)
-    if not answering_their_event:
+    if user is not None and not answering_their_event:
         query = visibility.jobs(query, user)
     row = (await session.exec(query)).first()
     if row is None:
@@ -179,10 +181,14 @@ async def create_job(
     return slug, outcome
 
 
-async def check_event(session: AsyncSession, user: User, slug: str, event: ev._Event) -> None:
-    """What the API checks before the workflow decides; a preview of the event (the Send
-    dialog's) is checked here too, so it refuses exactly what sending refuses."""
-    if user.role == Role.technician:
+async def check_event(
+    session: AsyncSession, user: User | None, slug: str, event: ev._Event
+) -> ev._Event:
+    """What the API checks before the workflow decides, and the event as the job is to take it
+    (quote and invoice lines priced from the price book: api/quotes/pricing.py); a preview of
+    the event (the Send dialog's) is checked here too, so it refuses exactly what sending
+    refuses."""
+    if user is not None and user.role == Role.technician:
         await get_row(session, user, slug)  # not their job: simply not found
     try:
         ev.checked_at_the_edge(event)  # dates, money and quantities within models.bounds
@@ -192,28 +198,38 @@ async def check_event(session: AsyncSession, user: User, slug: str, event: ev._E
         ) from None
     _check_text(event)
     await _check_people(session, event)
+    if isinstance(event, ev.QuoteDrafted | ev.InvoiceSent | ev.QuoteApproved | ev.QuoteDeclined):
+        row = await get_row(session, user, slug)
+        client = lifecycle.JobState.model_validate(row.state).client
+        return await pricing.priced(session, client, event)
+    return event
 
 
 async def send_event(
     session: AsyncSession,
     db: Database,
     temporal: TemporalClient,
-    user: User,
+    user: User | None,
     slug: str,
     event: ev._Event,
     idem: Idempotency,
     timeout_s: float,
+    *,
+    actor: lifecycle.Actor | None = None,
 ) -> EventOutcome | None:
     """The workflow's outcome, or None when a retried request finds its event already applied
-    to a job that has since finished (the caller reads the job)."""
-    await check_event(session, user, slug, event)
+    to a job that has since finished (the caller reads the job). The actor is the user's, or
+    for the customer's own answer on their quote page (no user) the one given."""
+    event = await check_event(session, user, slug, event)
     closeout = None
     if isinstance(event, ev.JobCompleted):
         # The fields configured now, for the workflow's validator to check.
         stored = await settings_store.load(session, settings_store.CLOSEOUT, CloseoutSettings)
         closeout = JobCloseout.of(stored)
     await session.commit()  # hold no database transaction while the workflow decides
-    actor = actor_of(user)
+    if actor is None:
+        assert user is not None
+        actor = actor_of(user)
     handle = temporal.get_workflow_handle(workflow_id(slug))
     request = EventRequest(event=event, actor=actor, closeout=closeout, request_digest=idem.digest)
     try:
@@ -235,7 +251,7 @@ async def send_event(
             raise Unavailable(f"the workflow service is not reachable: {rpc.message}") from None
         if await _applied_earlier(session, slug, event, idem):
             return None
-        await _refuse_without_workflow(session, user, slug, event)
+        await _refuse_without_workflow(session, user, actor, slug, event)
     idem.check_same(outcome.request_digest)
     await _write(db, handle, outcome)
     return outcome
@@ -307,12 +323,12 @@ async def _no_answer(
 
 
 async def _refuse_without_workflow(
-    session: AsyncSession, user: User, slug: str, event: ev._Event
+    session: AsyncSession, user: User | None, actor: lifecycle.Actor, slug: str, event: ev._Event
 ) -> NoReturn:
     """No running workflow: the job is unknown (404), or final — and the rules say why (409)."""
     row = await get_row(session, user, slug)
     state = lifecycle.JobState.model_validate(row.state)
-    decision = lifecycle.apply(state, event, actor_of(user), datetime.now(UTC))
+    decision = lifecycle.apply(state, event, actor, datetime.now(UTC))
     if isinstance(decision, Refusal):
         raise EventRefused(decision)
     raise Unavailable(f"job {slug!r} has no running workflow; ops have been told") from None

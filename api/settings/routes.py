@@ -12,9 +12,10 @@ from api.settings import service
 from api.settings.closeout_routes import router as closeout_router
 from api.text import NulFree
 from core import settings_store
-from core.settings_store import COMMUNICATIONS
+from core.settings_store import COMMUNICATIONS, QUOTES
 from models.communications import CommunicationSettings
 from models.lifecycle import USER_ROLES
+from models.quoting import QuoteSettings
 from models.tables import User
 
 router = APIRouter(prefix="/api/v1/settings", tags=["settings"], responses=ERROR_RESPONSES)
@@ -33,6 +34,21 @@ async def put_communications(
 ) -> CommunicationSettings:
     """Replaces the whole document; running jobs use it from their next wait on."""
     return await service.save_communications(session, body, admin.username)
+
+
+@router.get("/quotes", response_model=QuoteSettings)
+async def get_quotes(session: SessionDep, _: Reader) -> QuoteSettings:
+    return await settings_store.load(session, QUOTES, QuoteSettings)
+
+
+@router.put("/quotes", response_model=QuoteSettings, responses=BODY_ERRORS)
+async def put_quotes(
+    body: Annotated[QuoteSettings, NulFree], session: SessionDep, admin: Admin
+) -> QuoteSettings:
+    """Replaces the whole document. Quotes drafted from now on take the tax rate; quotes already
+    drafted keep theirs. Links already sent keep the lifetime they were made with."""
+    await settings_store.save(session, QUOTES, body, admin.username)
+    return body
 
 
 # Closeout and branding settings live in their own module; served under the same prefix.

@@ -286,7 +286,7 @@ def test_message_context_in_summer_time_with_another_currency_and_company_name()
     # Without a display name, the username stands in.
     assert context["technician"] == "tess"
     quote = render(new_york.template("quote"), context)
-    assert "comes to €1,234.50. Reply" in quote.body
+    assert "comes to €1,234.50." in quote.body
     assert (
         quote.sms == "Acme Heating & Air: your quote for No cooling is €1,234.50. "
         "Check your email for details."
