@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
+
+from fastapi.responses import Response
 
 from api.exports.sheets import FORMULA_TRIGGERS, guard
 from api.pricebook.schemas import ItemPublic, TierPricePublic
@@ -39,6 +42,16 @@ def export_text(items: list[ItemPublic]) -> str:
             ]
         )
     return "\ufeff" + buffer.getvalue()
+
+
+def csv_response(items: list[ItemPublic]) -> Response:
+    """The export as a download (the API's and the page's)."""
+    day = datetime.now(UTC).date().isoformat()
+    return Response(
+        export_text(items),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="jobline-pricebook-{day}.csv"'},
+    )
 
 
 def _unguard(cell: str) -> str:

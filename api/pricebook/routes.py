@@ -7,7 +7,6 @@ problem, by line and column) under `error.result`; a clean one answers 200.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -20,7 +19,6 @@ from api.idempotency import IdempotencyDep
 from api.pricebook import csv_io, service
 from api.pricebook.schemas import ImportResult, ItemCreate, ItemPage, ItemPublic, ItemUpdate
 from api.text import NoNul
-from models.lifecycle import Role
 from models.tables import User
 
 router = APIRouter(prefix="/api/v1/pricebook", tags=["pricebook"], responses=ERROR_RESPONSES)
@@ -28,7 +26,7 @@ router = APIRouter(prefix="/api/v1/pricebook", tags=["pricebook"], responses=ERR
 PricebookReader = Annotated[User, Depends(require(*ALL_STAFF, what="reading the price book"))]
 PricebookWriter = Annotated[
     User,
-    Depends(require(Role.admin, Role.manager, Role.office, what="changing the price book")),
+    Depends(require(*service.EDITOR_ROLES, what="changing the price book")),
 ]
 
 
@@ -44,16 +42,7 @@ class ImportRefused(Invalid):
 async def export_csv(session: SessionDep, _: PricebookReader) -> Response:
     """Every item, one row each: sku, name, description, unit_price, taxable (yes/no), category,
     active (yes/no) and each tier's fixed price (empty: none). Client prices are not in it."""
-    return csv_response(await service.all_items(session))
-
-
-def csv_response(items: list[ItemPublic]) -> Response:
-    day = datetime.now(UTC).date().isoformat()
-    return Response(
-        csv_io.export_text(items),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="jobline-pricebook-{day}.csv"'},
-    )
+    return csv_io.csv_response(await service.all_items(session))
 
 
 @router.post(

@@ -27,8 +27,17 @@ from api.pricebook.schemas import (
     TierPricePublic,
 )
 from models.bounds import CENT, ID_MAX
+from models.lifecycle import Role
 from models.pricebook import TIERS, CsvCheck, FixedPrice, resolve
 from models.tables import Client, PricebookItem, PricebookPrice, utcnow
+
+# Who changes the price book (everyone signed in reads it): the API's rule and the page's.
+EDITOR_ROLES = (Role.admin, Role.manager, Role.office)
+
+
+def may_edit(role: str) -> bool:
+    return role in {r.value for r in EDITOR_ROLES}
+
 
 # --- the resolver (the quote path) ---------------------------------------------------------------
 
