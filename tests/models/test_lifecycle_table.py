@@ -58,6 +58,8 @@ STAFF = frozenset({Role.admin, Role.manager, Role.office, Role.sales, Role.techn
 OFFICE_ONLY = frozenset({Role.office})
 OFFICE_MANAGER = frozenset({Role.office, Role.manager})
 OFFICE_SALES_MANAGER = frozenset({Role.office, Role.sales, Role.manager})
+# The job's customer, from the quote's link (issue 11): answers the quote and nothing else.
+CUSTOMER_ONLY = frozenset({Role.customer})
 TECH_OFFICE = frozenset({Role.technician, Role.office})
 SAME = "same"  # the event does not move the job
 
@@ -72,7 +74,11 @@ DESIGN: dict[str, tuple[frozenset[Stage | None], frozenset[Role], Stage | str]] 
         S.quoting,
     ),
     "quote_sent": (frozenset({S.quoting}), OFFICE_SALES_MANAGER, S.quote_sent),
-    "quote_approved": (frozenset({S.quote_sent, S.saving}), OFFICE_MANAGER, S.approved),
+    "quote_approved": (
+        frozenset({S.quote_sent, S.saving}),
+        OFFICE_MANAGER | CUSTOMER_ONLY,
+        S.approved,
+    ),
     "approval_requested": (frozenset({S.quote_sent, S.saving}), frozenset({Role.sales}), SAME),
     "approval_granted": (
         frozenset({S.quote_sent, S.saving}),
@@ -80,7 +86,11 @@ DESIGN: dict[str, tuple[frozenset[Stage | None], frozenset[Role], Stage | str]] 
         S.approved,
     ),
     "approval_denied": (frozenset({S.quote_sent, S.saving}), frozenset({Role.manager}), SAME),
-    "quote_declined": (frozenset({S.quote_sent}), OFFICE_SALES_MANAGER, S.saving),
+    "quote_declined": (
+        frozenset({S.quote_sent}),
+        OFFICE_SALES_MANAGER | CUSTOMER_ONLY,
+        S.saving,
+    ),
     "emergency_dispatch": (frozenset({S.lead, S.prospect}), OFFICE_MANAGER, S.ready_to_schedule),
     "parts_ordered": (frozenset({S.approved, S.awaiting_parts}), OFFICE_ONLY, S.awaiting_parts),
     # every outstanding line arrives in the canonical payload
@@ -111,6 +121,13 @@ DESIGN: dict[str, tuple[frozenset[Stage | None], frozenset[Role], Stage | str]] 
     "communication_logged": (OPEN, STAFF, SAME),
     # Not a row of §4: the "send a customer update" dialog (§4 outbox purpose customer_update).
     "customer_update_sent": (OPEN, OFFICE_SALES_MANAGER, SAME),
+    # Not a row of §4 either: §4's "optional supplier quote request (PO)" of quote_drafted, made
+    # its own event (issue 11); a new PO number per request on the job.
+    "supplier_quote_requested": (
+        frozenset({S.quoting, S.quote_sent, S.saving, S.approved}),
+        OFFICE_MANAGER,
+        SAME,
+    ),
 }
 NUMBERED = frozenset({"quote_approved", "approval_granted", "emergency_dispatch"})
 TECHNICIAN_EVENTS = ("tech_dispatched", "tech_checked_in", "job_completed", "job_incomplete")
@@ -128,6 +145,7 @@ TECH = Actor(username="tina", role=Role.technician)  # scheduled on the canonica
 OTHER_TECH = Actor(username="tom", role=Role.technician)
 FEED = Actor(username="parts-feed", role=Role.integration)
 SYSTEM = Actor(username="jobline", role=Role.system)  # reminders and flags: sends no events
+CUSTOMER = Actor(username="customer", role=Role.customer)  # from the quote's link
 
 ACTOR_OF_ROLE = {
     Role.office: OFFICE,
@@ -137,6 +155,7 @@ ACTOR_OF_ROLE = {
     Role.technician: TECH,
     Role.integration: FEED,
     Role.system: SYSTEM,
+    Role.customer: CUSTOMER,
 }
 
 
@@ -178,9 +197,10 @@ def part_line(sku: str) -> dict[str, Any]:
     }
 
 
-def valid_payload(event_type: str, state: JobState) -> dict[str, Any]:
+def valid_payload(event_type: str, state: JobState, actor: Actor | None = None) -> dict[str, Any]:
     """A payload the rules accept for this job whenever the event is allowed at all."""
     client = state.client
+    customer = actor is not None and actor.role == Role.customer
     match event_type:
         case "job_created":
             return {"client_id": client.id, "title": "No heat", "source": "incoming_call"}
@@ -190,8 +210,18 @@ def valid_payload(event_type: str, state: JobState) -> dict[str, Any]:
             return {"lines": QUOTE_LINES}
         case "quote_sent":
             return {} if client.email else {"to_email": "buyer@example.com"}
+        case "quote_approved" if customer:
+            version = state.quote.version if state.quote else 1
+            return {"signature_name": "Ann Customer", "quote_version": version}
         case "approval_denied" | "quote_declined" | "job_canceled":
             return {"reason": "customer went elsewhere"}
+        case "supplier_quote_requested":
+            return {
+                "supplier": "Northside HVAC Supply",
+                "supplier_email": "orders@northside.example.com",
+                "po_number": f"RFQ-{len(state.supplier_requests) + 1}",
+                "lines": [{"sku": "CAP-455", "description": "Run capacitor", "quantity": 2}],
+            }
         case "parts_ordered":
             n = len(state.parts)
             return {"parts": [part_line(f"P-{n + 1}"), part_line(f"P-{n + 2}")]}
@@ -261,7 +291,7 @@ class Job:
 
     def send(self, actor: Actor, event_type: str, **fields: Any) -> Accepted | Refusal:
         """Apply without keeping the result; `fields` replace the canonical payload."""
-        payload = fields if fields else valid_payload(event_type, self.state)
+        payload = fields if fields else valid_payload(event_type, self.state, actor)
         self.at += timedelta(minutes=5)
         return apply(self.state, event(event_type, **payload), actor, self.at)
 
@@ -481,6 +511,40 @@ def test_milestones_of_design() -> None:
 def test_system_role_sends_no_events(stage: Stage | None) -> None:
     job = reach(stage)
     assert allowed_events(job.state, SYSTEM) == []
+
+
+@pytest.mark.parametrize("stage", STAGE_ORDER, ids=str)
+def test_the_customer_may_only_answer_the_quote(stage: Stage | None) -> None:
+    job = reach(stage)
+    allowed = allowed_events(job.state, CUSTOMER)
+    assert set(allowed) <= {"quote_approved", "quote_declined"}
+    expected = {t for t in ("quote_approved", "quote_declined") if stage in DESIGN[t][0]}
+    assert set(allowed) == expected
+    for event_type in sorted(set(DESIGN) - expected - {"job_created"}):
+        refusal = job.refused(CUSTOMER, event_type)
+        assert refusal.code in ("role_not_allowed", "event_not_allowed")
+
+
+def test_quote_total_includes_tax_and_discount() -> None:
+    job = reach(S.prospect)
+    quote = job.do(
+        OFFICE,
+        "quote_drafted",
+        lines=[QUOTE_LINES[0], QUOTE_LINES[1] | {"taxable": False}],
+        tax_rate="8.875",
+        discount={"percent": "10", "reason": "returning customer"},
+    ).state.quote
+    assert quote is not None
+    # 640.00 less 10 % = 576.00; tax on the compressor's 450.00 less its share 45.00 = 405.00
+    # at 8.875 % = 35.94375 -> 35.94
+    assert quote.totals.subtotal == sum(line.amount for line in quote.lines) == QUOTE_TOTAL
+    assert (quote.totals.discount, quote.totals.taxable) == (Decimal("64.00"), Decimal("405.00"))
+    assert quote.totals.tax == Decimal("35.94")
+    assert quote.total == quote.totals.total == Decimal("611.94")
+    assert quote.tax_rate == Decimal("8.875")
+    job.do(OFFICE, "quote_sent")
+    state = job.do(OFFICE, "quote_approved").state
+    assert state.contract_amount == Decimal("611.94")
 
 
 def test_not_created_job_only_takes_job_created() -> None:
