@@ -103,7 +103,7 @@ async def create_item(
 @router.get("", response_model=ItemPage, responses=error_responses(422))
 async def list_items(
     session: SessionDep,
-    _: PricebookReader,
+    user: PricebookReader,
     q: Annotated[str | None, Query(max_length=200), NoNul] = None,
     category: Annotated[str | None, Query(max_length=100), NoNul] = None,
     active: bool | None = None,
@@ -113,13 +113,17 @@ async def list_items(
     """`q` finds SKUs and names holding it (any case); `category` is exact."""
     rows, total = await service.search(session, q, category, active, page, page_size)
     return ItemPage(
-        items=await service.public_many(session, rows), total=total, page=page, page_size=page_size
+        items=await service.public_many(session, rows, user),
+        total=total,
+        page=page,
+        page_size=page_size,
     )
 
 
 @router.get("/{sku}", response_model=ItemPublic, responses=error_responses(404))
-async def get_item(sku: str, session: SessionDep, _: PricebookReader) -> ItemPublic:
-    return await service.public(session, await service.get(session, sku))
+async def get_item(sku: str, session: SessionDep, user: PricebookReader) -> ItemPublic:
+    """A technician sees the client prices of the clients of their jobs only."""
+    return await service.public(session, await service.get(session, sku), user)
 
 
 @router.patch("/{sku}", response_model=ItemPublic, responses=error_responses(404, 413, 422))

@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from api import visibility
 from api.errors import Conflict, Invalid, NotFound
 from api.pricebook.schemas import (
     ClientPricePublic,
@@ -29,7 +30,7 @@ from api.pricebook.schemas import (
 from models.bounds import CENT, ID_MAX
 from models.lifecycle import Role
 from models.pricebook import TIERS, CsvCheck, FixedPrice, resolve
-from models.tables import Client, PricebookItem, PricebookPrice, utcnow
+from models.tables import Client, PricebookItem, PricebookPrice, User, utcnow
 
 # Who changes the price book (everyone signed in reads it): the API's rule and the page's.
 EDITOR_ROLES = (Role.admin, Role.manager, Role.office)
@@ -145,11 +146,17 @@ async def search_items(
 # --- reading -------------------------------------------------------------------------------------
 
 
-async def _client_names(session: AsyncSession, ids: Iterable[int]) -> dict[int, str]:
+async def _client_names(
+    session: AsyncSession, ids: Iterable[int], user: User | None = None
+) -> dict[int, str]:
+    """The names of these clients (those `user` may see, when given)."""
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    rows = await session.exec(select(Client.id, Client.name).where(col(Client.id).in_(wanted)))
+    query = select(Client.id, Client.name).where(col(Client.id).in_(wanted))
+    if user is not None:
+        query = visibility.clients(query, user)  # type: ignore[arg-type]
+    rows = await session.exec(query)
     return {client_id: name for client_id, name in rows if client_id is not None}
 
 
@@ -159,10 +166,16 @@ def _tier_order(price: PricebookPrice) -> tuple[int, str, int]:
     return (1, "", price.client_id or 0)
 
 
-async def public_many(session: AsyncSession, items: Sequence[PricebookItem]) -> list[ItemPublic]:
+async def public_many(
+    session: AsyncSession, items: Sequence[PricebookItem], user: User | None = None
+) -> list[ItemPublic]:
+    """The items with their fixed prices; with `user`, only the client prices of clients that
+    user may see (a technician: the clients of their jobs, DESIGN.md §3)."""
     prices = await _prices_of(session, [i.sku for i in items])
     names = await _client_names(
-        session, (p.client_id for ps in prices.values() for p in ps if p.client_id is not None)
+        session,
+        (p.client_id for ps in prices.values() for p in ps if p.client_id is not None),
+        user,
     )
     shown = []
     for item in items:
@@ -170,7 +183,7 @@ async def public_many(session: AsyncSession, items: Sequence[PricebookItem]) -> 
         for price in sorted(prices[item.sku], key=_tier_order):
             if price.tier is not None:
                 fixed.append(TierPricePublic(tier=price.tier, unit_price=_money(price.unit_price)))  # type: ignore[arg-type]
-            elif price.client_id is not None:
+            elif price.client_id is not None and price.client_id in names:
                 fixed.append(
                     ClientPricePublic(
                         client_id=price.client_id,
@@ -193,8 +206,10 @@ async def public_many(session: AsyncSession, items: Sequence[PricebookItem]) -> 
     return shown
 
 
-async def public(session: AsyncSession, item: PricebookItem) -> ItemPublic:
-    return (await public_many(session, [item]))[0]
+async def public(
+    session: AsyncSession, item: PricebookItem, user: User | None = None
+) -> ItemPublic:
+    return (await public_many(session, [item], user))[0]
 
 
 async def find(session: AsyncSession, sku: str) -> PricebookItem | None:

@@ -94,7 +94,7 @@ async def _list_page(
     rows, total = await service.search(
         session, q or None, category or None, None, number, PAGE_SIZE
     )
-    shown = await service.public_many(session, rows)
+    shown = await service.public_many(session, rows, viewer.user)
     pages = max(ceil(total / PAGE_SIZE), 1)
 
     def href(page: int) -> str:
@@ -216,7 +216,7 @@ async def _item_page(
     problems: Problems | None = None,
     status: int = 200,
 ) -> Response:
-    shown = await service.public(session, item)
+    shown = await service.public(session, item, viewer.user)
     if values is None:
         values = shown.model_dump()
         values["unit_price"] = f"{shown.unit_price:.2f}"
@@ -316,9 +316,7 @@ async def edit_prices(request: Request, sku: str, viewer: Viewer, session: Sessi
             await service.update(session, item.sku, ItemUpdate(fixed_prices=prices))
         except AppError as error:  # an unknown client
             problems.add("new_client_id", error.message.removeprefix("fixed_prices: ").capitalize())
-    if problems:
-        await session.rollback()
-        item = await service.get(session, sku)
+    if problems:  # nothing written: the clients are checked before any price is
         return await _item_page(
             request, viewer, session, item, price_values=price_values, problems=problems,
             status=422,

@@ -11,6 +11,7 @@ from decimal import Decimal
 import httpx
 
 from api.pricebook import service
+from tests.api.signed_in import SignIn, csrf_of, signed_in_fixture  # noqa: F401
 from tests.conftest import Stack
 
 BOOK = "/api/v1/pricebook"
@@ -75,8 +76,14 @@ async def test_create_read_list_and_patch(stack: Stack) -> None:
             {"client_id": client["id"], "client_name": client["name"], "unit_price": "90.00"},
         ],
     }
-    read = await stack.get("tess", f"{BOOK}/{tag}-FAN")  # a technician reads it
+    read = await stack.get("sam", f"{BOOK}/{tag}-FAN")
     assert read.status_code == 200 and read.json() == created
+    # A technician reads it too, without the prices of clients not on their jobs (DESIGN.md §3).
+    read = await stack.get("tess", f"{BOOK}/{tag}-FAN")
+    assert read.status_code == 200
+    assert read.json() == {**created, "fixed_prices": created["fixed_prices"][:1]}
+    listed = await stack.get("tess", BOOK, params={"q": tag})
+    assert listed.json()["items"] == [read.json()]
 
     # q matches the SKU or the name, any case; a % is itself, not a wildcard.
     for q in (tag.lower(), "CONDENSER FAN"):
@@ -313,3 +320,49 @@ async def test_import_header_and_file_problems(stack: Stack) -> None:
         headers={**stack.auth("olga"), "Content-Type": "text/csv"},
     )
     _error(huge, 413)
+
+
+# --- the pages' writes, on both databases (the browser test runs on SQLite) ---------------------
+
+
+async def test_pages_refuse_readers_and_forms_without_their_token(
+    stack: Stack, signed_in: SignIn
+) -> None:
+    item = await _item(stack)
+    sku = item["sku"]
+    technician = await signed_in("technician")
+    page = await technician.get(f"/pricebook/{sku}")
+    assert page.status_code == 200 and "Save fixed prices" not in page.text
+    token = csrf_of(page)
+    for path, data in (
+        ("/pricebook", {"sku": _tag(), "name": "n", "unit_price": "1"}),
+        (f"/pricebook/{sku}/details", {"name": "Renamed", "unit_price": "1"}),
+        (f"/pricebook/{sku}/prices", {"tier_gov": "1"}),
+    ):
+        refused = await technician.post(path, data={**data, "csrf_token": token})
+        assert refused.status_code == 403, (path, refused.text)
+    office = await signed_in("office")
+    no_token = await office.post(f"/pricebook/{sku}/prices", data={"tier_gov": "1"})
+    assert no_token.status_code == 403
+    assert (await stack.get("olga", f"{BOOK}/{sku}")).json() == item
+
+    # An unknown client's price: the page says which, and nothing changes.
+    form = await office.get(f"/pricebook/{sku}")
+    answer = await office.post(
+        f"/pricebook/{sku}/prices",
+        data={
+            "csrf_token": csrf_of(form),
+            "tier_gov": "30",
+            "new_client_id": str(2**31 - 1),
+            "new_client_price": "20",
+        },
+    )
+    assert answer.status_code == 422 and f"No client with id {2**31 - 1}" in answer.text
+    assert (await stack.get("olga", f"{BOOK}/{sku}")).json() == item
+    saved = await office.post(
+        f"/pricebook/{sku}/prices", data={"csrf_token": csrf_of(form), "tier_gov": "30"}
+    )
+    assert saved.status_code == 303
+    assert (await stack.get("olga", f"{BOOK}/{sku}")).json()["fixed_prices"] == [
+        {"tier": "gov", "unit_price": "30.00"}
+    ]

@@ -35,6 +35,7 @@ NOT_PAGES = {
     "/jobs/{slug}/documents/{document_id}",
     "/outbox/{message_id}/attachments/{document_id}",
     "/reports/{name}.csv",
+    "/pricebook.csv",
 }
 # Who sends each step from lead to closed, and with what.
 PATH: list[tuple[str, str, dict]] = [
@@ -175,6 +176,18 @@ async def test_axe_finds_nothing_serious_on_any_page(
     office, admin = persons["olga"], persons["ada"]
     for path in ("/jobs", "/jobs?view=list", "/jobs/new", "/clients", f"/clients/{client['id']}"):
         await office.check(path)
+    sku = f"AXE-{uuid.uuid4().hex[:6]}"
+    item = {
+        "sku": sku, "name": "Condenser fan motor", "unit_price": "120.00", "category": "Motors",
+        "fixed_prices": [
+            {"tier": "gov", "unit_price": "95.00"},
+            {"client_id": client["id"], "unit_price": "90.00"},
+        ],
+    }  # fmt: skip
+    assert (await stack.post("olga", "/api/v1/pricebook", item)).status_code == 201
+    for path in ("/pricebook", f"/pricebook/{sku}"):
+        await office.check(path)
+        await persons["tess"].check(path)  # read-only
     outbox = await stack.get("olga", "/api/v1/outbox", params={"job_slug": slug})
     assert outbox.status_code == 200, outbox.text
     message_id = outbox.json()["items"][0]["id"]
