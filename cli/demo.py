@@ -310,6 +310,46 @@ DEMO_JOBS = [
 ]
 
 
+# The price book (issue 11): government clients (City of Easton) have fixed prices on labour
+# and the fan motor; Harbor View Apartments has its own price for filters.
+DEMO_PRICEBOOK: list[dict[str, Any]] = [
+    {
+        "sku": "LAB-HR",
+        "name": "Technician labour, per hour",
+        "unit_price": "125.00",
+        "taxable": False,
+        "category": "Labour",
+        "fixed_prices": [{"tier": "gov", "unit_price": "98.00"}],
+    },
+    {
+        "sku": "FAN-1",
+        "name": "Condenser fan motor 1/4 HP",
+        "unit_price": "189.00",
+        "category": "Motors",
+        "fixed_prices": [{"tier": "gov", "unit_price": "165.00"}],
+    },
+    {
+        "sku": "CAP-455",
+        "name": "Run capacitor 45/5 MFD",
+        "unit_price": "38.50",
+        "category": "Electrical",
+    },
+    {
+        "sku": "FLT-20251",
+        "name": "Pleated filter 20x25x1, MERV 11",
+        "unit_price": "14.00",
+        "category": "Filters",
+    },
+    {
+        "sku": "TRIP-CHG",
+        "name": "Trip charge",
+        "unit_price": "79.00",
+        "taxable": False,
+        "category": "Labour",
+    },
+]
+
+
 def create_demo_data(base_url: str, tokens: dict[str, tuple[str, str]]) -> list[dict[str, Any]]:
     """The demo's clients and DEMO_JOBS, through the HTTP API; returns the clients as the API
     answered (for `backdate_demo_jobs`)."""
@@ -326,6 +366,13 @@ def create_demo_data(base_url: str, tokens: dict[str, tuple[str, str]]) -> list[
             response = http.post("/api/v1/clients", json=body, headers=auth("olga"))
             response.raise_for_status()
             clients.append(response.json())
+        for item in DEMO_PRICEBOOK:
+            if item["sku"] == "FLT-20251":  # Harbor View's own price
+                own = {"client_id": clients[0]["id"], "unit_price": "11.50"}
+                item = {**item, "fixed_prices": [own]}
+            response = http.post("/api/v1/pricebook", json=item, headers=auth("olga"))
+            if response.status_code != 409:  # already in the book: keep it as it is
+                response.raise_for_status()
         for client_index, title, source, kind in DEMO_JOBS:
             creator = "sam" if kind in {"prospect", "quote_sent"} else "olga"
             body = {
