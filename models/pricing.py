@@ -78,7 +78,7 @@ class Discount(BaseModel):
         if self.percent is not None:
             return min(_half_up(subtotal * self.percent / 100), subtotal)
         assert self.amount is not None
-        return min(self.amount, subtotal)
+        return min(self.amount.quantize(CENT), subtotal)  # "5" is 5.00
 
     @property
     def label(self) -> str:
