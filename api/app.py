@@ -20,6 +20,7 @@ from api.jobs.routes import router as jobs_router
 from api.outbox.routes import router as outbox_router
 from api.portal.routes import router as portal_router
 from api.pricebook.routes import router as pricebook_router
+from api.quotes.routes import router as quote_page_router
 from api.reports.routes import router as reports_router
 from api.resulting.routes import jobs_router as result_router
 from api.resulting.routes import settings_router as resulting_settings_router
@@ -103,6 +104,7 @@ def create_app(
         exports_router,
         reports_router,
         portal_router,
+        quote_page_router,
         *web_site.ROUTERS,
     ):
         served.include_router(router)

@@ -201,7 +201,7 @@ async def check_event(
     if isinstance(event, ev.QuoteDrafted | ev.InvoiceSent | ev.QuoteApproved | ev.QuoteDeclined):
         row = await get_row(session, user, slug)
         client = lifecycle.JobState.model_validate(row.state).client
-        return await pricing.priced(session, client, event)
+        return await pricing.priced(session, client, event, from_customer=user is None)
     return event
 
 

@@ -62,8 +62,11 @@ async def priced_lines(
     ]
 
 
-async def priced(session: AsyncSession, client: ClientSnapshot, event: ev._Event) -> ev._Event:
-    """The event with its lines priced and the tax rate set; other events as they came."""
+async def priced(
+    session: AsyncSession, client: ClientSnapshot, event: ev._Event, *, from_customer: bool = False
+) -> ev._Event:
+    """The event with its lines priced and the tax rate set; other events as they came.
+    `from_customer`: the customer's own answer on their quote page, whose `ip_address` it set."""
     if isinstance(event, ev.QuoteDrafted):
         settings = await settings_store.load(session, QUOTES, QuoteSettings)
         update: dict[str, object] = {"tax_rate": settings.tax_rate}
@@ -87,7 +90,7 @@ async def priced(session: AsyncSession, client: ClientSnapshot, event: ev._Event
         if event.lines is not None:
             update["lines"] = await priced_lines(session, client, event.lines, "lines")
         return event.model_copy(update=update)
-    if isinstance(event, ev.QuoteApproved | ev.QuoteDeclined):
+    if isinstance(event, ev.QuoteApproved | ev.QuoteDeclined) and not from_customer:
         # Only the customer's own page (api/quotes/routes.py) records where an answer came from.
         return event.model_copy(update={"ip_address": None})
     return event
