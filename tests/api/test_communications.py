@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
@@ -39,6 +40,8 @@ PURPOSES = {
     "parts_overdue",
     "closeout",
     "invoice",
+    "supplier_quote_request",
+    "quote_answered",
 }
 MESSAGE_FIELDS = {
     "id",
@@ -884,8 +887,8 @@ def _quote_email(client: dict, company: str, to: str | None = None) -> dict[str,
         "subject": f"Your quote from {company}: {TITLE}",
         "body": (
             f"Hello {client['name']},\n\nThank you for calling {company}. Your quote for "
-            f'"{TITLE}" comes to $657.50. Reply to this email to approve it or to ask us '
-            f"anything.\n\n{company}"
+            f'"{TITLE}" comes to $657.50.\n\nSee it, approve it or decline it online: '
+            f"{QUOTE_LINK}\n\nOr reply to this email to ask us anything.\n\n{company}"
         ),
     }
 
@@ -895,9 +898,16 @@ def _day(moment: datetime) -> str:
     return f"{moment:%a} {moment.day} {moment:%b %Y}"
 
 
+# The customer's quote link (`/q/<token>`): a new token for every job, so shown as this.
+QUOTE_LINK = "<quote link>"
+_QUOTE_LINK = re.compile(r"https?://[^\s/]+(?:/[^\s]*)?/q/[A-Za-z0-9_-]{43}")
+
+
 def _brief(message: dict[str, Any]) -> dict[str, Any]:
     keys = ["channel", "to", "body"] + (["subject"] if message["channel"] == "email" else [])
-    return {k: message[k] for k in keys}
+    brief = {k: message[k] for k in keys}
+    brief["body"] = _QUOTE_LINK.sub(QUOTE_LINK, brief["body"])
+    return brief
 
 
 async def test_quote_sent_emails_the_quote_and_sets_the_follow_up(stack: Stack) -> None:
@@ -944,7 +954,7 @@ async def test_quote_sent_with_sms_and_another_address(stack: Stack) -> None:
     assert _brief(sms) == {
         "channel": "sms",
         "to": "+1 555 0141",
-        "body": f"Acme Heating: your quote for {TITLE} is $657.50. Check your email for details.",
+        "body": f"Acme Heating: your quote for {TITLE} is $657.50. Approve or decline: {QUOTE_LINK}",
     }
     assert {m["purpose"] for m in job["communications"]} == {"quote"}
     assert {m["created_by"] for m in job["communications"]} == {"sam"}
@@ -1116,7 +1126,7 @@ async def test_amounts_carry_the_configured_currency_symbol(stack: Stack) -> Non
         )
         assert back.status_code == 200, back.text
     email, sms = job["communications"]
-    assert "comes to €657.50. Reply" in email["body"], email["body"]
+    assert "comes to €657.50.\n" in email["body"], email["body"]
     assert f"your quote for {TITLE} is €657.50." in sms["body"], sms["body"]
     await _captured(stack, slug, 2)
 

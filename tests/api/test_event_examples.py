@@ -112,8 +112,10 @@ async def test_the_examples_walk_a_job_from_lead_to_paid(stack: Stack) -> None:
 
 # The other roads, each from a new job: every example the events route offers is sent once.
 SIDE_ROADS = (
-    # A quote the customer turns down, then a canceled job.
+    # A quote whose parts a supplier is asked to price, that the customer turns down, then a
+    # canceled job.
     [("olga", t) for t in ("owner_assigned", "lead_qualified", "quote_drafted", "quote_sent")]
+    + [("olga", "supplier_quote_requested")]
     + [("olga", "quote_declined"), ("mia", "job_canceled")],
     # A sales person's quote needs a manager: refused once, asked again, approved.
     [("olga", "owner_assigned"), ("olga", "lead_qualified"), ("sam", "quote_drafted")]
