@@ -53,8 +53,8 @@ def describe(event: ev._Event, style: Style = PLAIN) -> str:
             return f"Quote approved{online}, signed {name!r}{chose}"
         case ev.QuoteDeclined(reason=reason, ip_address=str() as ip):
             return f"Quote declined online from {ip}: {reason}"
-        case ev.SupplierQuoteRequested(supplier=supplier, po_number=po, lines=lines):
-            return f"Request for quote {po} sent to {supplier}: {len(lines)} line(s)"
+        case ev.SupplierQuoteRequested(supplier=supplier, po_number=po, lines=parts):
+            return f"Request for quote {po} sent to {supplier}: {len(parts)} line(s)"
         case ev.CommunicationLogged(po_number=str() as po, summary=summary):
             return f"Supplier answer to {po}: {summary[:200]}"
         case ev.QuoteDeclined(reason=reason) | ev.ApprovalDenied(reason=reason):
