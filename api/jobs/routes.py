@@ -11,7 +11,14 @@ from api.errors import ERROR_RESPONSES, Invalid, error_responses
 from api.idempotency import IdempotencyDep
 from api.jobs import send, service
 from api.jobs.schemas import JobPage, JobView, SendPreview, SendRequest, SendResult
-from api.jobs.views import PortalLinkView, job_view, list_item, view_of_state
+from api.jobs.views import (
+    PortalLinkView,
+    job_view,
+    list_item,
+    quote_link_view,
+    state_of,
+    view_of_state,
+)
 from api.outbox import service as outbox
 from api.outbox.schemas import public as outbox_public
 from api.resulting import service as resulting
@@ -52,6 +59,9 @@ async def _view(
         actor_of(user),
         await _portal(session, settings, slug),
         result=await resulting.current_result(session, slug),
+        quote_link=await quote_link_view(
+            session, settings.secret_key, settings.public_url, slug, state_of(row)
+        ),
     )
 
 
@@ -102,6 +112,9 @@ async def _answer(
         updated_at=projection.at or datetime.now(UTC),
         portal=await _portal(session, settings, slug),
         result=await resulting.current_result(session, slug),
+        quote_link=await quote_link_view(
+            session, settings.secret_key, settings.public_url, slug, projection.state
+        ),
     )
 
 

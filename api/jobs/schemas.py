@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from api.outbox.schemas import OutboxPublic
 from models.communications import SmsPreview
-from models.events import Email, Phone, Text
+from models.events import Email, Phone, QuoteLine, Text
 from models.lifecycle import (
     Checklist,
     ClientSnapshot,
@@ -20,9 +20,12 @@ from models.lifecycle import (
     PartOrder,
     Payment,
     Quote,
+    QuoteOption,
     Schedule,
     Stage,
+    SupplierRequest,
 )
+from models.pricing import Discount
 
 
 class TimelineEntry(BaseModel):
@@ -33,6 +36,47 @@ class TimelineEntry(BaseModel):
     at: datetime
     summary: str
     payload: dict[str, Any]
+
+
+class QuoteOptionView(BaseModel):
+    """One option of the quote (a quote of one has the key `quote`), priced once by the rules."""
+
+    key: str
+    name: str
+    lines: list[QuoteLine]
+    subtotal: Decimal
+    discount: Decimal
+    tax: Decimal
+    total: Decimal
+
+
+class QuoteView(BaseModel):
+    """The current quote. `lines` and `total` are the chosen option's (until one is chosen, the
+    first's): the stable contract; `options` has every option's figures."""
+
+    version: int
+    lines: list[QuoteLine]
+    total: Decimal
+    options: list[QuoteOptionView]
+    chosen: str | None
+    # Percent, as the quote settings gave it when the quote was drafted.
+    tax_rate: Decimal
+    discount: Discount | None
+    valid_until: date | None
+    notes: str
+    drafted_at: datetime | None
+    sent_at: datetime | None
+    sent_to: str | None
+    approval_expected_at: datetime | None
+
+
+class EarlierQuoteView(BaseModel):
+    """A version a newer draft replaced: its options' figures."""
+
+    version: int
+    drafted_at: datetime | None
+    sent_at: datetime | None
+    options: list[QuoteOptionView]
 
 
 class JobView(BaseModel):
@@ -49,7 +93,9 @@ class JobView(BaseModel):
     client: ClientSnapshot
     owner: str | None
     allowed_events: list[str]
-    quote: Quote | None
+    quote: QuoteView | None
+    earlier_quotes: list[EarlierQuoteView] = []
+    supplier_requests: list[SupplierRequest] = []
     approval_pending: bool
     contract_amount: Decimal | None
     parts: list[PartOrder]
@@ -79,6 +125,10 @@ class JobView(BaseModel):
     portal_url: str | None
     # Open until then; the office can pass the link on (null before closeout and once expired).
     portal_expires_at: datetime | None = None
+    # The customer's link to the current quote version (`/q/…`) while it opens, for the office
+    # to pass on; null before the quote is sent, once expired, and while a newer draft is unsent.
+    quote_url: str | None = None
+    quote_url_expires_at: datetime | None = None
     seq: int
     created_at: datetime
     updated_at: datetime
@@ -141,3 +191,43 @@ class SendPreview(BaseModel):
 
 class SendResult(BaseModel):
     messages: list[OutboxPublic]
+
+
+def option_view(option: QuoteOption) -> QuoteOptionView:
+    t = option.totals
+    return QuoteOptionView(
+        key=option.key,
+        name=option.name,
+        lines=option.lines,
+        subtotal=t.subtotal,
+        discount=t.discount,
+        tax=t.tax,
+        total=t.total,
+    )
+
+
+def quote_view(quote: Quote) -> QuoteView:
+    return QuoteView(
+        version=quote.version,
+        lines=quote.lines,
+        total=quote.total,
+        options=[option_view(o) for o in quote.options],
+        chosen=quote.chosen,
+        tax_rate=quote.tax_rate,
+        discount=quote.discount,
+        valid_until=quote.valid_until,
+        notes=quote.notes,
+        drafted_at=quote.drafted_at,
+        sent_at=quote.sent_at,
+        sent_to=quote.sent_to,
+        approval_expected_at=quote.approval_expected_at,
+    )
+
+
+def earlier_view(quote: Quote) -> EarlierQuoteView:
+    return EarlierQuoteView(
+        version=quote.version,
+        drafted_at=quote.drafted_at,
+        sent_at=quote.sent_at,
+        options=[option_view(o) for o in quote.options],
+    )

@@ -6,20 +6,33 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from api.outbox.schemas import public as outbox_public
+from core import quote_links
 from models import lifecycle
 from models.lifecycle import Actor, JobState
 from models.outbox import IN_DOUBT
 from models.reminders import is_stuck
 from models.tables import Job, JobEvent, OutboxMessage
 
-from .schemas import JobListItem, JobView, TimelineEntry
+from .schemas import JobListItem, JobView, TimelineEntry, earlier_view, quote_view
 
 
 @dataclass(frozen=True)
 class PortalLinkView:
     url: str
     expires_at: datetime
+
+
+async def quote_link_view(
+    session: AsyncSession, secret_key: str, public_url: str, slug: str, state: JobState
+) -> PortalLinkView | None:
+    """The customer's link to the job's current quote version, while it opens."""
+    link = await quote_links.latest_link(session, secret_key, slug)
+    if link is None or state.quote is None or link.version != state.quote.version:
+        return None
+    return PortalLinkView(link.url(public_url), link.expires_at)
 
 
 def state_of(row: Job) -> JobState:
@@ -33,6 +46,7 @@ def job_view(
     actor: Actor,
     portal: PortalLinkView | None = None,
     result: dict[str, Any] | None = None,
+    quote_link: PortalLinkView | None = None,
 ) -> JobView:
     return view_of_state(
         state_of(row),
@@ -44,6 +58,7 @@ def job_view(
         portal=portal,
         result=result,
         unresulted=row.unresulted,
+        quote_link=quote_link,
     )
 
 
@@ -58,6 +73,7 @@ def view_of_state(
     portal: PortalLinkView | None = None,
     result: dict[str, Any] | None = None,
     unresulted: bool = False,
+    quote_link: PortalLinkView | None = None,
 ) -> JobView:
     assert s.stage is not None and s.milestone is not None and s.created_at is not None
     return JobView(
@@ -74,7 +90,9 @@ def view_of_state(
         client=s.client,
         owner=s.owner,
         allowed_events=lifecycle.allowed_events(s, actor),
-        quote=s.quote,
+        quote=quote_view(s.quote) if s.quote is not None else None,
+        earlier_quotes=[earlier_view(q) for q in s.earlier_quotes],
+        supplier_requests=s.supplier_requests,
         approval_pending=s.approval_pending,
         contract_amount=s.contract_amount,
         parts=s.parts,
@@ -110,6 +128,8 @@ def view_of_state(
         follow_ups_sent=s.reminders.follow_ups_sent,
         portal_url=portal.url if portal else None,
         portal_expires_at=portal.expires_at if portal else None,
+        quote_url=quote_link.url if quote_link else None,
+        quote_url_expires_at=quote_link.expires_at if quote_link else None,
         seq=s.seq,
         created_at=s.created_at,
         updated_at=updated_at,

@@ -9,6 +9,7 @@ editors. Nothing here decides whether an event is allowed: the rules do (models/
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -54,7 +55,18 @@ FORM_EVENTS: dict[str, type[ev._Event]] = {
     "note_added": ev.NoteAdded,
     "contact_updated": ev.ContactUpdated,
     "communication_logged": ev.CommunicationLogged,
+    "supplier_quote_requested": ev.SupplierQuoteRequested,
 }
+
+# Fields Jobline sets itself (from the price book, the quote settings, the customer's own page):
+# never on a staff form.
+HIDDEN_FIELDS = frozenset({"tax_rate", "ip_address", "quote_version", "price_basis",
+                           "signature_name"})  # fmt: skip
+# The quote builder's options: each a name and a rows editor; the first is the plain quote's.
+OPTION_GROUPS = ("lines", "lines2", "lines3")
+OPTION_NAMES = ("Good", "Better", "Best")
+QUOTE_COLUMNS = ("sku", "description", "quantity", "unit_price")
+DATALIST = "pricebook-items"
 
 # What each event's button says (the action, in the person's words) and one line of what it does.
 ACTIONS: dict[str, tuple[str, str]] = {
@@ -86,6 +98,10 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "note_added": ("Add note", "An internal note on the timeline (never sent to the customer)."),
     "contact_updated": ("Update contact", "The customer's new email, phone or notes."),
     "communication_logged": ("Log communication", "A call, email, SMS or visit, after the fact."),
+    "supplier_quote_requested": (
+        "Request supplier quote",
+        "Email a supplier a request for quote (RFQ) for parts, under a PO number.",
+    ),
 }
 
 # The main next step, first allowed one wins (UI.md: one primary action per stage).
@@ -108,7 +124,10 @@ PRIMARY_ORDER = (
     "payment_recorded",
 )
 # Events that never lead: the record-keeping ones, and cancel (last and apart).
-NEVER_PRIMARY = frozenset({"note_added", "contact_updated", "communication_logged", "job_canceled"})
+NEVER_PRIMARY = frozenset(
+    {"note_added", "contact_updated", "communication_logged", "job_canceled",
+     "supplier_quote_requested"}
+)  # fmt: skip
 
 LABELS: dict[str, str] = {
     "owner": "Owner",
@@ -144,12 +163,17 @@ LABELS: dict[str, str] = {
     "channel": "Channel",
     "direction": "Direction",
     "summary": "Summary",
+    "supplier": "Supplier",
+    "supplier_email": "Supplier email",
 }
 EVENT_LABELS: dict[tuple[str, str], str] = {
     ("evidence_verified", "notes"): "Notes",
     ("job_incomplete", "notes"): "What happened",
     ("approval_requested", "notes"): "Note for the manager",
     ("emergency_dispatch", "notes"): "Why it is an emergency",
+    ("supplier_quote_requested", "po_number"): "PO number",
+    ("supplier_quote_requested", "notes"): "Notes for the supplier",
+    ("quote_drafted", "notes"): "Notes for the customer",
 }
 HINTS: dict[tuple[str, str], str] = {
     ("quote_sent", "to_email"): "Leave empty to send to the client's email on file.",
@@ -179,9 +203,11 @@ TEXTAREAS = frozenset({"text", "reason", "notes", "summary", "work_performed", "
 OWNER_ROLES = frozenset({"sales", "office", "manager"})
 TECHNICIAN_ROLES = frozenset({"technician"})
 # Blank rows below any typed or prefilled ones (more with "Add more rows", with or without JS).
-BLANK_ROWS = {"lines": 3, "parts": 2, "parts_used": 2}
+BLANK_ROWS = {"lines": 3, "lines2": 3, "lines3": 3, "parts": 2, "parts_used": 2}
 _ROW_COLUMNS = {
     "lines": ("description", "quantity", "unit_price", "sku"),
+    "lines2": ("description", "quantity", "unit_price", "sku"),
+    "lines3": ("description", "quantity", "unit_price", "sku"),
     "parts": ("sku", "description", "quantity", "supplier", "po_number", "expected_delivery"),
     "parts_used": ("sku", "quantity"),
 }
@@ -201,6 +227,8 @@ class Field:
     options: list[tuple[str, str]] = field(default_factory=list)
     # Say "(required)" in the label (the receipt's configured fields, where it varies by field).
     marked: bool = False
+    # The id of a <datalist> the input suggests from (the price book's SKUs).
+    datalist: str = ""
 
 
 @dataclass
@@ -214,6 +242,7 @@ class Rows:
     required: bool = False
     total: bool = False  # a running total of quantity x unit price
     hint: str = ""
+    row_word: str = "Line"  # each row's legend: "Line 1"
 
 
 @dataclass
@@ -236,6 +265,10 @@ class Context:
     technicians: list[User]
     receipt_fields: list[ReceiptField]
     currency_symbol: str = "$"
+    # The price book for the quote builder (api/pricebook/service.ResolvedPrice, priced for this
+    # job's client): the active items the SKU inputs suggest, and every item a shown row names.
+    pricebook: list[Any] = field(default_factory=list)
+    prices: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -249,6 +282,10 @@ class EventForm:
     # Problems with no one field (the rules' refusal): shown in the summary only.
     general: list[str] = field(default_factory=list)
     extra_rows: int = 0
+    # Inputs the person may not change (a fixed price's unit price), and a word under a row.
+    readonly: set[str] = field(default_factory=set)
+    row_notes: dict[str, str] = field(default_factory=dict)
+    datalist: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def has_inputs(self) -> bool:
@@ -361,6 +398,24 @@ def _part_columns() -> list[Field]:
     ]
 
 
+def _quote_columns() -> list[Field]:
+    return [
+        Field("sku", "SKU", "text", False, datalist=DATALIST),
+        Field("description", "Description", "text", True),
+        Field("quantity", "Quantity", "number", True),
+        Field("unit_price", "Unit price", "money", True),
+        Field("taxable", "Taxable", "checkbox"),
+    ]
+
+
+def _supplier_columns() -> list[Field]:
+    return [
+        Field("sku", "SKU", "text"),
+        Field("description", "Description", "text", True),
+        Field("quantity", "Quantity", "number", True),
+    ]
+
+
 def _used_columns() -> list[Field]:
     return [Field("sku", "SKU", "text", True), Field("quantity", "Quantity", "number", True)]
 
@@ -386,6 +441,48 @@ def _receipt_field(f: ReceiptField) -> Field:
                  marked=f.required)  # fmt: skip
 
 
+def _quote_builder(ctx: Context, values: dict[str, Any], extra: int) -> list[Any]:
+    """Up to three options, each a name and its lines; one option filled is a plain quote."""
+    items: list[Any] = []
+    quote = ctx.state.quote
+    drafted = len(quote.options) if quote is not None else 0
+    for n, group in enumerate(OPTION_GROUPS):
+        prefilled = len(quote.options[n].lines) if quote is not None and n < drafted else 0
+        hint = (
+            "Type a SKU (suggested from the price book) and a quantity: the description and "
+            "price come from the price book. A line without a SKU is a free line: give its "
+            "description and price. Leave a row empty to skip it."
+            if n == 0
+            else "Optional: fill a second or third option to let the customer choose."
+        )
+        items.append(
+            Field(f"option{n + 1}_name", f"Option {n + 1} name", "text", False,
+                  "Used when the quote has two or three options.")
+        )  # fmt: skip
+        items.append(
+            Rows(group, f"Option {n + 1} lines", _quote_columns(),
+                 _row_count(values, group, prefilled, extra), n == 0, True, hint)
+        )  # fmt: skip
+    items.append(Field("discount_amount", "Discount amount", "money", False,
+                       "Money off the subtotal; or give a percentage instead."))  # fmt: skip
+    items.append(Field("discount_percent", "Discount percent", "number", False,
+                       "For example 10 for 10% off the subtotal."))  # fmt: skip
+    items.append(Field("discount_reason", "Discount reason", "text", False,
+                       "Needed with a discount; printed on the quote."))  # fmt: skip
+    return items
+
+
+def _option_picker(ctx: Context) -> Field | None:
+    quote = ctx.state.quote
+    if quote is None or len(quote.options) < 2:
+        return None
+    options = [
+        (o.key, f"{o.name} ({display.money(o.totals.total, ctx.currency_symbol)})")
+        for o in quote.options
+    ]
+    return Field("option", "Option the customer chose", "radios", True, "", options)
+
+
 def _row_count(values: dict[str, Any], name: str, prefilled: int, extra: int) -> int:
     """Rows enough for every row typed in (where it was typed) or prefilled, then a few blank."""
     typed = max((i + 1 for i, _ in _rows(values, name, list(_ROW_COLUMNS[name]))), default=0)
@@ -397,13 +494,33 @@ def items_for(event_type: str, ctx: Context, values: dict[str, Any], extra: int)
     model = FORM_EVENTS[event_type]
     items: list[Any] = []
     for name in model.model_fields:
-        if name == "type":
+        if name == "type" or name in HIDDEN_FIELDS:
             continue
-        if name == "lines":
+        if event_type == "quote_drafted" and name == "lines":
+            items.extend(_quote_builder(ctx, values, extra))
+        elif event_type == "quote_drafted" and name in ("options", "discount"):
+            continue
+        elif name == "option":
+            picker = _option_picker(ctx)
+            if picker is not None:
+                items.append(picker)
+        elif event_type == "supplier_quote_requested" and name == "lines":
+            items.append(
+                Rows("lines", "Parts to quote", _supplier_columns(),
+                     _row_count(values, "lines", 0, extra), True, False,
+                     "Prefilled from the quote's price-book lines. Leave a row empty to skip it.")
+            )  # fmt: skip
+        elif event_type == "communication_logged" and name == "po_number":
+            requests = ctx.state.supplier_requests
+            if requests:
+                items.append(
+                    Field("po_number", "Supplier request (PO)", "select", False,
+                          "When this is a supplier's answer to a request for quote.",
+                          [(r.po_number, f"PO {r.po_number}: {r.supplier}") for r in requests])
+                )  # fmt: skip
+        elif name == "lines":
             prefilled = len(_quote_lines(ctx)) if event_type == "invoice_sent" else 0
-            if event_type == "quote_drafted" and ctx.state.quote is not None:
-                prefilled = len(ctx.state.quote.lines)
-            required = event_type == "quote_drafted"
+            required = False
             hint = (
                 "Prefilled from the approved quote; a change needs a reason below."
                 if event_type == "invoice_sent"
@@ -417,13 +534,13 @@ def items_for(event_type: str, ctx: Context, values: dict[str, Any], extra: int)
             items.append(
                 Rows("parts", "Parts ordered", _part_columns(),
                      _row_count(values, "parts", 0, extra), True, False,
-                     "One line per SKU. Leave a row empty to skip it.")
+                     "One line per SKU. Leave a row empty to skip it.", "Part")
             )  # fmt: skip
         elif name == "parts_used":
             items.append(
                 Rows("parts_used", "Parts used", _used_columns(),
                      _row_count(values, "parts_used", 0, extra), False, False,
-                     "Leave empty if no parts were used.")
+                     "Leave empty if no parts were used.", "Part used")
             )  # fmt: skip
         elif name == "skus":
             outstanding = [
@@ -451,12 +568,32 @@ def _quote_lines(ctx: Context) -> list[ev.QuoteLine]:
     return list(s.quote.lines) if s.quote is not None and s.contract_amount is not None else []
 
 
-def _put_lines(values: dict[str, Any], lines: list[ev.QuoteLine]) -> None:
+def _put_lines(
+    values: dict[str, Any], lines: list[ev.QuoteLine], group: str = "lines", taxable: bool = False
+) -> None:
     for i, line in enumerate(lines):
-        values[f"lines-{i}-description"] = line.description
-        values[f"lines-{i}-quantity"] = format(line.quantity.normalize(), "f")
-        values[f"lines-{i}-unit_price"] = f"{line.unit_price:.2f}"
-        values[f"lines-{i}-sku"] = line.sku or ""
+        values[f"{group}-{i}-description"] = line.description
+        values[f"{group}-{i}-quantity"] = format(line.quantity.normalize(), "f")
+        values[f"{group}-{i}-unit_price"] = f"{line.unit_price:.2f}"
+        values[f"{group}-{i}-sku"] = line.sku or ""
+        if taxable:
+            values[f"{group}-{i}-taxable"] = "on" if line.taxable else ""
+
+
+def _put_quote(values: dict[str, Any], state: JobState) -> None:
+    quote = state.quote
+    assert quote is not None
+    for n, option in enumerate(quote.options[: len(OPTION_GROUPS)]):
+        _put_lines(values, list(option.lines), OPTION_GROUPS[n], taxable=True)
+        if len(quote.options) > 1:
+            values[f"option{n + 1}_name"] = option.name
+    discount = quote.discount
+    if discount is not None:
+        if discount.amount is not None:
+            values["discount_amount"] = f"{discount.amount:.2f}"
+        if discount.percent is not None:
+            values["discount_percent"] = format(discount.percent.normalize(), "f")
+        values["discount_reason"] = discount.reason
 
 
 def defaults(event_type: str, ctx: Context) -> dict[str, Any]:
@@ -466,11 +603,16 @@ def defaults(event_type: str, ctx: Context) -> dict[str, Any]:
     if event_type == "owner_assigned" and s.owner:
         values["owner"] = s.owner
     elif event_type == "quote_drafted" and s.quote is not None:
-        _put_lines(values, list(s.quote.lines))
+        _put_quote(values, s)
         values["valid_until"] = s.quote.valid_until.isoformat() if s.quote.valid_until else ""
         values["notes"] = s.quote.notes
     elif event_type == "invoice_sent":
         _put_lines(values, _quote_lines(ctx))
+    elif event_type == "supplier_quote_requested" and s.quote is not None:
+        for i, line in enumerate(x for x in s.quote.lines if x.sku):
+            values[f"lines-{i}-sku"] = line.sku or ""
+            values[f"lines-{i}-description"] = line.description
+            values[f"lines-{i}-quantity"] = format(line.quantity.normalize(), "f")
     elif event_type == "job_scheduled" and s.schedule is not None:
         values["technician"] = s.schedule.technician
         values["window_start"] = display.local_input(s.schedule.window_start, ctx.zone)
@@ -499,7 +641,7 @@ def build(
     button, intro = ACTIONS[event_type]
     if event_type == "quote_drafted" and ctx.state.quote is not None:
         button = "Revise quote"
-    return EventForm(
+    form = EventForm(
         type=event_type,
         button=button,
         intro=intro,
@@ -509,6 +651,47 @@ def build(
         general=general or [],
         extra_rows=extra_rows,
     )
+    if event_type == "quote_drafted":
+        _builder_marks(form, ctx)
+    return form
+
+
+def _builder_marks(form: EventForm, ctx: Context) -> None:
+    """The quote builder's extras: the price book's SKUs to suggest, option names, new rows
+    taxable, a fixed price's input read-only (the server refuses a changed one anyway), and a
+    word under each row saying where its price comes from."""
+    symbol = ctx.currency_symbol
+    form.datalist = [
+        (item.sku, f"{item.name}: {display.money(item.unit_price, symbol)}")
+        for item in ctx.pricebook
+    ]
+    values = form.values
+    for n, name in enumerate(OPTION_NAMES):
+        values.setdefault(f"option{n + 1}_name", name)
+    for item in form.items:
+        if not isinstance(item, Rows) or item.name not in OPTION_GROUPS:
+            continue
+        for i in range(item.count):
+            prefix = f"{item.name}-{i}-"
+            row = {c: _text(values, prefix + c) for c in QUOTE_COLUMNS}
+            if not any(row.values()):
+                values.setdefault(prefix + "taxable", "on")
+                continue
+            priced = ctx.prices.get(row["sku"]) if row["sku"] else None
+            if priced is None:
+                form.row_notes[prefix] = "Free line (not from the price book)"
+            elif priced.basis in ("tier", "client"):
+                form.readonly.add(prefix + "unit_price")
+                whose = "client" if priced.basis == "client" else ctx.state.client.tier.upper()
+                form.row_notes[prefix] = (
+                    f"Fixed {whose} price {display.money(priced.unit_price, symbol)}: "
+                    "it cannot be changed on a quote"
+                )
+            else:
+                form.row_notes[prefix] = (
+                    f"Price book: {priced.name}, {display.money(priced.unit_price, symbol)}"
+                    + ("" if priced.taxable else ", not taxed")
+                )
 
 
 def kept(form: FormData) -> dict[str, Any]:
@@ -562,7 +745,11 @@ def _rows(
 
 def _amount(text: str, ctx: Context) -> str:
     """Money as people type it: `$1,200.50` is 1200.50."""
-    return text.replace(ctx.currency_symbol, "").replace(",", "").replace(" ", "")
+    return _money_text(text, ctx.currency_symbol)
+
+
+def _money_text(text: str, symbol: str) -> str:
+    return text.replace(symbol, "").replace(",", "").replace(" ", "")
 
 
 def _whole(text: str) -> int | str:
@@ -580,7 +767,21 @@ def _payload(event_type: str, values: dict[str, Any], ctx: Context) -> tuple[dic
             continue
         info = model.model_fields[name]
         annotation, optional = _plain(info.annotation)
-        if name == "lines":
+        if name in HIDDEN_FIELDS:
+            continue
+        if event_type == "quote_drafted" and name == "lines":
+            _quote_payload(values, ctx.currency_symbol, data, where)
+        elif event_type == "quote_drafted" and name in ("options", "discount"):
+            continue
+        elif event_type == "supplier_quote_requested" and name == "lines":
+            lines = []
+            for position, (i, row) in enumerate(
+                _rows(values, "lines", ["sku", "description", "quantity"])
+            ):
+                where[("lines", position)] = i
+                lines.append({**row, "sku": row["sku"] or None})
+            data["lines"] = lines
+        elif name == "lines":
             rows = _rows(values, "lines", ["description", "quantity", "unit_price", "sku"])
             lines = []
             for position, (i, row) in enumerate(rows):
@@ -639,6 +840,92 @@ def _payload(event_type: str, values: dict[str, Any], ctx: Context) -> tuple[dic
                 else:
                     data[name] = text
     return data, {"where": where, "errors": errors}
+
+
+def _quote_payload(values: dict[str, Any], symbol: str, data: dict[str, Any], where: dict) -> None:
+    """The builder's options: one filled is a plain quote (`lines`), two or three are
+    `options`; empty ones are dropped. `where` keeps each list's form rows for errors."""
+    filled: list[tuple[int, str, list[dict[str, Any]]]] = []
+    for n, group in enumerate(OPTION_GROUPS):
+        lines = []
+        for position, (i, row) in enumerate(_rows(values, group, list(QUOTE_COLUMNS))):
+            where[(group, position)] = i
+            lines.append(
+                {
+                    **row,
+                    "unit_price": _money_text(row["unit_price"], symbol),
+                    "sku": row["sku"] or None,
+                    "taxable": _checked(values, f"{group}-{i}-taxable"),
+                }
+            )
+        if lines:
+            filled.append((n, group, lines))
+    where["groups"] = [(n, group) for n, group, _ in filled]
+    if len(filled) <= 1:
+        data["lines"] = filled[0][2] if filled else []
+        where["groups"] = where["groups"] or [(0, "lines")]
+    else:
+        data["options"] = [
+            {"name": _text(values, f"option{n + 1}_name") or OPTION_NAMES[n], "lines": lines}
+            for n, _, lines in filled
+        ]
+    amount = _money_text(_text(values, "discount_amount"), symbol)
+    percent = _text(values, "discount_percent").rstrip("%").strip()
+    reason = _text(values, "discount_reason")
+    if amount or percent or reason:
+        discount: dict[str, Any] = {"reason": reason}
+        if amount:
+            discount["amount"] = amount
+        if percent:
+            discount["percent"] = percent
+        data["discount"] = discount
+
+
+def quote_field(values: dict[str, Any], loc: tuple[Any, ...]) -> tuple[str, str] | None:
+    """A quote builder's problem at `lines[i].x` or `options[k].lines[i].x` (the model's or the
+    price book's): its form field and the words before the message, or None."""
+    where: dict[Any, Any] = {}
+    _quote_payload(values, "", {}, where)  # the rows only: no money read
+    groups = where["groups"]
+    if loc[:1] == ("lines",):
+        k, rest = 0, loc[1:]
+    elif loc[:1] == ("options",) and len(loc) >= 2 and isinstance(loc[1], int):
+        k = loc[1]
+        if len(loc) >= 3 and loc[2] == "name":
+            n = groups[k][0] if k < len(groups) else k
+            return f"option{n + 1}_name", f"Option {n + 1} name"
+        rest = loc[3:] if len(loc) >= 3 and loc[2] == "lines" else ()
+    else:
+        return None
+    if k >= len(groups):
+        return None
+    n, group = groups[k]
+    option = f"Option {n + 1}, " if len(groups) > 1 or n > 0 else ""
+    if not rest or not isinstance(rest[0], int):
+        return f"{group}-0-sku", f"{option}lines".capitalize()
+    row = where.get((group, rest[0]), rest[0])
+    column = str(rest[1]) if len(rest) >= 2 else "description"
+    column = column if column in (*QUOTE_COLUMNS, "taxable") else "description"
+    words = f"{option}line {row + 1}, {_ROW_LABELS.get(column, column)}"
+    return f"{group}-{row}-{column}", words[:1].upper() + words[1:]
+
+
+_REFUSAL_PATH = re.compile(r"^(lines|options)((?:\[\d+\]|\.[a-z_]+)*)$")
+
+
+def refusal_field(event_type: str, values: dict[str, Any], message: str) -> str | None:
+    """The form field a price-book refusal names (`options[1].lines[0].unit_price: …`)."""
+    if event_type != "quote_drafted":
+        return None
+    head = message.split(":", 1)[0].strip()
+    match = _REFUSAL_PATH.match(head)
+    if match is None:
+        return None
+    loc: list[Any] = [match.group(1)]
+    for part in re.findall(r"\[(\d+)\]|\.([a-z_]+)", match.group(2)):
+        loc.append(int(part[0]) if part[0] else part[1])
+    found = quote_field(values, tuple(loc))
+    return found[0] if found else None
 
 
 def _same_lines(typed: list[dict[str, Any]], approved: list[dict[str, Any]]) -> bool:
@@ -704,6 +991,20 @@ def _place(event_type: str, loc: tuple[Any, ...], where: dict, msg: str) -> tupl
     if not loc:
         return "", msg
     head = str(loc[0])
+    if event_type == "quote_drafted" and head in ("lines", "options"):
+        found = quote_field(where.get("values", {}), loc)
+        if found is not None:
+            name, words = found
+            if "at least 1" in msg:
+                msg = "add at least one line"
+            return name, f"{words}: {msg}"
+    if event_type == "quote_drafted" and head == "discount":
+        column = str(loc[1]) if len(loc) >= 2 else ""
+        if column == "reason":
+            return "discount_reason", f"Discount reason: {msg}"
+        if column == "percent":
+            return "discount_percent", f"Discount percent: {msg}"
+        return "discount_amount", f"Discount: {msg}"
     if head in _LIST_WORDS and len(loc) >= 2 and isinstance(loc[1], int):
         row = where.get((head, loc[1]), loc[1])
         if len(loc) >= 3:
@@ -734,6 +1035,7 @@ def read(event_type: str, values: dict[str, Any], ctx: Context) -> ev._Event:
     """The event the form describes, checked as the API checks a body (models.bounds at the
     edge). Raises FormProblems, by field."""
     data, extra = _payload(event_type, values, ctx)
+    extra["where"]["values"] = values
     errors: dict[str, str] = dict(extra["errors"])
     general: list[str] = []
     model = FORM_EVENTS[event_type]

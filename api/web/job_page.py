@@ -30,8 +30,9 @@ from api.errors import EventRefused, Invalid, NotFound, NotPermitted, Unavailabl
 from api.idempotency import Idempotency
 from api.jobs import send, service
 from api.jobs.schemas import JobView
-from api.jobs.views import PortalLinkView, job_view, state_of
+from api.jobs.views import PortalLinkView, job_view, quote_link_view, state_of
 from api.outbox import service as outbox
+from api.pricebook import service as pricebook
 from api.users.service import actor_of, people
 from api.web import event_forms as forms
 from api.web import result_form
@@ -43,6 +44,8 @@ from models import lifecycle, reminders
 from models.closeout import CloseoutSettings
 from models.communications import CommunicationSettings
 from models.lifecycle import JobState, Milestone, Stage
+from models.quote_display import basis_mark, printed_options, rate_text
+from models.quoting import QuoteSettings
 from models.tables import Client, Job, User
 from models.timeline import Style, describe
 
@@ -131,9 +134,18 @@ class Loaded:
     ctx: forms.Context
     names: dict[str, str]
     comms: CommunicationSettings
+    tier: str = "standard"
 
 
-async def _load(session: SessionDep, settings: SettingsDep, viewer: SignedIn, slug: str) -> Loaded:
+async def _load(
+    session: SessionDep,
+    settings: SettingsDep,
+    viewer: SignedIn,
+    slug: str,
+    values: dict[str, Any] | None = None,
+) -> Loaded:
+    """The job, its view and what its forms need; `values`: a form as posted, whose SKUs the
+    quote builder prices."""
     user = viewer.user
     row = await service.get_row(session, user, slug)  # another technician's job: not found
     link = await portal.link_for_job(session, settings.secret_key, slug)
@@ -143,6 +155,9 @@ async def _load(session: SessionDep, settings: SettingsDep, viewer: SignedIn, sl
         await outbox.for_job(session, slug),
         actor_of(user),
         PortalLinkView(link.url(settings.public_url), link.expires_at) if link else None,
+        quote_link=await quote_link_view(
+            session, settings.secret_key, settings.public_url, slug, state_of(row)
+        ),
     )
     everyone = await people(session)
     closeout = await settings_store.load(session, settings_store.CLOSEOUT, CloseoutSettings)
@@ -157,7 +172,93 @@ async def _load(session: SessionDep, settings: SettingsDep, viewer: SignedIn, sl
         currency_symbol=viewer.company.currency_symbol,
     )
     names = {u.username: forms.person_name(u) for u in everyone}
-    return Loaded(row, state, view, ctx, names, comms)
+    client = await session.get(Client, state.client.id)
+    tier = client.tier if client is not None else state.client.tier
+    if "quote_drafted" in view.allowed_events:
+        ctx.pricebook = await pricebook.search_items(
+            session, "", limit=200, client_id=state.client.id, tier=tier
+        )
+        skus = {line.sku for o in (state.quote.options if state.quote else []) for line in o.lines}
+        skus |= {str(v).strip() for k, v in (values or {}).items() if k.endswith("-sku")}
+        skus = {sku for sku in skus if sku}
+        found = await pricebook.prices_for(session, state.client.id, tier, skus) if skus else {}
+        ctx.prices = {**{i.sku: i for i in ctx.pricebook}, **found}
+    return Loaded(row, state, view, ctx, names, comms, tier)
+
+
+def fill_from_pricebook(values: dict[str, Any], ctx: forms.Context) -> None:
+    """A builder row that gives a price-book SKU and a quantity takes the item's name and the
+    price this client pays (a fixed one for a fixed-price client) where it left them empty. A
+    price typed over a fixed one is kept, for the price book to refuse by its line."""
+    for group in forms.OPTION_GROUPS:
+        for key in [k for k in values if k.startswith(f"{group}-") and k.endswith("-sku")]:
+            prefix = key[: -len("sku")]
+            item = ctx.prices.get(str(values[key]).strip())
+            if item is None:
+                continue
+            if not str(values.get(prefix + "description", "")).strip():
+                values[prefix + "description"] = item.name
+            if not str(values.get(prefix + "unit_price", "")).strip():
+                values[prefix + "unit_price"] = f"{item.unit_price:.2f}"
+            if not str(values.get(prefix + "quantity", "")).strip():
+                values[prefix + "quantity"] = "1"
+
+
+@dataclass
+class Search:
+    """The price book search on the job page (a GET form: works without JavaScript)."""
+
+    q: str
+    items: list[Any]
+
+
+async def pricebook_search(session: SessionDep, loaded: Loaded, q: str | None) -> Search | None:
+    if "quote_drafted" not in loaded.view.allowed_events:
+        return None
+    text = (q or "").strip()[:100]
+    if not text:
+        return Search("", [])
+    state = loaded.state
+    items = await pricebook.search_items(
+        session, text, limit=30, client_id=state.client.id, tier=loaded.tier
+    )
+    return Search(text, items)
+
+
+def quote_section(state: JobState, company: Company, tax_label: str, tier: str) -> dict[str, Any]:
+    """The Quote section's figures: every option with its lines and their marks, the rows under
+    them (models/quote_display.py, as the PDF prints them), and the earlier versions."""
+    quote = state.quote
+    if quote is None:
+        return {}
+    return {
+        "options": [
+            {
+                "key": o.key,
+                "name": o.name,
+                "chosen": o.chosen,
+                "lines": [
+                    {"line": line, "mark": basis_mark(line, tier), "amount": line.amount}
+                    for line in o.lines
+                ],
+                "rows": o.rows,
+            }
+            for o in printed_options(quote, tax_label, company.money)
+        ],
+        "tax": f"{tax_label} {rate_text(quote.tax_rate)}",
+        "earlier": [
+            {
+                "version": q.version,
+                "drafted": company.when(q.drafted_at),
+                "sent": company.when(q.sent_at),
+                "totals": ", ".join(
+                    (f"{o.name} " if len(q.options) > 1 else "") + company.money(o.totals.total)
+                    for o in q.options
+                ),
+            }
+            for q in reversed(state.earlier_quotes)
+        ],
+    }
 
 
 def _offered(view: JobView) -> tuple[str | None, list[str], bool]:
@@ -367,9 +468,11 @@ async def job_page(
     session: SessionDep,
     settings: SettingsDep,
     show: str = "all",
+    pb: str | None = None,
 ) -> Response:
     loaded = await _load(session, settings, viewer, slug)
     view, company = loaded.view, viewer.company
+    quotes = await settings_store.load(session, settings_store.QUOTES, QuoteSettings)
     primary, others, cancel = _offered(view)
     here = f"/jobs/{slug}"
     show = show if show in FILTERS else "all"
@@ -405,6 +508,8 @@ async def job_page(
         and "customer_update_sent" in view.allowed_events,
         actions=forms.ACTIONS,
         result=await result_form.section(session, viewer, slug),
+        quote=quote_section(loaded.state, company, quotes.tax_label, loaded.tier),
+        search=await pricebook_search(session, loaded, pb),
     )  # fmt: skip
 
 
@@ -417,6 +522,7 @@ def _form_page(
     *,
     status: int = 200,
     refusal: str = "",
+    search: Search | None = None,
 ) -> HTMLResponse:
     view = loaded.view
     allowed = [t for t in view.allowed_events if t in forms.FORM_EVENTS]
@@ -436,6 +542,7 @@ def _form_page(
         actions=forms.ACTIONS,
         names=loaded.names,
         sentence=next_sentence(view, viewer.company, loaded.names),
+        search=search if form.type == "quote_drafted" else None,
     )
 
 
@@ -449,6 +556,7 @@ async def event_form_page(
     settings: SettingsDep,
     back: str | None = None,
     rows: int = 0,
+    pb: str | None = None,
 ) -> Response:
     if event_type not in forms.FORM_EVENTS:
         raise NotFound(f"no event form {event_type!r}")
@@ -457,7 +565,7 @@ async def event_form_page(
     offered = event_type in loaded.view.allowed_events
     return _form_page(
         request, viewer, loaded, form, local_path(back, f"/jobs/{slug}"),
-        status=200 if offered else 409,
+        status=200 if offered else 409, search=await pricebook_search(session, loaded, pb),
     )  # fmt: skip
 
 
@@ -492,7 +600,9 @@ async def send_event_form(
         values.pop(hidden, None)
     extra = str(form_data.get("extra_rows") or "0")
     extra_rows = int(extra) if extra.isdigit() else 0
-    loaded = await _load(session, settings, viewer, slug)
+    loaded = await _load(session, settings, viewer, slug, values)
+    if event_type == "quote_drafted":
+        fill_from_pricebook(values, loaded.ctx)
     if "more_rows" in form_data:  # "Add more rows" without JavaScript: nothing is sent
         more = forms.build(event_type, loaded.ctx, values, extra_rows=min(extra_rows + 3, 50))
         return _form_page(request, viewer, loaded, more, back)
@@ -557,11 +667,15 @@ async def _refused(
     refusal in words at the top (and at its field when it names one), everything typed kept.
     `why`: the status, the words for people, and the rule's own message."""
     status, words, raw = why
-    loaded = await _load(session, settings, viewer, slug)
+    loaded = await _load(session, settings, viewer, slug, values)
     shown = forms.build(event_type, loaded.ctx, values, {}, [words], extra_rows)
-    field = forms.place_refusal(shown.items, raw)
-    if field:
-        shown.errors[field] = raw
+    field = forms.refusal_field(event_type, values, raw)
+    if field:  # a builder line the price book refused: its words at the line
+        shown.errors[field] = raw.split(":", 1)[1].strip()
+    else:
+        field = forms.place_refusal(shown.items, raw)
+        if field:
+            shown.errors[field] = raw
     return _form_page(request, viewer, loaded, shown, back, status=status, refusal=words)
 
 

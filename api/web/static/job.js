@@ -56,10 +56,15 @@
         var value = el.getAttribute(attr);
         if (value) { el.setAttribute(attr, value.split(from).join(to)); }
       });
-      if (el.tagName === "INPUT") { el.value = ""; el.classList.remove("invalid"); el.removeAttribute("aria-invalid"); }
+      if (el.tagName === "INPUT") {
+        if (el.type === "checkbox") { el.checked = true; } else { el.value = ""; }
+        el.removeAttribute("readonly");
+        el.classList.remove("invalid");
+        el.removeAttribute("aria-invalid");
+      }
       if (el.tagName === "OUTPUT") { el.textContent = ""; }
     });
-    copy.querySelectorAll(".field-error").forEach(function (el) { el.remove(); });
+    copy.querySelectorAll(".field-error, .row-note").forEach(function (el) { el.remove(); });
     last.parentNode.insertBefore(copy, last.nextSibling);
     var first = copy.querySelector("input");
     if (first) { first.focus(); }
