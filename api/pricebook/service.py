@@ -153,17 +153,18 @@ async def _client_names(
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    query = select(Client.id, Client.name).where(col(Client.id).in_(wanted))
+    query = select(Client).where(col(Client.id).in_(wanted))
     if user is not None:
-        query = visibility.clients(query, user)  # type: ignore[arg-type]
-    rows = await session.exec(query)
+        query = visibility.clients(query, user)
+    rows = ((c.id, c.name) for c in await session.exec(query))
     return {client_id: name for client_id, name in rows if client_id is not None}
 
 
-def _tier_order(price: PricebookPrice) -> tuple[int, str, int]:
+def _tier_order(price: PricebookPrice) -> tuple[int, int]:
+    """Tier prices first, in the tiers' order, then client prices by client id."""
     if price.tier is not None:
-        return (0, "", TIERS.index(price.tier) if price.tier in TIERS else len(TIERS))
-    return (1, "", price.client_id or 0)
+        return (0, TIERS.index(price.tier) if price.tier in TIERS else len(TIERS))
+    return (1, price.client_id or 0)
 
 
 async def public_many(
