@@ -105,11 +105,16 @@ def _origin(url: str) -> str:
 def _same_site(request: Request, settings: Settings) -> bool:
     """The browser's word that the form was posted from this host (no word: allowed, as a
     browser that sends neither header is no cross-site forgery's vehicle)."""
-    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site not in (None, "same-origin", "none"):
         return False
     origin = request.headers.get("origin")
     if origin is None:
         return True
+    if origin == "null":
+        # The page's `Referrer-Policy: no-referrer` makes a browser send `Origin: null` with its
+        # own form; `Sec-Fetch-Site` (which no page can forge) then says where it came from.
+        return fetch_site == "same-origin"
     return origin.lower() in {_origin(str(request.base_url)), _origin(settings.public_url)}
 
 

@@ -44,7 +44,7 @@ OPTIONS = {
 BETTER_TOTAL = Decimal("610.00")  # 420 + 2 x 95, no tax in the default quote settings
 
 
-async def _quote_sent(stack: Stack, quote: dict[str, Any] = OPTIONS) -> str:
+async def quote_sent(stack: Stack, quote: dict[str, Any] = OPTIONS) -> str:
     slug = (await stack.new_job(title="No cooling, unit 4", site_address="12 Harbour Road"))["slug"]
     await drive(
         stack,
@@ -67,7 +67,7 @@ async def _messages(stack: Stack, slug: str, purpose: str) -> list[dict[str, Any
     return list(reversed(response.json()["items"]))
 
 
-async def _link(stack: Stack, slug: str, count: int = 1) -> str:
+async def link_from_email(stack: Stack, slug: str, count: int = 1) -> str:
     """The page's path from the newest quote email (waiting for the `count`th to be queued)."""
     found: list[dict[str, Any]] = []
 
@@ -82,7 +82,7 @@ async def _link(stack: Stack, slug: str, count: int = 1) -> str:
     return f"/q/{match.group(1)}"
 
 
-async def _job(stack: Stack, slug: str) -> dict[str, Any]:
+async def job_view(stack: Stack, slug: str) -> dict[str, Any]:
     response = await stack.get("olga", f"{JOBS}/{slug}")
     assert response.status_code == 200, response.text
     return response.json()
@@ -108,8 +108,8 @@ def _not_found(response: httpx.Response) -> None:
 
 
 async def test_the_quote_email_links_to_a_page_showing_the_quote(stack: Stack) -> None:
-    slug = await _quote_sent(stack)
-    path = await _link(stack, slug)
+    slug = await quote_sent(stack)
+    path = await link_from_email(stack, slug)
     response = await stack.http.get(path)  # no Authorization: the token is the key
     assert response.status_code == 200, response.text
     page = response.text
@@ -147,9 +147,9 @@ async def test_the_quote_email_links_to_a_page_showing_the_quote(stack: Stack) -
 
 
 async def test_approving_online_signs_chooses_and_numbers_the_job(stack: Stack) -> None:
-    slug = await _quote_sent(stack)
-    path = await _link(stack, slug)
-    before = await _job(stack, slug)
+    slug = await quote_sent(stack)
+    path = await link_from_email(stack, slug)
+    before = await job_view(stack, slug)
     assert before["stage"] == "quote_sent"
     follow_up_at = before["next_reminder_at"]
     assert follow_up_at is not None
@@ -160,7 +160,7 @@ async def test_approving_online_signs_chooses_and_numbers_the_job(stack: Stack) 
     assert response.status_code == 303, response.text
     assert response.headers["location"] == path.removeprefix("/q/")
 
-    job = await _job(stack, slug)
+    job = await job_view(stack, slug)
     assert job["stage"] == "approved"
     assert job["number"] is not None
     assert Decimal(job["contract_amount"]) == BETTER_TOTAL
@@ -190,11 +190,11 @@ async def test_approving_online_signs_chooses_and_numbers_the_job(stack: Stack) 
 
 
 async def test_declining_online_moves_the_job_to_saving(stack: Stack) -> None:
-    slug = await _quote_sent(stack)
-    path = await _link(stack, slug)
+    slug = await quote_sent(stack)
+    path = await link_from_email(stack, slug)
     response = await _post(stack, path, action="decline", reason="Too expensive for us now")
     assert response.status_code == 303, response.text
-    job = await _job(stack, slug)
+    job = await job_view(stack, slug)
     assert job["stage"] == "saving"
     [row] = [t for t in job["timeline"] if t["type"] == "quote_declined"]
     assert row["payload"]["reason"] == "Too expensive for us now"
@@ -206,13 +206,13 @@ async def test_declining_online_moves_the_job_to_saving(stack: Stack) -> None:
     assert '<button type="submit" class="secondary">Decline</button>' not in page
     response = await _post(stack, path, action="approve", option="good", signature_name="Dana")
     assert response.status_code == 303, response.text
-    assert (await _job(stack, slug))["stage"] == "approved"
+    assert (await job_view(stack, slug))["stage"] == "approved"
 
 
 async def test_a_missing_signature_or_option_changes_nothing(stack: Stack) -> None:
-    slug = await _quote_sent(stack)
-    path = await _link(stack, slug)
-    before = await _job(stack, slug)
+    slug = await quote_sent(stack)
+    path = await link_from_email(stack, slug)
+    before = await job_view(stack, slug)
 
     no_name = await _post(stack, path, action="approve", option="best", signature_name="  ")
     assert no_name.status_code == 422, no_name.text
@@ -232,14 +232,14 @@ async def test_a_missing_signature_or_option_changes_nothing(stack: Stack) -> No
     assert no_reason.status_code == 422, no_reason.text
     assert 'id="reason-error"' in no_reason.text
 
-    after = await _job(stack, slug)
+    after = await job_view(stack, slug)
     assert after["stage"] == "quote_sent"
     assert after["seq"] == before["seq"]
 
 
 async def test_a_double_post_records_one_answer(stack: Stack) -> None:
-    slug = await _quote_sent(stack)
-    path = await _link(stack, slug)
+    slug = await quote_sent(stack)
+    path = await link_from_email(stack, slug)
     page = (await stack.http.get(path)).text
     form = {
         "form_key": _form_key(page),
@@ -251,30 +251,30 @@ async def test_a_double_post_records_one_answer(stack: Stack) -> None:
     second = await stack.http.post(path, data=form)
     assert first.status_code == 303, first.text
     assert second.status_code == 303, second.text
-    job = await _job(stack, slug)
+    job = await job_view(stack, slug)
     assert [t["type"] for t in job["timeline"]].count("quote_approved") == 1
     # A different answer afterwards is judged by the rules: already approved, nothing changes.
     other = await stack.http.post(path, data={**form, "option": "good"})
     assert other.status_code == 409, other.text
     assert "already been approved" in other.text
-    assert (await _job(stack, slug))["seq"] == job["seq"]
+    assert (await job_view(stack, slug))["seq"] == job["seq"]
 
 
 async def test_a_single_option_quote_needs_no_choice(stack: Stack) -> None:
     quote = {"lines": [_line("Replace the run capacitor", "180.00")]}
-    slug = await _quote_sent(stack, quote)
-    path = await _link(stack, slug)
+    slug = await quote_sent(stack, quote)
+    path = await link_from_email(stack, slug)
     page = (await stack.http.get(path)).text
     assert 'type="radio"' not in page and "Your quote" in page
     response = await _post(stack, path, action="approve", signature_name="Dana Whitfield")
     assert response.status_code == 303, response.text
-    job = await _job(stack, slug)
+    job = await job_view(stack, slug)
     assert job["stage"] == "approved" and Decimal(job["contract_amount"]) == Decimal("180.00")
 
 
 async def test_an_old_versions_link_says_a_newer_quote_exists(stack: Stack) -> None:
-    slug = await _quote_sent(stack)
-    old = await _link(stack, slug)
+    slug = await quote_sent(stack)
+    old = await link_from_email(stack, slug)
     old_page = (await stack.http.get(old)).text
     await drive(
         stack,
@@ -285,13 +285,13 @@ async def test_an_old_versions_link_says_a_newer_quote_exists(stack: Stack) -> N
             ("sam", "quote_sent", {}),
         ],
     )
-    new = await _link(stack, slug, count=2)
+    new = await link_from_email(stack, slug, count=2)
     assert new != old
     page = (await stack.http.get(old)).text
     assert "A newer quote exists" in page
     assert "replaced it with version 2" in page
     assert "<form" not in page
-    before = await _job(stack, slug)
+    before = await job_view(stack, slug)
     refused = await stack.http.post(
         old,
         data={
@@ -303,7 +303,7 @@ async def test_an_old_versions_link_says_a_newer_quote_exists(stack: Stack) -> N
     )
     assert refused.status_code == 409, refused.text
     assert "A newer quote (version 2) has replaced this one" in refused.text
-    after = await _job(stack, slug)
+    after = await job_view(stack, slug)
     assert after["stage"] == "quote_sent" and after["seq"] == before["seq"]
     # The new link answers the new version.
     new_page = (await stack.http.get(new)).text
@@ -311,8 +311,8 @@ async def test_an_old_versions_link_says_a_newer_quote_exists(stack: Stack) -> N
 
 
 async def test_a_post_from_elsewhere_changes_nothing(stack: Stack) -> None:
-    slug = await _quote_sent(stack)
-    path = await _link(stack, slug)
+    slug = await quote_sent(stack)
+    path = await link_from_email(stack, slug)
     key = _form_key((await stack.http.get(path)).text)
     form = {"action": "decline", "reason": "forged"}
     for data, headers in (
@@ -320,15 +320,17 @@ async def test_a_post_from_elsewhere_changes_nothing(stack: Stack) -> None:
         ({**form, "form_key": "0" * 64}, {}),
         ({**form, "form_key": key}, {"Origin": "https://evil.example"}),
         ({**form, "form_key": key}, {"Sec-Fetch-Site": "cross-site"}),
+        ({**form, "form_key": key}, {"Origin": "null"}),  # null only with Sec-Fetch-Site
+        ({**form, "form_key": key}, {"Origin": "null", "Sec-Fetch-Site": "same-site"}),
     ):
         response = await stack.http.post(path, data=data, headers=headers)
         assert response.status_code == 403, (headers, response.text)
-    assert (await _job(stack, slug))["stage"] == "quote_sent"
+    assert (await job_view(stack, slug))["stage"] == "quote_sent"
 
 
 async def test_every_wrong_token_is_the_same_404(stack: Stack) -> None:
-    slug = await _quote_sent(stack)
-    path = await _link(stack, slug)
+    slug = await quote_sent(stack)
+    path = await link_from_email(stack, slug)
     token = path.removeprefix("/q/")
     tampered = token[:-1] + ("A" if token[-1] != "A" else "B")
     for wrong in (tampered, "A" * 43, "short", token + "A", "%2e%2e"):
@@ -349,4 +351,4 @@ async def test_every_wrong_token_is_the_same_404(stack: Stack) -> None:
     _not_found(await stack.http.get(path))
     _not_found(await stack.http.get(f"{path}/quote.pdf"))
     _not_found(await stack.http.post(path, data={"action": "decline", "reason": "late"}))
-    assert (await _job(stack, slug))["stage"] == "quote_sent"
+    assert (await job_view(stack, slug))["stage"] == "quote_sent"

@@ -199,6 +199,7 @@ async def test_axe_finds_nothing_serious_on_any_page(
         "/settings",
         "/settings/communications",
         "/settings/closeout",
+        "/settings/quotes",
         "/settings/resulting",
         "/settings/branding",
         "/settings/users",
