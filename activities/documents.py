@@ -30,13 +30,15 @@ from api.users.service import display_name_of
 from core import documents, settings_store
 from core.company import Company
 from core.db import Database
-from core.settings_store import BRANDING, COMMUNICATIONS
+from core.settings_store import BRANDING, COMMUNICATIONS, QUOTES
 from models.branding import BrandingSettings, logo_type
 from models.communications import CommunicationSettings
 from models.documents import RENDER_DOCUMENT, RenderDocument, document_key
 from models.events import QuoteLine
 from models.lifecycle import JobState
 from models.portal import quantity_text, receipt_rows, technician_of, used_parts
+from models.quote_display import printed_options, total_rows
+from models.quoting import QuoteSettings
 
 log = logging.getLogger("jobline.documents")
 
@@ -112,6 +114,7 @@ def document_html(
     has_logo: bool = False,
     at: datetime | None = None,
     technician_name: str | None = None,
+    tax_label: str = QuoteSettings().tax_label,
 ) -> RenderedHtml:
     """The document's HTML and file name. Pure: everything it needs is passed in (the
     technician's display name too: the username stands in without one).
@@ -145,8 +148,18 @@ def document_html(
                 "notes": quote.notes,
                 "valid_until": company.day(quote.valid_until) if quote.valid_until else "",
             },
-            "lines": _lines(quote.lines, company),
-            "totals": [("Total", company.money(quote.total))],
+            # Every option, each with its own lines and figures (models/quote_display.py,
+            # as the job page shows them); a quote of one prints as before.
+            "options": [
+                {
+                    "name": o.name,
+                    "chosen": o.chosen,
+                    "lines": _lines(o.lines, company),
+                    "totals": o.rows,
+                }
+                for o in printed_options(quote, tax_label, company.money)
+            ],
+            "chosen": quote.chosen,
         }
         client_label = "Prepared for"
     elif request.kind == "invoice":
@@ -161,10 +174,14 @@ def document_html(
             facts.append(("PO number", invoice.po_number))
         paid = state.paid_total
         due = max(invoice.total - paid, Decimal("0"))
-        totals = [("Total", company.money(invoice.total))]
+        totals = total_rows(
+            invoice.totals, invoice.discount, invoice.tax_rate, tax_label, company.money
+        )
         if paid:
+            if len(totals) == 1:
+                totals = [("Subtotal", company.money(invoice.total))]
             totals = [
-                ("Subtotal", company.money(invoice.total)),
+                *totals,
                 ("Paid", f"−{company.money(paid)}"),
                 ("Amount due", company.money(due)),
             ]
@@ -270,7 +287,7 @@ class DocumentActivities:
 
         async def read(
             session: AsyncSession,
-        ) -> str | tuple[BrandingSettings, CommunicationSettings, Logo | None, str]:
+        ) -> str | tuple[BrandingSettings, CommunicationSettings, Logo | None, str, str]:
             existing = await documents.id_for_key(session, key)
             if existing is not None:
                 return existing
@@ -278,15 +295,22 @@ class DocumentActivities:
             comms = await settings_store.load(session, COMMUNICATIONS, CommunicationSettings)
             # Customers read the technician's display name, not their username.
             technician = await display_name_of(session, technician_of(request.state))
-            return branding, comms, await load_logo(session, branding), technician
+            quotes = await settings_store.load(session, QUOTES, QuoteSettings)
+            logo = await load_logo(session, branding)
+            return branding, comms, logo, technician, quotes.tax_label
 
         found = await self.db.run(read, write=False)
         if isinstance(found, str):
             return found
-        branding, comms, logo, technician = found
+        branding, comms, logo, technician, tax_label = found
         try:
             rendered = document_html(
-                request, branding, comms, has_logo=logo is not None, technician_name=technician
+                request,
+                branding,
+                comms,
+                has_logo=logo is not None,
+                technician_name=technician,
+                tax_label=tax_label,
             )
         except NotRenderable as nothing:
             raise ApplicationError(

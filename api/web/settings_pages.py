@@ -29,7 +29,7 @@ from api.web.field_rows import TYPE_NAMES, FieldRows, form_text
 from api.web.pages import SignedIn, Viewer, page_router, render, see_other
 from core import documents, settings_store
 from core.company import Company
-from core.settings_store import CLOSEOUT, COMMUNICATIONS
+from core.settings_store import CLOSEOUT, COMMUNICATIONS, QUOTES
 from models.branding import BrandingSettings
 from models.closeout import FIELD_TYPES, CloseoutSettings
 from models.communications import (
@@ -42,6 +42,7 @@ from models.communications import (
 from models.communications import (
     render as render_template,
 )
+from models.quoting import QuoteSettings
 
 router = page_router()
 
@@ -60,6 +61,12 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
         "Closeout",
         "How a finished job is closed: the receipt fields technicians fill in, the portal "
         "link and the webhook.",
+    ),
+    (
+        "/settings/quotes",
+        "Quotes",
+        "The sales tax rate quotes are drafted with, what documents call it, and how long a "
+        "customer's quote link opens.",
     ),
     (
         "/settings/resulting",
@@ -427,6 +434,44 @@ async def closeout_save(
         return _closeout_page(request, viewer, values, rows, stored, problems=problems, status=422)
     await settings_store.save(session, CLOSEOUT, settings, viewer.user.username)
     return see_other("/settings/closeout", flash="Saved. Applies to jobs completed from now on.")
+
+
+# --- quotes ---------------------------------------------------------------------------------------
+
+_QUOTE_FIELDS = ("tax_rate", "tax_label", "link_days")
+
+
+def _quote_values(settings: QuoteSettings) -> dict[str, str]:
+    return {
+        "tax_rate": f"{settings.tax_rate.normalize():f}",
+        "tax_label": settings.tax_label,
+        "link_days": str(settings.link_days),
+    }
+
+
+@router.get("/settings/quotes")
+async def quotes_page(request: Request, viewer: Viewer, session: SessionDep) -> Response:
+    stored = await settings_store.load(session, QUOTES, QuoteSettings)
+    return settings_page(request, "settings_quotes.html", viewer, values=_quote_values(stored))
+
+
+@router.post("/settings/quotes")
+async def quotes_save(request: Request, viewer: Viewer, session: SessionDep) -> Response:
+    form = await viewer.form(request)
+    service.check_may_change(viewer.user)
+    values = {name: _text(form, name).strip() for name in _QUOTE_FIELDS}
+    data = {**values, "tax_rate": values["tax_rate"].rstrip("%").strip() or "0"}
+    try:
+        settings = QuoteSettings.model_validate(data)
+    except ValidationError as error:
+        problems = _problems(error, lambda loc, _: str(loc[0]) if loc else "tax_rate")
+        return settings_page(
+            request, "settings_quotes.html", viewer, problems=problems, status=422, values=values
+        )
+    await settings_store.save(session, QUOTES, settings, viewer.user.username)
+    return see_other(
+        "/settings/quotes", flash="Saved. Applies to quotes drafted and sent from now on."
+    )
 
 
 # --- branding -----------------------------------------------------------------------------------
