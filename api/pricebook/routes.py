@@ -120,7 +120,7 @@ async def list_items(
     )
 
 
-@router.get("/{sku}", response_model=ItemPublic, responses=error_responses(404))
+@router.get("/{sku}", response_model=ItemPublic, responses=error_responses(404, 422))
 async def get_item(sku: str, session: SessionDep, user: PricebookReader) -> ItemPublic:
     """A technician sees the client prices of the clients of their jobs only."""
     return await service.public(session, await service.get(session, sku), user)
