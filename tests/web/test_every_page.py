@@ -20,6 +20,7 @@ from api.users.service import invite_user
 from api.web import site
 from api.web.event_forms import FORM_EVENTS
 from tests.api.journeys import CHECKLIST, EVIDENCE, QUOTE, window
+from tests.api.test_quote_link import link_from_email
 from tests.conftest import PEOPLE, Stack
 from tests.web.conftest import PHONE, give_password, serious_violations, sign_in
 
@@ -219,13 +220,15 @@ async def test_axe_finds_nothing_serious_on_any_page(
             display_name="New Person",
             invited_by="ada",
         )
+    # The customer's quote page (api/quotes/routes.py), from the second job's quote email.
+    quote_link = await link_from_email(stack, second)
     signed_out = Person(persons["ada"].browser, persons["ada"].base, "nobody", checked)
     try:
         for width, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
             context = await signed_out.browser.new_context(viewport=viewport)  # type: ignore[arg-type]
             signed_out.contexts[width] = context
             page = await context.new_page()
-            for path in (f"/invite/{token}", "/signin"):
+            for path in (f"/invite/{token}", "/signin", quote_link):
                 answer = await page.goto(f"{signed_out.base}{path}")
                 assert answer is not None and answer.status == 200, path
                 checked.routes.add(_route_of(path) or path)
