@@ -874,6 +874,53 @@ async def visit_reminders(job: Job) -> Stage:
 
 
 Scenario = Callable[[Job], Awaitable[Stage]]
+# The job's customer answering on their quote page (`/q/…`, api/quotes/routes.py).
+CUSTOMER = Actor(username="customer", role=Role.customer)
+OPTIONS = [
+    {"name": "Repair", "lines": [QUOTE[1]]},
+    {"name": "Replace the motor", "lines": QUOTE},
+    {
+        "name": "New unit",
+        "lines": [
+            {"description": "Condensing unit, 3 ton", "quantity": "1", "unit_price": "3200.00"}
+        ],
+    },
+]
+
+
+async def quote_online(job: Job) -> Stage:
+    """A quote of three options with a discount and tax, answered by the customer online: an
+    unsigned approval refused, a decline, then (on the newer version sent after it) an answer
+    to the old version refused and the approval, signed, choosing the second option, with the
+    address it came from. Then canceled."""
+    await job.create(OLGA, title="Rooftop unit not cooling", source="incoming_email")
+    await job.send(OLGA, "owner_assigned", owner="sam")
+    await job.send(SAM, "lead_qualified")
+    discount = {"percent": "5", "reason": "Returning customer"}
+    quote = {"options": OPTIONS, "discount": discount, "tax_rate": "8.875"}
+    await job.send(SAM, "quote_drafted", **quote, valid_until=date(2030, 2, 1))
+    await job.send(SAM, "quote_sent")
+    online = {"quote_version": 1, "ip_address": "203.0.113.7"}
+    await job.refuse(CUSTOMER, "quote_approved", "invalid_event", option="better", **online)
+    declined = await job.send(CUSTOMER, "quote_declined", reason="Too much for now", **online)
+    assert declined == Stage.saving
+    await job.send(SAM, "quote_drafted", **quote, valid_until=date(2030, 3, 1))
+    await job.send(SAM, "quote_sent")
+    signed = {"option": "better", "signature_name": "Dana Whitfield"}
+    await job.refuse(CUSTOMER, "quote_approved", "invalid_event", **signed, **online)
+    approved = await job.send(
+        CUSTOMER, "quote_approved", **signed, quote_version=2, ip_address="203.0.113.7"
+    )
+    assert approved == Stage.approved
+    state = await job.state()
+    assert state.number is not None and state.quote is not None
+    assert state.quote.chosen == "better" and state.contract_amount == state.quote.total
+    assert await job.send(MIA, "job_canceled", reason="Customer sold the building") == (
+        Stage.canceled
+    )
+    return Stage.canceled
+
+
 SCENARIOS: dict[str, tuple[str, Scenario]] = {
     "happy_path": ("standard", happy_path),
     "emergency": ("standard", emergency),
@@ -884,6 +931,8 @@ SCENARIOS: dict[str, tuple[str, Scenario]] = {
     "closeout": ("standard", closeout),
     "every_event": ("standard", every_event),
     "emergency_canceled": ("standard", emergency_canceled),
+    # Options, discount and tax; the customer declines, then approves online (issue 11).
+    "quote_online": ("standard", quote_online),
 }
 # Run on a dev server of their own that suggests continue-as-new early.
 SHORT_HISTORY: dict[str, tuple[str, Scenario]] = {

@@ -87,6 +87,9 @@ SCENARIOS = (
     "visit_reminders",
     # Quoted, then canceled: each starts the job's resulting clock (the resulting-clock patch).
     "canceled_resulting",
+    # Three options with a discount and tax, declined and then approved online by the customer
+    # (signed, choosing one, with the address it came from).
+    "quote_online",
 )
 FINISHED = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
