@@ -23,6 +23,7 @@ from core import documents, quote_links
 from core.company import Company
 from core.quote_links import Link
 from models.lifecycle import FINAL_STAGES, JobState, Quote, Stage
+from models.quote_display import PrintedOption, printed_options
 from models.quoting import QuoteSettings
 from models.tables import Document, Job, JobEvent
 
@@ -129,14 +130,9 @@ class Problems:
     fields: dict[str, str] = field(default_factory=dict)
 
 
-def _option_view(option: Any, company: Company, quote: Quote, tax_label: str) -> dict[str, Any]:
-    totals = option.totals
-    rows: list[tuple[str, str]] = [("Subtotal", company.money(totals.subtotal))]
-    if quote.discount is not None and totals.discount:
-        rows.append((quote.discount.label, f"−{company.money(totals.discount)}"))
-    if quote.tax_rate or totals.tax:
-        rate = f"{quote.tax_rate.normalize():f}%"
-        rows.append((f"{tax_label} ({rate})", company.money(totals.tax)))
+def _option_view(option: PrintedOption, company: Company) -> dict[str, Any]:
+    """One option as the page prints it: its lines, and the rows under them (subtotal, discount,
+    tax with its label and rate, total) exactly as the PDF and the job page print them."""
     return {
         "key": option.key,
         "name": option.name,
@@ -149,8 +145,8 @@ def _option_view(option: Any, company: Company, quote: Quote, tax_label: str) ->
             }
             for line in option.lines
         ],
-        "totals": rows,
-        "total": company.money(totals.total),
+        "totals": option.rows,
+        "total": company.money(option.totals.total),
     }
 
 
@@ -211,7 +207,10 @@ async def context(
             "sent_at": company.when(quote.sent_at) if quote.sent_at else "",
             "notes": quote.notes,
             "several": len(quote.options) > 1,
-            "options": [_option_view(o, company, quote, settings.tax_label) for o in quote.options],
+            "options": [
+                _option_view(o, company)
+                for o in printed_options(quote, settings.tax_label, company.money)
+            ],
             "newest_version": state.quote.version,
         },
         "page_state": page_state,

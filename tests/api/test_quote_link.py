@@ -39,9 +39,11 @@ OPTIONS = {
         },
         {"name": "Best", "lines": [_line("New condensing unit", "3200.00")]},
     ],
+    "discount": {"percent": "10", "reason": "Returning customer"},
     "valid_until": "2030-02-01",
 }
-BETTER_TOTAL = Decimal("610.00")  # 420 + 2 x 95, no tax in the default quote settings
+# 420 + 2 x 95 = 610, less 10%; no tax in the default quote settings.
+BETTER_TOTAL = Decimal("549.00")
 
 
 async def quote_sent(stack: Stack, quote: dict[str, Any] = OPTIONS) -> str:
@@ -123,6 +125,8 @@ async def test_the_quote_email_links_to_a_page_showing_the_quote(stack: Stack) -
         "Option: Best",
         "New condenser fan motor",
         "$610.00",
+        "Discount 10% (Returning customer)",
+        "$549.00",
         "$3,200.00",
         "Subtotal",
         "Type your full name to sign",
