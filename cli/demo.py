@@ -217,10 +217,42 @@ def demo_events(kind: str, now: datetime | None = None) -> list[tuple[str, dict[
             },
         ),
     ]
+    # Good / better / best, sent: its link (`/q/…`) is in the quote email in the outbox.
+    options = {
+        "type": "quote_drafted",
+        "options": [
+            {
+                "name": "Repair",
+                "lines": [
+                    {"description": "Replace contactor and capacitor", "quantity": "1",
+                     "unit_price": "285.00"},
+                ],
+            },
+            {
+                "name": "Repair and tune-up",
+                "lines": [
+                    {"description": "Replace contactor and capacitor", "quantity": "1",
+                     "unit_price": "285.00"},
+                    {"description": "Coil cleaning and full tune-up", "quantity": "1",
+                     "unit_price": "165.00"},
+                ],
+            },
+            {
+                "name": "New condensing unit",
+                "lines": [
+                    {"description": "3-ton condensing unit, installed", "quantity": "1",
+                     "unit_price": "4850.00"},
+                ],
+            },
+        ],
+        "discount": {"percent": "5", "reason": "Returning customer"},
+        "valid_until": (now + timedelta(days=30)).date().isoformat(),
+    }  # fmt: skip
     steps: dict[str, list[tuple[str, dict[str, Any]]]] = {
         "lead": [],
         "prospect": sold[:2],
         "quote_sent": sold[:4],
+        "quote_options": [*sold[:2], ("sam", options), ("sam", {"type": "quote_sent"})],
         "awaiting_parts": [*sold, ("olga", {"type": "parts_ordered", "parts": [part]})],
         "parts_overdue": [*sold, ("olga", {"type": "parts_ordered", "parts": [late_part]})],
         "scheduled": [
@@ -299,6 +331,8 @@ DEMO_JOBS = [
     (1, "Water heater leaking", "incoming_call", "lead"),  # no owner yet: unassigned
     (3, "Annual HVAC maintenance, 12 buildings", "outgoing_email", "prospect"),
     (1, "Roof drain replacement, building C", "incoming_email", "quote_sent"),
+    # Three options, sent: open the link in its quote email (/outbox) to answer as the customer.
+    (0, "AC short-cycling, unit 12B", "incoming_call", "quote_options"),
     (0, "Compressor failure, tower 2", "incoming_call", "awaiting_parts"),
     (2, "Condenser fan failing, library", "incoming_call", "parts_overdue"),
     (2, "Boiler inspection, city hall", "incoming_email", "scheduled"),
@@ -374,7 +408,7 @@ def create_demo_data(base_url: str, tokens: dict[str, tuple[str, str]]) -> list[
             if response.status_code != 409:  # already in the book: keep it as it is
                 response.raise_for_status()
         for client_index, title, source, kind in DEMO_JOBS:
-            creator = "sam" if kind in {"prospect", "quote_sent"} else "olga"
+            creator = "sam" if kind in {"prospect", "quote_sent", "quote_options"} else "olga"
             body = {
                 "client_id": clients[client_index]["id"],
                 "title": title,
