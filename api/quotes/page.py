@@ -13,6 +13,7 @@ Everything here only reads; the answer goes to the job as an event (routes.py).
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -22,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core import documents, quote_links
 from core.company import Company
 from core.quote_links import Link
+from models.branding import logo_type
 from models.lifecycle import FINAL_STAGES, JobState, Quote, Stage
 from models.quote_display import PrintedOption, printed_options
 from models.quoting import QuoteSettings
@@ -81,6 +83,16 @@ async def open_quote(session: AsyncSession, secret_key: str, token: str) -> Open
     if state.quote is None or opened.quote is None:
         return None
     return opened
+
+
+async def _logo(session: AsyncSession, company: Company) -> str | None:
+    """The branding logo as a data: URI (the page fetches nothing else), or None."""
+    document_id = company.branding.logo_document_id
+    row = await documents.load(session, document_id) if document_id else None
+    content_type = logo_type(row.content) if row is not None else None
+    if row is None or row.kind != "logo" or content_type is None:
+        return None
+    return f"data:{content_type};base64,{base64.b64encode(row.content).decode()}"
 
 
 async def _last_event(session: AsyncSession, slug: str, type_: str) -> JobEvent | None:
@@ -195,6 +207,7 @@ async def context(
             "address": company.branding.address,
             "contact": contact,
             "primary_color": company.branding.primary_color,
+            "logo": await _logo(session, company),
         },
         "job": {
             "title": state.title,

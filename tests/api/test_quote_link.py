@@ -7,6 +7,7 @@ plain 404; an old version's link says a newer quote exists and changes nothing.
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import timedelta
 from decimal import Decimal
@@ -16,8 +17,12 @@ import httpx
 from sqlmodel import select
 
 from api.quotes.routes import NOT_FOUND_BODY
+from core import settings_store
 from core.portal import token_hash
+from core.settings_store import BRANDING
+from models.branding import BrandingSettings
 from models.tables import QuoteLink, utcnow
+from tests.activities.test_documents import png
 from tests.api.journeys import drive
 from tests.conftest import Stack
 from tests.fakes.providers import wait_until
@@ -356,3 +361,42 @@ async def test_every_wrong_token_is_the_same_404(stack: Stack) -> None:
     _not_found(await stack.http.get(f"{path}/quote.pdf"))
     _not_found(await stack.http.post(path, data={"action": "decline", "reason": "late"}))
     assert (await job_view(stack, slug))["stage"] == "quote_sent"
+
+
+async def test_the_page_wears_the_company_branding(stack: Stack) -> None:
+    """The company's name, colour and logo (inlined: the page fetches nothing from anywhere)."""
+    slug = await quote_sent(stack)
+    path = await link_from_email(stack, slug)
+    async with stack.db.session() as session:
+        before = await settings_store.load(session, BRANDING, BrandingSettings)
+    logo = png()
+    uploaded = await stack.http.post(
+        "/api/v1/settings/branding/logo",
+        headers=stack.auth("ada"),
+        files={"file": ("logo.png", logo, "image/png")},
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    try:
+        page = (await stack.http.get(path)).text
+        branding = (await stack.get("ada", "/api/v1/settings/branding")).json()
+    finally:
+        async with stack.db.session() as session:
+            await settings_store.save(session, BRANDING, before, "test")
+    [src] = re.findall(r'<img class="logo" src="([^"]+)"', page)
+    assert src == "data:image/png;base64," + base64.b64encode(logo).decode()
+    assert f"--brand: {branding['primary_color']};" in page
+
+
+async def test_a_canceled_jobs_link_says_it_is_no_longer_open(stack: Stack) -> None:
+    slug = await quote_sent(stack)
+    path = await link_from_email(stack, slug)
+    key = _form_key((await stack.http.get(path)).text)
+    await drive(stack, slug, [("mia", "job_canceled", {"reason": "Customer sold the building"})])
+    page = (await stack.http.get(path)).text
+    assert "This job is no longer open" in page and "<form" not in page
+    before = await job_view(stack, slug)
+    form = {"form_key": key, "action": "approve", "option": "good", "signature_name": "Dana"}
+    refused = await stack.http.post(path, data=form)
+    assert refused.status_code == 409, refused.text
+    assert "This job is no longer open. Nothing was changed." in refused.text
+    assert (await job_view(stack, slug))["seq"] == before["seq"]
