@@ -201,10 +201,12 @@ async def test_approving_online_signs_chooses_and_numbers_the_job(stack: Stack) 
 async def test_declining_online_moves_the_job_to_saving(stack: Stack) -> None:
     slug = await quote_sent(stack)
     path = await link_from_email(stack, slug)
+    follow_up_at = (await job_view(stack, slug))["next_reminder_at"]
     response = await _post(stack, path, action="decline", reason="Too expensive for us now")
     assert response.status_code == 303, response.text
     job = await job_view(stack, slug)
     assert job["stage"] == "saving"
+    assert job["next_reminder_at"] != follow_up_at  # no more quote follow-ups
     [row] = [t for t in job["timeline"] if t["type"] == "quote_declined"]
     assert row["payload"]["reason"] == "Too expensive for us now"
     assert row["payload"]["ip_address"] == "127.0.0.1"
