@@ -103,18 +103,15 @@ def _origin(url: str) -> str:
 
 
 def _same_site(request: Request, settings: Settings) -> bool:
-    """The browser's word that the form was posted from this host (no word: allowed, as a
-    browser that sends neither header is no cross-site forgery's vehicle)."""
-    fetch_site = request.headers.get("sec-fetch-site")
-    if fetch_site not in (None, "same-origin", "none"):
+    """Whether the browser says the form came from this host. `Sec-Fetch-Site`, which no page
+    can forge, must not name another site; an `Origin` must be ours, or `null` (the page's
+    `Referrer-Policy: no-referrer` makes a browser send that with its own form). A browser that
+    sends neither still needs the form key, which only the page (and so the token) gives."""
+    if request.headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
         return False
     origin = request.headers.get("origin")
-    if origin is None:
+    if origin is None or origin == "null":
         return True
-    if origin == "null":
-        # The page's `Referrer-Policy: no-referrer` makes a browser send `Origin: null` with its
-        # own form; `Sec-Fetch-Site` (which no page can forge) then says where it came from.
-        return fetch_site == "same-origin"
     return origin.lower() in {_origin(str(request.base_url)), _origin(settings.public_url)}
 
 
