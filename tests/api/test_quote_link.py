@@ -316,6 +316,12 @@ async def test_an_old_versions_link_says_a_newer_quote_exists(stack: Stack) -> N
     assert "A newer quote (version 2) has replaced this one" in refused.text
     after = await job_view(stack, slug)
     assert after["stage"] == "quote_sent" and after["seq"] == before["seq"]
+    # Each link serves the PDF sent with its own version.
+    old_pdf = await stack.http.get(f"{old}/quote.pdf")
+    new_pdf = await stack.http.get(f"{new}/quote.pdf")
+    assert old_pdf.status_code == new_pdf.status_code == 200
+    assert "-v1.pdf" in old_pdf.headers["content-disposition"]
+    assert "-v2.pdf" in new_pdf.headers["content-disposition"]
     # The new link answers the new version.
     new_page = (await stack.http.get(new)).text
     assert "Quote, version 2" in new_page and "Revised: new fan motor" in new_page
