@@ -203,7 +203,7 @@ TEXTAREAS = frozenset({"text", "reason", "notes", "summary", "work_performed", "
 OWNER_ROLES = frozenset({"sales", "office", "manager"})
 TECHNICIAN_ROLES = frozenset({"technician"})
 # Blank rows below any typed or prefilled ones (more with "Add more rows", with or without JS).
-BLANK_ROWS = {"lines": 3, "lines2": 3, "lines3": 3, "parts": 2, "parts_used": 2}
+BLANK_ROWS = {"lines": 3, "lines2": 2, "lines3": 2, "parts": 2, "parts_used": 2}
 _ROW_COLUMNS = {
     "lines": ("description", "quantity", "unit_price", "sku"),
     "lines2": ("description", "quantity", "unit_price", "sku"),
@@ -681,6 +681,8 @@ def _builder_marks(form: EventForm, ctx: Context) -> None:
             if priced is None:
                 form.row_notes[prefix] = "Free line (not from the price book)"
             elif priced.basis in ("tier", "client"):
+                # Shown at the fixed price, whatever was typed (a changed one was refused).
+                values[prefix + "unit_price"] = f"{priced.unit_price:.2f}"
                 form.readonly.add(prefix + "unit_price")
                 whose = "client" if priced.basis == "client" else ctx.state.client.tier.upper()
                 form.row_notes[prefix] = (

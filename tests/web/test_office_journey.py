@@ -120,7 +120,7 @@ async def test_an_office_user_takes_a_job_from_lead_to_closed_on_the_job_page(
         # "Add a row" adds one here (our script), ready to type in; an empty row is skipped.
         await _click(form, "Add a row")
         await expect(form.get_by_role("group", name="Line 4")).to_be_visible()
-        added = form.get_by_role("group", name="Line 4").get_by_label("Description")
+        added = form.get_by_role("group", name="Line 4").get_by_label("SKU")  # the builder's first
         await expect(added).to_be_focused()
         # The running total while typing (our script), before anything is sent.
         await expect(form.locator("[data-total-of=lines]")).to_have_text("$1,400.00")

@@ -79,7 +79,7 @@
     editor.addEventListener("input", function () { recount(editor); });
     var button = editor.querySelector("[data-add-row]");
     if (button) {
-      button.textContent = "Add a row";
+      button.textContent = button.textContent.replace("Add more rows", "Add a row");
       button.addEventListener("click", function (event) {
         event.preventDefault();
         addRow(editor);
