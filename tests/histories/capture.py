@@ -921,6 +921,35 @@ async def quote_online(job: Job) -> Stage:
     return Stage.canceled
 
 
+async def supplier_request(job: Job) -> Stage:
+    """A quote whose parts the office asks a supplier to price (a request for quote, emailed),
+    a second request under the same PO refused, the supplier's answer logged against its PO,
+    and the office approving the option the customer chose by phone. Then canceled."""
+    await job.create(OLGA, title="Heat pump replacement", source="incoming_call")
+    await job.send(OLGA, "owner_assigned", owner="sam")
+    await job.send(OLGA, "lead_qualified")
+    await job.send(OLGA, "quote_drafted", options=OPTIONS, tax_rate="6.25")
+    rfq = {
+        "supplier": "Northside HVAC Supply",
+        "supplier_email": "orders@northside.example.com",
+        "po_number": "PO-7001",
+        "lines": [{"sku": "HP-3T", "description": "Heat pump, 3 ton", "quantity": "1"}],
+    }
+    await job.send(OLGA, "supplier_quote_requested", **rfq)
+    await job.refuse(OLGA, "supplier_quote_requested", "invalid_event", **rfq)
+    answer = {"channel": "email", "direction": "incoming", "po_number": "PO-7001"}
+    await job.send(OLGA, "communication_logged", summary="$2,850, in stock Friday", **answer)
+    await job.send(OLGA, "quote_sent")
+    assert await job.send(OLGA, "quote_approved", option="best") == Stage.approved
+    state = await job.state()
+    assert state.supplier_requests[0].answered_at is not None
+    assert state.quote is not None and state.quote.chosen == "best"
+    assert await job.send(MIA, "job_canceled", reason="Customer chose to wait a year") == (
+        Stage.canceled
+    )
+    return Stage.canceled
+
+
 SCENARIOS: dict[str, tuple[str, Scenario]] = {
     "happy_path": ("standard", happy_path),
     "emergency": ("standard", emergency),
@@ -933,6 +962,8 @@ SCENARIOS: dict[str, tuple[str, Scenario]] = {
     "emergency_canceled": ("standard", emergency_canceled),
     # Options, discount and tax; the customer declines, then approves online (issue 11).
     "quote_online": ("standard", quote_online),
+    # A request for quote to a supplier and its answer (issue 11).
+    "supplier_request": ("standard", supplier_request),
 }
 # Run on a dev server of their own that suggests continue-as-new early.
 SHORT_HISTORY: dict[str, tuple[str, Scenario]] = {

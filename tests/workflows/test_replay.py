@@ -90,6 +90,8 @@ SCENARIOS = (
     # Three options with a discount and tax, declined and then approved online by the customer
     # (signed, choosing one, with the address it came from).
     "quote_online",
+    # A request for quote emailed to a supplier, its answer logged against the PO.
+    "supplier_request",
 )
 FINISHED = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
