@@ -477,7 +477,7 @@ def _option_picker(ctx: Context) -> Field | None:
     if quote is None or len(quote.options) < 2:
         return None
     options = [
-        (o.key, f"{o.name} ({display.money(o.totals.total, ctx.currency_symbol)})")
+        (str(o.key), f"{o.name} ({display.money(o.totals.total, ctx.currency_symbol)})")
         for o in quote.options
     ]
     return Field("option", "Option the customer chose", "radios", True, "", options)

@@ -178,9 +178,9 @@ async def _load(
         ctx.pricebook = await pricebook.search_items(
             session, "", limit=200, client_id=state.client.id, tier=tier
         )
-        skus = {line.sku for o in (state.quote.options if state.quote else []) for line in o.lines}
-        skus |= {str(v).strip() for k, v in (values or {}).items() if k.endswith("-sku")}
-        skus = {sku for sku in skus if sku}
+        options = state.quote.options if state.quote else []
+        typed = [str(v).strip() for k, v in (values or {}).items() if k.endswith("-sku")]
+        skus = {sku for sku in [*(x.sku for o in options for x in o.lines), *typed] if sku}
         found = await pricebook.prices_for(session, state.client.id, tier, skus) if skus else {}
         ctx.prices = {**{i.sku: i for i in ctx.pricebook}, **found}
     return Loaded(row, state, view, ctx, names, comms, tier)

@@ -40,20 +40,22 @@ def _line(description: str, price: str, quantity: str = "1", **more: Any) -> dic
     return {"description": description, "quantity": quantity, "unit_price": price, **more}
 
 
-LABOUR = {"taxable": False}
 OPTIONS = {
     "options": [
-        {"name": "Good", "lines": [_line("Filter", "80.00"), _line("Labour", "120.00", **LABOUR)]},
+        {
+            "name": "Good",
+            "lines": [_line("Filter", "80.00"), _line("Labour", "120.00", taxable=False)],
+        },
         {
             "name": "Better",
-            "lines": [_line("Heat pump", "1000.00"), _line("Labour", "120.00", "2", **LABOUR)],
+            "lines": [_line("Heat pump", "1000.00"), _line("Labour", "120.00", "2", taxable=False)],
         },
         {
             "name": "Best",
             "lines": [
                 _line("Heat pump, high efficiency", "1500.00"),
                 _line("Smart thermostat", "250.00"),
-                _line("Labour", "120.00", "3", **LABOUR),
+                _line("Labour", "120.00", "3", taxable=False),
             ],
         },
     ],

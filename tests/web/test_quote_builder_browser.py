@@ -131,7 +131,7 @@ async def test_office_builds_a_three_option_quote_from_the_price_book(
         findings[page.url] = await serious_violations(page)
 
         # On a phone: the job page and the builder fit, with the quote's rows.
-        phone = await browser.new_context(viewport=PHONE)
+        phone = await browser.new_context(viewport=PHONE)  # type: ignore[arg-type]
         small = await phone.new_page()
         await sign_in(small, base_url, office, PASSWORD, then=f"/jobs/{slug}")
         await _fits_a_phone(small)
@@ -155,7 +155,7 @@ async def test_a_gov_fixed_price_cannot_be_changed_on_the_page(
     await _item(stack, sku, "Thermostat", "120.00", fixed_prices=gov)
     slug = await _prospect(stack, "gov")
 
-    context = await browser.new_context(viewport=PHONE)
+    context = await browser.new_context(viewport=PHONE)  # type: ignore[arg-type]
     page = await context.new_page()
     await sign_in(page, base_url, office, PASSWORD, then=f"/jobs/{slug}/events/quote_drafted")
     # A SKU and a quantity: the server fills the GOV price.
