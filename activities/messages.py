@@ -46,6 +46,7 @@ from activities.delivery.base import (
     TransientFailure,
     UncertainFailure,
 )
+from activities.delivery.rate import RateLimited, RetryLater
 from api.users.service import display_name_of
 from core import documents, portal, quote_links, settings_store
 from core.company import Company
@@ -377,6 +378,7 @@ class MessageActivities:
     ) -> str:
         message_id = attempt.message_id
         backend_name = (self.email if row.channel == "email" else self.sms).name
+        retry: TransientFailure | None = None
 
         async def handing_over() -> None:
             attempt.taking = True  # from here the message may be `sending`: see _heartbeating
@@ -410,9 +412,15 @@ class MessageActivities:
         except TransientFailure as failed:
             if is_last_attempt():  # the workflow's retry policy says how many there are
                 answer = {"status": "failed", "error": f"gave up: {failed}"}
+            elif isinstance(failed, RateLimited):
+                # No turn in time at this worker's rate limit: the message was not touched, and
+                # Temporal tries again when its turn would have come (next_retry_delay).
+                raise
             else:
-                # Back to queued, so Temporal's retry (with backoff) sends it again.
+                # Back to queued, so Temporal's retry (with backoff) sends it again; after a
+                # provider's 429 no sooner than it asked (RetryLater's next_retry_delay).
                 answer = {"status": "queued", "error": str(failed)}
+                retry = failed
         except Exception as unexpected:
             if not attempt.handed_over:
                 raise  # nothing left: the message is still queued, and Temporal retries
@@ -427,7 +435,7 @@ class MessageActivities:
         attempt.beat()
         await self._record(message_id, backend_name, answer, counted=attempt.handed_over)
         if answer["status"] == "queued":
-            raise TransientFailure(answer["error"])
+            raise retry if isinstance(retry, RetryLater) else TransientFailure(answer["error"])
         return str(answer["status"])
 
 

@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET = "change-me-outside-development"
@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     twilio_base_url: str = "https://api.twilio.com"
     # Seconds a provider call may take before it counts as a (retried) timeout.
     provider_timeout: float = 20.0
+    # Messages per second each worker process hands to the email / SMS provider (None: no
+    # limit). Per worker: with several workers, set the provider's limit divided by their number.
+    email_rate_per_second: float | None = Field(default=None, gt=0)
+    sms_rate_per_second: float | None = Field(default=None, gt=0)
     # The closeout webhook may go to loopback, private and link-local addresses (a receiver on
     # the same host or network). Off: the worker must not be steered at what only it can reach.
     webhook_allow_private: bool = False
@@ -61,6 +65,11 @@ class Settings(BaseSettings):
     # How long a request waits for a job's workflow to take its event before the API answers
     # 503 (the event may still be applied: a retry with the same Idempotency-Key is safe).
     api_event_timeout_s: float = Field(default=15.0, gt=0)
+
+    @field_validator("email_rate_per_second", "sms_rate_per_second", mode="before")
+    @classmethod
+    def _empty_rate_is_unlimited(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip() == "" else value
 
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> Settings:

@@ -78,12 +78,19 @@ class SmsBackend(Protocol):
     async def send_sms(self, sms: Sms, handing_over: HandingOver = no_record) -> str | None: ...
 
 
+class Turns(Protocol):
+    """A rate limiter's turns (activities/delivery/rate.py)."""
+
+    async def turn(self) -> None: ...
+
+
 class ProviderThreads:
     """Threads of a backend's own for its blocking client library (sendgrid, twilio).
 
     On the event loop's shared executor a call could wait behind other work while its message
     already said `sending`; a worker killed then left a message in doubt that never left. Here a
-    caller takes a free thread first, then marks the message, and the call starts at once.
+    caller takes a free thread first, then its turn from the rate limiter, then marks the
+    message, and the call starts at once.
     """
 
     def __init__(self, name: str, size: int = 64) -> None:
@@ -91,10 +98,17 @@ class ProviderThreads:
         self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"send-{name}")
         self._free: asyncio.Semaphore | None = None
 
-    async def call(self, handing_over: HandingOver, send: Callable[[], T]) -> T:
+    async def call(
+        self,
+        handing_over: HandingOver,
+        send: Callable[[], T],
+        turns: Turns | None = None,
+    ) -> T:
         if self._free is None:
             self._free = asyncio.Semaphore(self.size)
         async with self._free:
+            if turns is not None:
+                await turns.turn()
             await handing_over()
             return await asyncio.get_running_loop().run_in_executor(self._executor, send)
 

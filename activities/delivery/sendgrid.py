@@ -35,6 +35,7 @@ from activities.delivery.base import (
     UncertainFailure,
     no_record,
 )
+from activities.delivery.rate import RateLimiter
 from core.config import Settings
 
 KEY_HEADER = "X-Jobline-Key"
@@ -52,6 +53,9 @@ class SendGridBackend:
         self.client = SendGridAPIClient(settings.sendgrid_api_key, host=settings.sendgrid_base_url)
         self.client.client.timeout = settings.provider_timeout
         self.threads = ProviderThreads(self.name)
+        self.limiter = RateLimiter(
+            settings.email_rate_per_second, self.name, settings.provider_timeout
+        )
 
     def mail(self, email: Email) -> Mail:
         mail = Mail(
@@ -84,12 +88,14 @@ class SendGridBackend:
     async def send_email(self, email: Email, handing_over: HandingOver = no_record) -> str | None:
         body = self.mail(email).get()  # built (attachments encoded) before the message is marked
         try:
-            return await self.threads.call(handing_over, lambda: self._send(body))
+            return await self.threads.call(handing_over, lambda: self._send(body), self.limiter)
         except HTTPError as error:
             body_text = (
                 error.body.decode(errors="replace") if isinstance(error.body, bytes) else error.body
             )
             reason = f"SendGrid {error.status_code}: {str(body_text)[:300]}"
+            if error.status_code == 429:  # not taken: wait as asked, and so does every delivery
+                raise self.limiter.busy(reason, (error.headers or {}).get("Retry-After")) from None
             if is_transient(error.status_code):
                 raise TransientFailure(reason) from None
             raise PermanentFailure(reason) from None

@@ -24,7 +24,12 @@ from activities.delivery.base import (
     UncertainFailure,
     no_record,
 )
+from activities.delivery.rate import RateLimiter
 from core.config import Settings
+
+# "Busy, try later" answers (too many connections or messages, local trouble, too many
+# recipients / no room): backed off like an HTTP 429, every delivery of the worker with it.
+BUSY = frozenset({421, 451, 452})
 
 
 def message_id(idempotency_key: str, sender: str) -> str:
@@ -53,6 +58,9 @@ class SmtpBackend:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.limiter = RateLimiter(
+            settings.email_rate_per_second, self.name, settings.provider_timeout
+        )
 
     def message(self, email: Email) -> EmailMessage:
         message = EmailMessage()
@@ -83,6 +91,8 @@ class SmtpBackend:
             use_tls=s.smtp_tls,
             timeout=s.provider_timeout,
         )
+        # The turn is taken before connecting: a session is never held open waiting for it.
+        await self.limiter.turn()
         try:
             async with session:
                 errors, _ = await session.send_message(
@@ -93,11 +103,15 @@ class SmtpBackend:
             # 4xx (421 busy, 450 mailbox unavailable, greylisting) is "try again later".
             if all(500 <= r.code < 600 for r in refused.recipients):
                 raise PermanentFailure(f"SMTP refused every recipient: {reason}") from None
+            if any(r.code in BUSY for r in refused.recipients):
+                raise self.limiter.busy(f"SMTP refused every recipient for now: {reason}") from None
             raise TransientFailure(f"SMTP refused every recipient for now: {reason}") from None
         except aiosmtplib.SMTPResponseException as response:
             # An answer, before or after DATA: the server said what it did with the message.
             if 500 <= response.code < 600:
                 raise PermanentFailure(f"SMTP {response.code}: {response.message}") from None
+            if response.code in BUSY:
+                raise self.limiter.busy(f"SMTP {response.code}: {response.message}") from None
             raise TransientFailure(f"SMTP {response.code}: {response.message}") from None
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as failed:
             reason = f"SMTP: {type(failed).__name__}: {failed}"

@@ -8,9 +8,13 @@ may have reached Twilio is never sent again by Jobline; it is marked `unknown` i
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import requests
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
 from twilio.rest import Client
 from urllib3.exceptions import ProtocolError
 
@@ -23,6 +27,7 @@ from activities.delivery.base import (
     UncertainFailure,
     no_record,
 )
+from activities.delivery.rate import RateLimiter
 from core.config import Settings
 
 
@@ -32,31 +37,63 @@ def _answer_lost(error: requests.exceptions.ConnectionError) -> bool:
     return bool(error.args) and isinstance(error.args[0], ProtocolError)
 
 
+class _HttpClient(TwilioHttpClient):
+    """Keeps each thread's last response, for the headers a TwilioRestException does not carry
+    (`Retry-After` on a 429)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.last = threading.local()
+
+    def request(self, *args: Any, **kwargs: Any) -> Response:
+        self.last.response = None
+        response = super().request(*args, **kwargs)
+        self.last.response = response
+        return response
+
+    def header(self, name: str) -> str | None:
+        response: Response | None = getattr(self.last, "response", None)
+        if response is None or not response.headers:
+            return None
+        value = response.headers.get(name)  # requests' headers: case-insensitive
+        return str(value) if value is not None else None
+
+
 class TwilioBackend:
     name = "twilio"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        http = TwilioHttpClient(timeout=settings.provider_timeout, max_retries=None)
+        self.http = http = _HttpClient(timeout=settings.provider_timeout, max_retries=None)
         self.client = Client(
             settings.twilio_account_sid, settings.twilio_auth_token, http_client=http
         )
         self.client.api.base_url = settings.twilio_base_url.rstrip("/")
         self.threads = ProviderThreads(self.name)
+        self.limiter = RateLimiter(
+            settings.sms_rate_per_second, self.name, settings.provider_timeout
+        )
 
     def _send(self, sms: Sms) -> str | None:
-        message = self.client.messages.create(
-            to=sms.to, from_=self.settings.twilio_from_number, body=sms.body
-        )
+        try:
+            message = self.client.messages.create(
+                to=sms.to, from_=self.settings.twilio_from_number, body=sms.body
+            )
+        except TwilioRestException as error:
+            # Read in the thread that made the request: its Retry-After, if any.
+            error.retry_after = self.http.header("Retry-After")  # type: ignore[attr-defined]
+            raise
         return message.sid
 
     async def send_sms(self, sms: Sms, handing_over: HandingOver = no_record) -> str | None:
         try:
-            return await self.threads.call(handing_over, lambda: self._send(sms))
+            return await self.threads.call(handing_over, lambda: self._send(sms), self.limiter)
         except TwilioRestException as error:
             reason = f"Twilio {error.status}" + (f" (code {error.code})" if error.code else "")
             reason += f": {error.msg}"
-            if error.status == 429 or error.status >= 500:
+            if error.status == 429 or error.code == 20429:  # not taken: wait, as every delivery
+                raise self.limiter.busy(reason, getattr(error, "retry_after", None)) from None
+            if error.status >= 500:
                 raise TransientFailure(reason) from None
             raise PermanentFailure(reason) from None
         except requests.exceptions.ReadTimeout as slow:
