@@ -297,6 +297,8 @@ def next_sentence(view: JobView, company: Company, names: dict[str, str]) -> str
             return f"Qualified on {since}: waiting on a quote to be drafted."
         case Stage.quoting:
             total = company.money(q.total) if q else ""
+            if q and len(q.options) > 1:
+                total = ", ".join(f"{o.name} {company.money(o.total)}" for o in q.options)
             return f"Quote v{q.version if q else '?'} ({total}) drafted; waiting to be sent."
         case Stage.quote_sent:
             if view.approval_pending:
