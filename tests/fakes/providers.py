@@ -7,9 +7,11 @@
 - `FakeTwilio`: `POST /2010-04-01/Accounts/{sid}/Messages.json` (Basic sid:token, form-encoded) →
   201 with the message's `sid`. Numbers in `invalid_numbers` get 400 / error 21211.
 
-The HTTP fakes record every request before answering it, then wait `delay` seconds (an accepted
-message whose answer is held back), then answer the next queued reply (`fail_next`) or success;
-`drop_next` takes a request and closes the connection without an answer.
+The HTTP fakes record every request (and its monotonic time, `at`) before answering it, then wait
+`delay` seconds (an accepted message whose answer is held back), then answer the next queued reply
+(`fail_next`, `throttle_next`: a 429 with `Retry-After`) or success; `drop_next` takes a request
+and closes the connection without an answer. With `per_second` set, a request that would make
+more than that many accepted in the last second gets a 429 (`Retry-After: 1`) instead.
 Each has a function-scoped pytest fixture (`smtp_server`, `sendgrid_server`, `twilio_server`) that
 starts a fresh server and stops it afterwards; import `*_fixture` into a test module to use it.
 """
@@ -89,6 +91,7 @@ class HttpRequest:
     headers: dict[str, str]  # lower-cased names
     body: bytes
     reply: Reply | None = None  # what the fake answered (or will, once the delay is over)
+    at: float = field(default_factory=time.monotonic)  # when it came in
 
     @property
     def status(self) -> int:
@@ -161,6 +164,7 @@ class FakeHttpProvider:
         self._replies: deque[Callable[[HttpRequest], Reply]] = deque()
         self.requests: list[HttpRequest] = []
         self.delay = 0.0
+        self.per_second: float | None = None
         self._server = _Server((HOST, 0), _Handler)
         self._server.fake = self
         self._thread = threading.Thread(
@@ -186,6 +190,7 @@ class FakeHttpProvider:
             self.requests.clear()
             self._replies.clear()
             self.delay = 0.0
+            self.per_second = None
 
     def answer_next(self, reply: Reply | Callable[[HttpRequest], Reply], times: int = 1) -> None:
         """The next `times` well-formed requests get this reply instead of success."""
@@ -197,6 +202,11 @@ class FakeHttpProvider:
         """The next well-formed request is taken as a success would be, but its connection is
         closed instead of answered."""
         self.answer_next(lambda request: dataclasses.replace(self.answer(request), dropped=True))
+
+    def throttle_next(self, retry_after: str | None = None, times: int = 1) -> None:
+        """The next `times` well-formed requests get "429 Too Many Requests", with this
+        `Retry-After` header (seconds or an HTTP date; None: no header)."""
+        self.answer_next(lambda request: self.too_many(request, retry_after), times)
 
     @property
     def accepted(self) -> list[HttpRequest]:
@@ -217,11 +227,30 @@ class FakeHttpProvider:
     def answer(self, request: HttpRequest) -> Reply:
         return Reply(200)
 
+    def too_many(self, request: HttpRequest, retry_after: str | None) -> Reply:
+        return Reply(429, "Too Many Requests", {"Retry-After": retry_after} if retry_after else {})
+
+    def _over_rate(self, request: HttpRequest) -> bool:
+        if self.per_second is None:
+            return False
+        since = request.at - 1.0
+        recent = 0
+        for earlier in reversed(self.requests):
+            if earlier.at <= since:
+                break
+            recent += earlier.accepted
+        return recent >= self.per_second
+
     def _take(self, request: HttpRequest) -> tuple[Reply, float]:
         with self._lock:
+            request.at = time.monotonic()
             reply = self.check(request)
+            if reply is None and self._replies:
+                reply = self._replies.popleft()(request)
+            if reply is None and self._over_rate(request):
+                reply = self.too_many(request, "1")
             if reply is None:
-                reply = self._replies.popleft()(request) if self._replies else self.answer(request)
+                reply = self.answer(request)
             request.reply = reply
             self.requests.append(request)
             return reply, self.delay
@@ -245,6 +274,12 @@ class FakeSendGrid(FakeHttpProvider):
         self, status: int, message: str = "failed", field: str | None = None, times: int = 1
     ) -> None:
         self.answer_next(self.error(status, message, field), times)
+
+    def too_many(self, request: HttpRequest, retry_after: str | None) -> Reply:
+        reply = self.error(429, "too many requests")
+        if retry_after:
+            reply.headers["Retry-After"] = retry_after
+        return reply
 
     def check(self, request: HttpRequest) -> Reply | None:
         if request.method != "POST" or request.path != self.PATH:
@@ -296,6 +331,12 @@ class FakeTwilio(FakeHttpProvider):
 
     def fail_next(self, status: int, code: int, message: str, times: int = 1) -> None:
         self.answer_next(self.error(status, code, message), times)
+
+    def too_many(self, request: HttpRequest, retry_after: str | None) -> Reply:
+        reply = self.error(429, 20429, "Too Many Requests")
+        if retry_after:
+            reply.headers["Retry-After"] = retry_after
+        return reply
 
     def check(self, request: HttpRequest) -> Reply | None:
         if request.method != "POST" or request.path != self.path:
