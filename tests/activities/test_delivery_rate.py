@@ -2,13 +2,15 @@
 clients to fake providers on 127.0.0.1, on SQLite and PostgreSQL.
 
 - With `*_rate_per_second` = R, messages delivered concurrently reach the provider no faster than
-  R a second (any 1 s window holds at most R + 1: the limiter's burst is one), every one once,
+  R a second (turns 1/R apart; any 1 s window holds R + 1, and one more if the commit of `sending`
+  between a turn and its request is slow), every one once,
   and none waits for its turn while marked `sending`.
-- A 429 with `Retry-After: 2` leaves the message `queued`, and Temporal (a real dev server,
-  DELIVER_MESSAGE with the workflow's own options) tries again no sooner than 2 s later and
+- A 429 with `Retry-After: 3` leaves the message `queued`, and Temporal (a real dev server,
+  DELIVER_MESSAGE with the workflow's own options) tries again no sooner than 3 s later and
   sooner than its own 5 s back-off; then it is sent, once. The other deliveries of the worker
   wait too. Without a Retry-After, an exponential back-off.
 - A turn further off than the activity can wait ends the attempt without touching the row.
+- SMTP's 421 and 452 (busy, too many) back off like a 429.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from activities.delivery.rate import (
     backoff,
     retry_after,
 )
+from activities.delivery.smtp import SmtpBackend
 from activities.messages import MessageActivities
 from core.config import Settings
 from core.db import Database
@@ -45,14 +48,16 @@ from tests.activities.test_delivery import settings as provider_settings
 from tests.fakes.providers import (  # noqa: F401  (pytest fixtures)
     FakeHttpProvider,
     FakeSendGrid,
+    FakeSmtp,
     FakeTwilio,
     sendgrid_server_fixture,
+    smtp_server_fixture,
     twilio_server_fixture,
 )
 from workflows.deliveries import DELIVERY_OPTIONS
 
-RATE = 8.0
-MESSAGES = 20
+RATE = 5.0
+MESSAGES = 16
 CHANNELS = ["email", "sms"]
 
 
@@ -103,8 +108,9 @@ async def test_turns_are_spaced_and_a_pause_holds_them_all() -> None:
         turns.append(time.monotonic())
 
     await asyncio.gather(*(take() for _ in range(10)))
-    gaps = [b - a for a, b in zip(sorted(turns), sorted(turns)[1:], strict=False)]
-    assert min(gaps) >= 0.05 - 0.01 and turns[-1] - started >= 9 * 0.05 - 0.01
+    # The nth turn no sooner than n intervals on (a busy loop may wake a caller late, not early).
+    for n, at in enumerate(sorted(turns)):
+        assert at >= started + n * 0.05 - 0.005, (n, at - started)
 
     # A pause (another delivery's 429) holds even the turns already reserved.
     waiting = [asyncio.create_task(take()) for _ in range(3)]
@@ -188,7 +194,11 @@ async def test_concurrent_deliveries_keep_to_the_rate(
     assert results == ["sent"] * MESSAGES
     times = [r.at for r in fake.accepted]
     assert len(times) == MESSAGES and len(fake.requests) == MESSAGES
-    assert most_in_one_second(times) <= RATE + 1, sorted(b - times[0] for b in times)
+    # Turns are spaced 1/R apart (a burst of one: R + 1 in a closed 1 s window); between a turn
+    # and its request is the commit of `sending`, whose time varies on a busy machine and may
+    # shift one more request into a window, never a burst.
+    assert most_in_one_second(times) <= RATE + 2, sorted(b - times[0] for b in times)
+    assert (len(times) - 1) / (max(times) - min(times)) <= RATE * 1.05
     assert took >= (MESSAGES - 1) / RATE - 0.05
     # Each exactly once.
     keys = [key_of(r, channel) for r in fake.accepted]
@@ -196,7 +206,7 @@ async def test_concurrent_deliveries_keep_to_the_rate(
     for row in rows:
         sent = await reload(database, row)
         assert sent.status == "sent" and sent.attempts == 1
-    # The turn is waited for with the row still `queued`: the 20 deliveries started together,
+    # The turn is waited for with the row still `queued`: the deliveries started together,
     # most of them waited seconds, and at no moment were more than a couple marked `sending`.
     assert most_sending <= 3, most_sending
 
@@ -221,7 +231,7 @@ async def test_a_429_waits_for_retry_after_with_the_row_queued(
     channel: str,
 ) -> None:
     fake = provider(channel, sendgrid_server, twilio_server)
-    fake.throttle_next("2")
+    fake.throttle_next("3")
     activities = MessageActivities(database, settings(fake))
     row = await new_row(database, channel)
     queue = f"rate-{uuid.uuid4().hex[:8]}"
@@ -246,8 +256,9 @@ async def test_a_429_waits_for_retry_after_with_the_row_queued(
 
     again = fake.requests[1]
     gap = again.at - refused.at
-    # No sooner than asked, and not Temporal's own 5 s back-off: next_retry_delay was honoured.
-    assert 2.0 <= gap < 4.5, gap
+    # No sooner than asked (not the 2 s back-off without a Retry-After), and not Temporal's own
+    # 5 s back-off: next_retry_delay was honoured.
+    assert 3.0 <= gap < 4.7, gap
     # Between the 429's answer being recorded and the retry, the row was `queued`, never in doubt.
     settled = [status for at, status in seen if refused.at + 0.5 < at < again.at - 0.05]
     assert settled and set(settled) == {"queued"}, seen
@@ -261,14 +272,14 @@ async def test_a_429_holds_the_workers_other_deliveries(
     database: Database, sendgrid_server: FakeSendGrid, twilio_server: FakeTwilio, channel: str
 ) -> None:
     fake = provider(channel, sendgrid_server, twilio_server)
-    fake.throttle_next(format_datetime(datetime.now(UTC) + timedelta(seconds=2), usegmt=True))
+    fake.throttle_next(format_datetime(datetime.now(UTC) + timedelta(seconds=4), usegmt=True))
     activities = MessageActivities(database, settings(fake))
     first, second = await new_row(database, channel, 1), await new_row(database, channel, 2)
     with pytest.raises(ProviderBusy) as busy:
         await activities.deliver_message(ident(first))
-    # An HTTP date two seconds off (whole seconds: at least one of them left).
+    # An HTTP date four seconds off (whole seconds: at least three of them left).
     assert busy.value.next_retry_delay is not None
-    assert timedelta(seconds=0.9) <= busy.value.next_retry_delay <= timedelta(seconds=2.3)
+    assert timedelta(seconds=2.9) <= busy.value.next_retry_delay <= timedelta(seconds=4.3)
     refused = await reload(database, first)
     assert refused.status == "queued" and "429" in (refused.error or "")
     assert await activities.deliver_message(ident(second)) == "sent"
@@ -329,3 +340,31 @@ async def test_a_turn_too_far_off_ends_the_attempt_and_leaves_the_row(
     await asyncio.sleep(limited.value.delay)
     assert await env.run(activities.deliver_message, ident(second)) == "sent"
     assert (await reload(database, second)).attempts == 1
+
+
+# --- SMTP: 421/451/452 are "too many" too ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "reply", ["421 4.7.0 Too many connections", "452 4.5.3 Too many recipients"]
+)
+async def test_smtp_busy_answers_back_off_like_a_429(
+    database: Database, smtp_server: FakeSmtp, reply: str
+) -> None:
+    smtp_server.rcpt_replies.append(reply)
+    activities = MessageActivities(database, provider_settings(smtp=smtp_server, timeout=5))
+    first, second = await new_row(database, "email", 1), await new_row(database, "email", 2)
+    with pytest.raises(ProviderBusy) as busy:
+        await activities.deliver_message(ident(first))
+    assert BACKOFF_FIRST <= busy.value.delay <= BACKOFF_FIRST * 1.1
+    refused = await reload(database, first)
+    assert refused.status == "queued" and reply.split()[0] in (refused.error or "")
+    # The worker's other deliveries wait the back-off too.
+    email = activities.email
+    assert isinstance(email, SmtpBackend)
+    paused = email.limiter.paused_for
+    started = time.monotonic()
+    assert paused > 1
+    assert await activities.deliver_message(ident(second)) == "sent"
+    assert time.monotonic() - started >= paused - 0.01
+    assert len(smtp_server.messages) == 1
