@@ -6,8 +6,8 @@ queued -> sending -> sent | failed | unknown (models/outbox.py), with the window
 worker leaves a message in doubt as narrow as the provider allows:
 
 - everything that can fail without handing the message over happens first, with the row still
-  `queued` (files loaded, the request built, a provider thread free; SMTP's connection, login and
-  recipients accepted);
+  `queued` (files loaded, the request built, a provider thread free, a turn from the worker's
+  rate limit (activities/delivery/rate.py); SMTP's connection, login and recipients accepted);
 - `sending` is committed in a transaction of its own (only from `queued`, so two attempts never
   both send), and the hand-over starts straight after;
 - the provider's answer goes out at once with a heartbeat, then into the row. A retry that finds
