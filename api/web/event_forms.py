@@ -384,6 +384,7 @@ def _line_columns() -> list[Field]:
         Field("quantity", "Quantity", "number", True),
         Field("unit_price", "Unit price", "money", True),
         Field("sku", "SKU", "text"),
+        Field("taxable", "Taxable", "checkbox"),
     ]
 
 
@@ -607,7 +608,7 @@ def defaults(event_type: str, ctx: Context) -> dict[str, Any]:
         values["valid_until"] = s.quote.valid_until.isoformat() if s.quote.valid_until else ""
         values["notes"] = s.quote.notes
     elif event_type == "invoice_sent":
-        _put_lines(values, _quote_lines(ctx))
+        _put_lines(values, _quote_lines(ctx), taxable=True)
     elif event_type == "supplier_quote_requested" and s.quote is not None:
         for i, line in enumerate(x for x in s.quote.lines if x.sku):
             values[f"lines-{i}-sku"] = line.sku or ""
@@ -653,7 +654,19 @@ def build(
     )
     if event_type == "quote_drafted":
         _builder_marks(form, ctx)
+    elif event_type == "invoice_sent":
+        _blank_rows_taxable(form)
     return form
+
+
+def _blank_rows_taxable(form: EventForm) -> None:
+    """A new line is taxed unless the person unticks it."""
+    for item in form.items:
+        if isinstance(item, Rows) and item.name == "lines":
+            for i in range(item.count):
+                prefix = f"lines-{i}-"
+                if not any(_text(form.values, prefix + c) for c in _ROW_COLUMNS["lines"]):
+                    form.values.setdefault(prefix + "taxable", "on")
 
 
 def _builder_marks(form: EventForm, ctx: Context) -> None:
@@ -776,7 +789,7 @@ def _payload(event_type: str, values: dict[str, Any], ctx: Context) -> tuple[dic
         elif event_type == "quote_drafted" and name in ("options", "discount"):
             continue
         elif event_type == "supplier_quote_requested" and name == "lines":
-            lines = []
+            lines: list[dict[str, Any]] = []
             for position, (i, row) in enumerate(
                 _rows(values, "lines", ["sku", "description", "quantity"])
             ):
@@ -793,6 +806,7 @@ def _payload(event_type: str, values: dict[str, Any], ctx: Context) -> tuple[dic
                         **row,
                         "unit_price": _amount(row["unit_price"], ctx),
                         "sku": row["sku"] or None,
+                        "taxable": _checked(values, f"lines-{i}-taxable"),
                     }
                 )
             if event_type == "invoice_sent":
@@ -931,7 +945,7 @@ def refusal_field(event_type: str, values: dict[str, Any], message: str) -> str 
 
 
 def _same_lines(typed: list[dict[str, Any]], approved: list[dict[str, Any]]) -> bool:
-    def norm(line: dict[str, Any]) -> tuple[str, Decimal | str, Decimal | str, str]:
+    def norm(line: dict[str, Any]) -> tuple[str, Decimal | str, Decimal | str, str, bool]:
         def number(v: Any) -> Decimal | str:
             try:
                 return Decimal(str(v))
@@ -939,7 +953,8 @@ def _same_lines(typed: list[dict[str, Any]], approved: list[dict[str, Any]]) -> 
                 return str(v)
 
         return (str(line["description"]).strip(), number(line["quantity"]),
-                number(line["unit_price"]), str(line.get("sku") or ""))  # fmt: skip
+                number(line["unit_price"]), str(line.get("sku") or ""),
+                bool(line.get("taxable", True)))  # fmt: skip
 
     return len(typed) == len(approved) and all(
         norm(a) == norm(b) for a, b in zip(typed, approved, strict=True)

@@ -6,10 +6,11 @@ supplier request for quote and its answer, a refusal placed at its line, and /se
 
 from __future__ import annotations
 
+import re
 import uuid
 from decimal import Decimal
 
-from tests.api.journeys import drive
+from tests.api.journeys import CHECKLIST, drive, window
 from tests.api.signed_in import SignIn, signed_in_fixture  # noqa: F401
 from tests.api.test_job_page import _job, _post, _text
 from tests.api.test_quotes import quote_settings
@@ -97,6 +98,27 @@ async def test_options_from_skus_a_discount_and_the_approval_picker(
     assert job["quote"]["chosen"] == "better"
     assert Decimal(job["contract_amount"]) == Decimal(service["total"])
     assert "Chosen" in _text(await office.get(f"/jobs/{slug}"))
+
+    # Invoiced from the form as prefilled: the untaxed labour line stays untaxed, and the
+    # invoice is the approved option's total with its discount and tax.
+    await drive(stack, slug, [
+        ("olga", "job_scheduled", {"technician": "tess", **window()}),
+        ("olga", "checklist_completed", CHECKLIST),
+        ("tess", "tech_dispatched", {}),
+        ("tess", "tech_checked_in", {}),
+        ("tess", "job_completed", {"work_performed": "Fitted the motor and serviced the unit."}),
+    ])  # fmt: skip
+    form = await office.get(f"/jobs/{slug}/events/invoice_sent")
+    ticked = re.findall(r'name="(lines-\d-taxable)" value="on" checked', form.text)
+    assert "lines-0-taxable" in ticked and "lines-1-taxable" not in ticked  # labour: untaxed
+    fields = dict(re.findall(r'type="text" id="[^"]+" name="(lines-\d-[a-z_]+)" value="([^"]*)"',
+                             form.text))  # fmt: skip
+    assert fields["lines-1-description"] == "Labour hour"
+    fields |= {name: "on" for name in ticked}
+    await _post(office, slug, "invoice_sent", fields)
+    invoice = (await _job(stack, slug))["invoice"]
+    assert Decimal(invoice["total"]) == Decimal(service["total"])
+    assert [line["taxable"] for line in invoice["lines"]] == [True, False]
 
 
 async def test_a_refused_fixed_price_is_shown_at_its_line(stack: Stack, signed_in: SignIn) -> None:
