@@ -196,9 +196,10 @@ async def test_settings_index_lists_the_sections(stack: Stack) -> None:
     async with signed_in(stack) as client:
         page = await client.get("/settings")
     assert page.status_code == 200
-    for path in (*PAGES, "/settings/resulting", "/settings/users"):
+    for path in (*PAGES, "/settings/resulting", "/settings/quotes", "/settings/users"):
         assert f'href="{path}"' in page.text
-    assert "Price book" not in page.text
+    # The price book is reference data with a page of its own (the nav's), not a setting.
+    assert 'href="/settings/pricebook"' not in page.text
     assert READ_ONLY not in page.text
 
 
