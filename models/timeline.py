@@ -51,6 +51,8 @@ def describe(event: ev._Event, style: Style = PLAIN) -> str:
             chose = f", option {event.option}" if event.option else ""
             online = f" online from {ip}" if ip else ""
             return f"Quote approved{online}, signed {name!r}{chose}"
+        case ev.QuoteApproved(option=str() as option) | ev.ApprovalGranted(option=str() as option):
+            return f"{event.type.replace('_', ' ').capitalize()}, option {option}"
         case ev.QuoteDeclined(reason=reason, ip_address=str() as ip):
             return f"Quote declined online from {ip}: {reason}"
         case ev.SupplierQuoteRequested(supplier=supplier, po_number=po, lines=parts):
