@@ -117,6 +117,8 @@ class ApiToken(SQLModel, table=True):
 
 class Client(SQLModel, table=True):
     __tablename__ = "clients"
+    # The list by tier, in name order (migration 0015; search: its trigram indexes).
+    __table_args__ = (Index("ix_clients_tier", "tier", "name"),)
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200, index=True)
@@ -151,11 +153,23 @@ class Job(SQLModel, table=True):
             "unpaid",
             "owner",
             "amount",
+            "unresulted",  # migration 0015
         ),
         # Lists in their order, most recently changed first (the board's list, the API's).
         Index("ix_jobs_updated_at", "updated_at"),
         # The reports' current results of a kind in a period (migration 0011).
         Index("ix_jobs_result", "result_type", "resulted_at"),
+        # The list's filters, each in the list's order (migration 0015; the text search's
+        # trigram indexes are PostgreSQL's only, made there and not declared here).
+        Index("ix_jobs_owner", "owner", "updated_at"),
+        Index("ix_jobs_assigned_tech", "assigned_tech", "updated_at"),  # a technician's jobs
+        Index("ix_jobs_waiting_on", "waiting_on", "updated_at"),
+        Index("ix_jobs_quote_stale", "quote_stale", "updated_at"),
+        Index("ix_jobs_parts_overdue", "parts_overdue", "updated_at"),
+        Index("ix_jobs_unpaid", "unpaid", "updated_at"),
+        Index("ix_jobs_unresulted", "unresulted", "updated_at"),
+        Index("ix_jobs_created_at", "created_at"),  # the reports' jobs created in a period ...
+        Index("ix_jobs_result_revision", "result_revision"),  # ... and resulted more than once
     )
 
     slug: str = Field(primary_key=True, max_length=32)
@@ -253,6 +267,14 @@ class JobStageVisit(SQLModel, table=True):
             postgresql_where=text("left_at IS NULL"),
             sqlite_where=text("left_at IS NULL"),
         ),
+        # ... the finished visits of each stage by bucket, from the index alone (migration 0015).
+        Index(
+            "ix_job_stage_visits_ended",
+            "stage",
+            "bucket",
+            postgresql_where=text("left_at IS NOT NULL"),
+            sqlite_where=text("left_at IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -295,7 +317,12 @@ class OutboxMessage(SQLModel, table=True):
 
     __tablename__ = "outbox_messages"
     # The reports' (migration 0011): each job's messages of a purpose (quote follow-ups), in time.
-    __table_args__ = (Index("ix_outbox_messages_purpose_job", "purpose", "job_slug", "created_at"),)
+    # The list, newest first, and by channel (migration 0015; search: its trigram indexes).
+    __table_args__ = (
+        Index("ix_outbox_messages_purpose_job", "purpose", "job_slug", "created_at"),
+        Index("ix_outbox_messages_created", "created_at", "id"),
+        Index("ix_outbox_messages_channel", "channel", "created_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(max_length=200, unique=True)
@@ -420,7 +447,11 @@ class JobResult(SQLModel, table=True):
     (job_slug, revision) is unique, so a retried write finds its row."""
 
     __tablename__ = "job_results"
-    __table_args__ = (UniqueConstraint("job_slug", "revision"),)
+    __table_args__ = (
+        UniqueConstraint("job_slug", "revision"),
+        # The reports' revisions submitted in a period (migration 0015).
+        Index("ix_job_results_submitted_at", "submitted_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     job_slug: str = Field(foreign_key="jobs.slug", index=True, max_length=32)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import func, literal_column, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -107,13 +107,16 @@ async def search(
 ) -> tuple[list[Client], int]:
     query = visibility.clients(select(Client), user)
     if q:
-        # autoescape: a % or _ typed into the search box means itself, not "anything".
+        # autoescape: a % or _ typed into the search box means itself, not "anything". The
+        # expressions are migration 0015's trigram indexes' own ('' written out, not bound, so
+        # even a generic plan matches them).
         text = q.lower()
+        empty = literal_column("''")
         query = query.where(
             or_(
                 func.lower(Client.name).contains(text, autoescape=True),
-                func.lower(func.coalesce(Client.email, "")).contains(text, autoescape=True),
-                func.coalesce(Client.phone, "").contains(text, autoescape=True),
+                func.lower(func.coalesce(Client.email, empty)).contains(text, autoescape=True),
+                func.coalesce(Client.phone, empty).contains(text, autoescape=True),
             )
         )
     if tier:
