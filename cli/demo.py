@@ -153,6 +153,7 @@ def demo_events(kind: str, now: datetime | None = None) -> list[tuple[str, dict[
                 "description": "Diagnose and repair rooftop unit",
                 "quantity": "1",
                 "unit_price": "640.00",
+                "taxable": False,  # labour; the refrigerant is taxed (DEMO_QUOTES)
             },
             {
                 "description": "Refrigerant R-410A (lb)",
@@ -217,22 +218,35 @@ def demo_events(kind: str, now: datetime | None = None) -> list[tuple[str, dict[
             },
         ),
     ]
-    # Good / better / best, sent: its link (`/q/…`) is in the quote email in the outbox.
+    # Good / better / best from the price book (Harbor View pays its own filter price), taxed at
+    # the demo's 6.25 %, sent: its link (`/q/…`) is in the quote email in the outbox.
+    capacitor = {
+        "sku": "CAP-455",
+        "description": "Run capacitor 45/5 MFD",
+        "quantity": "1",
+        "unit_price": "38.50",
+    }
+    labour = {
+        "sku": "LAB-HR",
+        "description": "Technician labour, per hour",
+        "quantity": "1.5",
+        "unit_price": "125.00",
+    }
+    contactor = {
+        "description": "Contactor, 40 A (special order)",
+        "quantity": "1",
+        "unit_price": "64.00",
+    }
     options = {
         "type": "quote_drafted",
         "options": [
-            {
-                "name": "Repair",
-                "lines": [
-                    {"description": "Replace contactor and capacitor", "quantity": "1",
-                     "unit_price": "285.00"},
-                ],
-            },
+            {"name": "Repair", "lines": [capacitor, contactor, labour]},
             {
                 "name": "Repair and tune-up",
                 "lines": [
-                    {"description": "Replace contactor and capacitor", "quantity": "1",
-                     "unit_price": "285.00"},
+                    capacitor, contactor, labour,
+                    {"sku": "FLT-20251", "description": "Pleated filter 20x25x1, MERV 11",
+                     "quantity": "2", "unit_price": "11.50"},
                     {"description": "Coil cleaning and full tune-up", "quantity": "1",
                      "unit_price": "165.00"},
                 ],
@@ -240,8 +254,9 @@ def demo_events(kind: str, now: datetime | None = None) -> list[tuple[str, dict[
             {
                 "name": "New condensing unit",
                 "lines": [
-                    {"description": "3-ton condensing unit, installed", "quantity": "1",
+                    {"description": "3-ton condensing unit", "quantity": "1",
                      "unit_price": "4850.00"},
+                    {**labour, "quantity": "6"},
                 ],
             },
         ],
@@ -271,7 +286,8 @@ def demo_events(kind: str, now: datetime | None = None) -> list[tuple[str, dict[
             *completed,
             ("olga", {"type": "invoice_sent", "po_number": "PO-7781"}),
             ("mia", evidence),
-            ("olga", {"type": "payment_recorded", "amount": "794.00", "method": "check"}),
+            # 794.00 and 6.25 % tax on the refrigerant's 154.00
+            ("olga", {"type": "payment_recorded", "amount": "803.63", "method": "check"}),
         ],
         "canceled": [
             *sold[:4],
@@ -344,6 +360,9 @@ DEMO_JOBS = [
 ]
 
 
+# Quotes are taxed (taxable price-book lines and free lines), and their links open for 30 days.
+DEMO_QUOTES: dict[str, Any] = {"tax_rate": "6.25", "tax_label": "Sales tax", "link_days": 30}
+
 # The price book (issue 11): government clients (City of Easton) have fixed prices on labour
 # and the fan motor; Harbor View Apartments has its own price for filters.
 DEMO_PRICEBOOK: list[dict[str, Any]] = [
@@ -394,6 +413,9 @@ def create_demo_data(base_url: str, tokens: dict[str, tuple[str, str]]) -> list[
     with httpx.Client(base_url=base_url, timeout=30) as http:
         http.put(
             "/api/v1/settings/resulting", json=DEMO_RESULTING, headers=auth("ada")
+        ).raise_for_status()
+        http.put(
+            "/api/v1/settings/quotes", json=DEMO_QUOTES, headers=auth("ada")
         ).raise_for_status()
         clients = []
         for body in DEMO_CLIENTS:
