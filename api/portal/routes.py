@@ -18,9 +18,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 from fastapi.responses import HTMLResponse, Response
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from api import customer_pages
 from api.deps import SessionDep, SettingsDep
 from api.documents.routes import content_disposition
 from api.users.service import display_name_of
@@ -31,34 +31,12 @@ from models.portal import CompletionSnapshot
 
 router = APIRouter(tags=["portal"])
 
-_templates = Environment(
-    loader=FileSystemLoader(FilePath(__file__).resolve().parent / "templates"),
-    autoescape=True,  # customer and technician text prints as text, never as markup
-    undefined=StrictUndefined,
-)
+_templates = customer_pages.templates(FilePath(__file__).resolve().parent / "templates")
 
-PRIVATE_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Robots-Tag": "noindex, nofollow",
-    "X-Content-Type-Options": "nosniff",
-}
-# The page needs nothing but its own inline CSS (and a data: image at most): no scripts, no
-# frames, no forms.
-PAGE_HEADERS = {
-    **PRIVATE_HEADERS,
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-    ),
-}
-NOT_FOUND_BODY = (
-    '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-    '<meta name="viewport" content="width=device-width, initial-scale=1">'
-    "<title>Link not valid</title></head><body>"
-    "<p>This link is not valid. Ask the company that did the work for a new one.</p>"
-    "</body></html>"
-)
+PRIVATE_HEADERS = customer_pages.PRIVATE_HEADERS
+# The page shows and links; it has no forms.
+PAGE_HEADERS = customer_pages.page_headers(form_action="'none'")
+NOT_FOUND_BODY = customer_pages.not_found_body("the company that did the work")
 TokenPath = Annotated[str, Path(description="The token from the closeout message's link")]
 
 

@@ -25,10 +25,10 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from api import customer_pages
 from api.admission import Admitted
 from api.deps import DatabaseDep, SessionDep, SettingsDep, TemporalDep
 from api.documents.routes import content_disposition
@@ -47,40 +47,17 @@ from models.quoting import QuoteSettings
 
 router = APIRouter(tags=["quote page"])
 
-_templates = Environment(
-    loader=FileSystemLoader(FilePath(__file__).resolve().parent / "templates"),
-    autoescape=True,  # quote lines and names print as text, never as markup
-    undefined=StrictUndefined,
-)
+_templates = customer_pages.templates(FilePath(__file__).resolve().parent / "templates")
 
 CUSTOMER = Actor(username="customer", role=Role.customer)
-PRIVATE_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Robots-Tag": "noindex, nofollow",
-    "X-Content-Type-Options": "nosniff",
-}
-# Its own inline CSS only: no scripts, no frames; forms post back to this host.
-PAGE_HEADERS = {
-    **PRIVATE_HEADERS,
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-    ),
-}
-NOT_FOUND_BODY = (
-    '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-    '<meta name="viewport" content="width=device-width, initial-scale=1">'
-    "<title>Link not valid</title></head><body>"
-    "<p>This link is not valid. Ask the company that sent you the quote for a new one.</p>"
-    "</body></html>"
-)
-FORBIDDEN_BODY = (
-    '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-    '<meta name="viewport" content="width=device-width, initial-scale=1">'
-    "<title>Answer not accepted</title></head><body>"
-    "<p>This answer did not come from the quote's own page, so nothing was changed. "
-    "Open the link from your quote email and answer there.</p></body></html>"
+PRIVATE_HEADERS = customer_pages.PRIVATE_HEADERS
+# Its forms post back to this host.
+PAGE_HEADERS = customer_pages.page_headers(form_action="'self'")
+NOT_FOUND_BODY = customer_pages.not_found_body("the company that sent you the quote")
+FORBIDDEN_BODY = customer_pages.plain_page(
+    "Answer not accepted",
+    "This answer did not come from the quote's own page, so nothing was changed. "
+    "Open the link from your quote email and answer there.",
 )
 TokenPath = Annotated[str, Path(description="The token from the quote message's link")]
 FIELDS = ("option", "signature_name", "reason")
