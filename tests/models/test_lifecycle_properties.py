@@ -15,6 +15,13 @@ keeps the accepted state, bumps `seq` and allocates a job number when asked.
 - `test_allowed_events_is_exact`: `allowed_events(state, actor)` is exactly the set of event
   types whose canonical valid payload is accepted (every event type, both directions).
 - `test_final_stages_stay_final`: closed and canceled jobs refuse everything, by anyone.
+
+Quotes (issue 11): payloads draft quotes of lines or of two or three options, with taxable and
+non-taxable lines, discounts and tax rates; approvals choose an option (the customer signs and
+names the version they saw); supplier requests for quote and their answers. Every quote's total
+is its chosen (or first) option's `totals.total`, the contract amount is the chosen option's
+total, an invoice from the approved quote bills exactly the contract amount, and the customer
+moves a job only by approving or declining its quote.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
+from models import pricing
 from models.events import EVENT_TYPES, Event
 from models.lifecycle import (
     AFTER_COMPLETION,
@@ -51,10 +59,11 @@ from models.lifecycle import (
 
 S = Stage
 # people, a supplier feed, and Jobline itself (which no rule lets send an event)
-ROLES: tuple[Role, ...] = (*USER_ROLES, Role.integration, Role.system)
+ROLES: tuple[Role, ...] = (*USER_ROLES, Role.integration, Role.system, Role.customer)
+CUSTOMER = "customer"
 OWNER = "sam"
 TECHNICIAN = "tina"
-USERNAMES = (OWNER, TECHNICIAN, "olive", "mona", "sid", "tom")
+USERNAMES = (OWNER, TECHNICIAN, "olive", "mona", "sid", "tom", CUSTOMER)
 ACTORS = [Actor(username=u, role=r) for u in USERNAMES for r in ROLES]
 CLIENT_ID = 42
 BASE = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -64,8 +73,15 @@ SOLD = frozenset(Stage) - PRE_SALE - {S.canceled}
 DONE = frozenset({S.completed, S.invoiced, S.verified, S.closed})
 # events that never move the job
 RECORD_ONLY = frozenset(
-    {"note_added", "contact_updated", "communication_logged", "customer_update_sent"}
+    {
+        "note_added",
+        "contact_updated",
+        "communication_logged",
+        "customer_update_sent",
+        "supplier_quote_requested",
+    }
 )
+CUSTOMER_EVENTS = frozenset({"quote_approved", "quote_declined"})
 TECHNICIAN_EVENTS = frozenset(
     {"tech_dispatched", "tech_checked_in", "job_completed", "job_incomplete"}
 )
@@ -82,12 +98,42 @@ def make_event(event_type: str, payload: dict[str, Any]) -> Any:
 
 # --- payloads ----------------------------------------------------------------------------------
 
-LINE_POOL = [
+LINE_POOL: list[dict[str, Any]] = [
     {"description": "Compressor", "quantity": "1", "unit_price": "450.00", "sku": "CMP-1"},
     {"description": "Labour (hours)", "quantity": "2", "unit_price": "95.00"},
     {"description": "Filter", "quantity": "0.5", "unit_price": "19.99", "sku": "F-2"},
     {"description": "Goodwill", "quantity": "1", "unit_price": "0.00"},
+    {"description": "Permit fee", "quantity": "1", "unit_price": "33.33", "taxable": False},
+    {"description": "Refrigerant (lb)", "quantity": "3", "unit_price": "10.05", "sku": "R-410"},
 ]
+OPTION_NAMES = ("Repair", "Replace", "Replace + 10-year plan")
+SUPPLIER_LINES = [{"sku": "CAP-455", "description": "Run capacitor", "quantity": 2}]
+
+
+def some_lines(rnd: random.Random, k_max: int = 3) -> list[dict[str, Any]]:
+    """1..k_max lines from the pool, each taxable or not at random."""
+    lines = rnd.choices(LINE_POOL, k=rnd.randint(1, k_max))
+    return [line | {"taxable": rnd.random() < 0.7} for line in lines]
+
+
+def some_discount(rnd: random.Random) -> dict[str, Any] | None:
+    match rnd.randint(0, 3):
+        case 0:
+            return None
+        case 1:  # may be more than the subtotal: capped
+            return {"amount": rnd.choice(["5", "10.50", "99999"]), "reason": "goodwill"}
+        case 2:
+            return {"percent": rnd.choice(["5", "12.5", "33.33"]), "reason": "returning"}
+        case _:
+            return {"percent": "100", "reason": "warranty"}
+
+
+def option_keys(state: JobState) -> list[str]:
+    return [o.key for o in state.quote.options] if state.quote is not None else []
+
+
+def quote_version(state: JobState) -> int:
+    return state.quote.version if state.quote is not None else 1
 
 
 def part_line(sku: str) -> dict[str, Any]:
@@ -124,7 +170,8 @@ def remaining(state: JobState) -> Decimal:
 
 
 def canonical(event_type: str, state: JobState, at: datetime) -> dict[str, Any]:
-    """One payload per event type that the rules accept whenever the event is allowed."""
+    """One payload per event type that the rules accept whenever the event is allowed (by any
+    role that may send it: an approval is signed and names the first option and the version)."""
     match event_type:
         case "job_created":
             return {"client_id": state.client.id, "title": "No heat", "source": "incoming_call"}
@@ -134,8 +181,24 @@ def canonical(event_type: str, state: JobState, at: datetime) -> dict[str, Any]:
             return {"lines": LINE_POOL[:2]}
         case "quote_sent":
             return {"to_email": "buyer@example.com"}
+        case "quote_approved":
+            keys = option_keys(state)
+            return {
+                "signature_name": "Ann Customer",
+                "quote_version": quote_version(state),
+            } | ({"option": keys[0]} if keys else {})
+        case "approval_granted":
+            keys = option_keys(state)
+            return {"option": keys[0]} if keys else {}
         case "approval_denied" | "quote_declined" | "job_canceled":
             return {"reason": "customer went elsewhere"}
+        case "supplier_quote_requested":
+            return {
+                "supplier": "Northside HVAC Supply",
+                "supplier_email": "orders@northside.example.com",
+                "po_number": f"RFQ-{len(state.supplier_requests) + 1}",
+                "lines": SUPPLIER_LINES,
+            }
         case "parts_ordered":
             return {"parts": [part_line(f"N{len(state.parts)}")]}
         case "parts_delivered":
@@ -178,8 +241,16 @@ def canonical(event_type: str, state: JobState, at: datetime) -> dict[str, Any]:
             return {}
 
 
-def vary(rnd: random.Random, event_type: str, state: JobState, at: datetime) -> dict[str, Any]:
-    """A payload that is valid for this job now, varied where the rules leave a choice."""
+def vary(
+    rnd: random.Random,
+    event_type: str,
+    state: JobState,
+    at: datetime,
+    actor: Actor | None = None,
+) -> dict[str, Any]:
+    """A payload that is valid for this job now (sent by `actor`), varied where the rules leave
+    a choice."""
+    customer = actor is not None and actor.role == Role.customer
     match event_type:
         case "job_created":
             return canonical(event_type, state, at) | {
@@ -189,9 +260,62 @@ def vary(rnd: random.Random, event_type: str, state: JobState, at: datetime) -> 
         case "owner_assigned":
             return {"owner": rnd.choice(USERNAMES)}
         case "quote_drafted":
-            return {"lines": rnd.choices(LINE_POOL, k=rnd.randint(1, 3))}
-        case "quote_sent":
             fields: dict[str, Any] = {}
+            if rnd.random() < 0.4:
+                count = rnd.randint(2, 3)
+                fields["options"] = [
+                    {"name": name, "lines": some_lines(rnd)} for name in OPTION_NAMES[:count]
+                ]
+            else:
+                fields["lines"] = some_lines(rnd)
+            if (discount := some_discount(rnd)) is not None:
+                fields["discount"] = discount
+            if rnd.random() < 0.7:
+                fields["tax_rate"] = rnd.choice(["0", "6.25", "8.875", "30"])
+            return fields
+        case "quote_approved":
+            keys = option_keys(state)
+            fields = {}
+            if keys and (len(keys) > 1 or rnd.random() < 0.5):
+                fields["option"] = rnd.choice(keys)
+            if customer or rnd.random() < 0.5:
+                fields["signature_name"] = "Ann Customer"
+            if customer or rnd.random() < 0.5:
+                fields["quote_version"] = quote_version(state)
+            if customer:
+                fields["ip_address"] = "203.0.113.9"
+            return fields
+        case "approval_granted":
+            keys = option_keys(state)
+            return {"option": rnd.choice(keys)} if len(keys) > 1 else {}
+        case "quote_declined":
+            fields = {"reason": "too expensive"}
+            if customer or rnd.random() < 0.5:
+                fields["quote_version"] = quote_version(state)
+            if customer:
+                fields["ip_address"] = "203.0.113.9"
+            return fields
+        case "supplier_quote_requested":
+            lines = [
+                {"description": f"part {sku}", "quantity": rnd.randint(1, 4)}
+                | ({"sku": sku} if rnd.random() < 0.5 else {})
+                for sku in rnd.sample(SKUS, rnd.randint(1, 3))
+            ]
+            used = {r.po_number for r in state.supplier_requests}
+            po = rnd.choice([f"PO-{n}" for n in range(1, 6) if f"PO-{n}" not in used] or ["PO-9"])
+            return canonical(event_type, state, at) | {
+                "po_number": po if po not in used else f"PO-{len(used) + 10}",
+                "lines": lines,
+                "notes": rnd.choice(["", "Quote by Friday"]),
+            }
+        case "communication_logged":
+            fields = canonical(event_type, state, at)
+            if state.supplier_requests and rnd.random() < 0.6:
+                request = rnd.choice(state.supplier_requests)
+                fields |= {"po_number": request.po_number, "direction": "incoming"}
+            return fields
+        case "quote_sent":
+            fields = {}
             if not state.client.email or rnd.random() < 0.5:
                 fields["to_email"] = "buyer@example.com"
             if rnd.random() < 0.5:
@@ -267,7 +391,26 @@ def junk(rnd: random.Random, event_type: str, state: JobState, at: datetime) -> 
             key = rnd.choice(["parts_verified", "platinum_protocol_acknowledged"])
             return canonical(event_type, state, at) | {key: False}
         case "invoice_sent":
-            return {"lines": LINE_POOL[3:]}
+            return {"lines": LINE_POOL[3:4]}
+        case "quote_approved" | "approval_granted" | "quote_declined":
+            fields = canonical(event_type, state, at)
+            keys = option_keys(state)
+            match rnd.randint(0, 3) if event_type != "quote_declined" else 2:
+                case 0:  # an option the quote does not have
+                    fields["option"] = "best" if len(keys) < 3 else "quote"
+                case 1 if len(keys) > 1:  # none chosen from several
+                    fields.pop("option", None)
+                case 2 if event_type != "approval_granted":  # an answer to another version
+                    version = quote_version(state)
+                    fields["quote_version"] = version + 1 if version == 1 else version - 1
+                case 3 if event_type == "quote_approved":  # unsigned (refused to the customer)
+                    fields.pop("signature_name", None)
+            return fields
+        case "supplier_quote_requested" if state.supplier_requests:  # the PO is taken
+            po = rnd.choice(state.supplier_requests).po_number
+            return canonical(event_type, state, at) | {"po_number": po}
+        case "communication_logged":  # a PO of no request on the job
+            return canonical(event_type, state, at) | {"po_number": "PO-UNKNOWN"}
         case "evidence_verified":
             return dict.fromkeys(EVIDENCE, True) | {rnd.choice(EVIDENCE): False}
         case "payment_recorded":
@@ -296,13 +439,25 @@ def check_invariants(s: JobState) -> None:
     assert isinstance(s.waiting_on, str)
 
     if s.quote is not None:
-        assert s.quote.total == sum((line.amount for line in s.quote.lines), Decimal("0"))
+        check_quote(s)
+    else:
+        assert s.earlier_quotes == []
+    pos = [r.po_number for r in s.supplier_requests]
+    assert len(pos) == len(set(pos))
+    for request in s.supplier_requests:
+        assert request.answered_at is None or request.answered_at >= request.requested_at
+    if s.supplier_requests:
+        assert s.quote is not None  # asked for while quoting at the earliest
     if s.stage in (S.quoting, S.quote_sent, S.saving):
         assert s.quote is not None
     if s.stage in (S.quote_sent, S.saving):
         assert s.quote is not None and s.quote.sent_at is not None
     if s.contract_amount is not None:
-        assert s.quote is not None and s.contract_amount == s.quote.total
+        assert s.quote is not None and s.quote.chosen is not None
+        chosen = s.quote.option(s.quote.chosen)
+        assert chosen is not None and s.contract_amount == chosen.totals.total == s.quote.total
+    elif s.quote is not None:
+        assert s.quote.chosen is None
     if s.approval_pending:
         assert s.stage in (S.quote_sent, S.saving, S.canceled)
 
@@ -341,7 +496,14 @@ def check_invariants(s: JobState) -> None:
         assert s.completion is None or s.stage == S.canceled
     if s.stage in (S.invoiced, S.verified, S.closed):
         assert s.invoice is not None
-        assert s.invoice.total == sum((line.amount for line in s.invoice.lines), Decimal("0"))
+        invoiced = s.invoice.totals
+        check_figures(invoiced, s.invoice.lines)
+        assert s.invoice.total == invoiced.total
+        if s.quote is not None and s.contract_amount is not None:  # billed as quoted
+            assert (s.invoice.tax_rate, s.invoice.discount) == (
+                s.quote.tax_rate,
+                s.quote.discount,
+            )
         assert s.invoice.billing_email
         if s.client.tier == "platinum":
             assert s.invoice.po_number
@@ -370,6 +532,33 @@ def check_invariants(s: JobState) -> None:
         assert s.cancel_reason is None and s.canceled_from is None
 
 
+def check_figures(t: pricing.Totals, lines: list[Any]) -> None:
+    assert t.subtotal == sum((line.amount for line in lines), Decimal("0"))
+    assert t.total == t.subtotal - t.discount + t.tax
+    assert 0 <= t.discount <= t.subtotal
+    for value in (t.subtotal, t.discount, t.taxable, t.tax, t.total):
+        assert value >= 0 and value.as_tuple().exponent == -2
+
+
+def check_quote(s: JobState) -> None:
+    quote = s.quote
+    assert quote is not None
+    keys = [o.key for o in quote.options]
+    assert keys in (["quote"], ["good", "better"], ["good", "better", "best"])
+    for option in quote.options:
+        assert option.lines
+        assert option.totals == pricing.totals(option.lines, quote.tax_rate, quote.discount)
+        check_figures(option.totals, option.lines)
+    shown = quote.option(quote.chosen) if quote.chosen is not None else quote.options[0]
+    assert shown is not None
+    assert quote.lines == shown.lines
+    assert quote.total == quote.totals.total == shown.totals.total
+    # every earlier version kept, oldest first
+    assert [q.version for q in s.earlier_quotes] == list(range(1, quote.version))
+    for earlier in s.earlier_quotes:
+        assert earlier.chosen is None
+
+
 def check_refusal(refusal: Refusal, state: JobState, actor: Actor, event_type: str) -> None:
     allowed = allowed_events(state, actor)
     assert refusal.allowed_events == allowed
@@ -392,8 +581,9 @@ def check_refusal(refusal: Refusal, state: JobState, actor: Actor, event_type: s
 
 
 def check_accepted(
-    result: Accepted, before: JobState, actor: Actor, event_type: str, at: datetime
+    result: Accepted, before: JobState, actor: Actor, event: Any, at: datetime
 ) -> None:
+    event_type: str = event.type
     after = result.state
     rule = RULES[event_type]
     assert event_type in allowed_events(before, actor)
@@ -421,7 +611,43 @@ def check_accepted(
         assert after.stage_entered_at == before.stage_entered_at
     if event_type in RECORD_ONLY or event_type == "owner_assigned":
         assert after.stage == before.stage
-    if event_type in ("note_added", "communication_logged", "customer_update_sent"):
+    if actor.role == Role.customer:  # the customer only answers the quote
+        assert event_type in CUSTOMER_EVENTS
+        if event_type == "quote_approved":
+            assert event.signature_name
+    if event_type in ("quote_approved", "quote_declined") and event.quote_version is not None:
+        assert before.quote is not None and event.quote_version == before.quote.version
+    if event_type in ("quote_approved", "approval_granted"):
+        assert before.quote is not None and after.quote is not None
+        keys = [o.key for o in before.quote.options]
+        assert after.quote.chosen == (event.option or keys[0])
+        assert event.option in keys or (event.option is None and len(keys) == 1)
+        assert after.quote.options == before.quote.options
+    if event_type == "quote_drafted":
+        assert after.quote is not None
+        assert after.quote.version == (before.quote.version if before.quote else 0) + 1
+        kept = [before.quote] if before.quote is not None else []
+        assert after.earlier_quotes == [*before.earlier_quotes, *kept]
+        assert after.quote.tax_rate == (event.tax_rate or 0)
+    if event_type == "invoice_sent" and before.contract_amount is not None:
+        approved = before.quote.lines if before.quote is not None else None
+        if event.lines is None or list(event.lines) == approved:
+            assert after.invoice is not None
+            assert after.invoice.total == before.contract_amount
+    if event_type == "supplier_quote_requested":
+        assert after.model_dump(exclude={"supplier_requests"}) == before.model_dump(
+            exclude={"supplier_requests"}
+        )
+        assert after.supplier_requests[:-1] == before.supplier_requests
+        assert after.supplier_requests[-1].po_number == event.po_number
+        assert after.supplier_requests[-1].requested_by == actor.username
+    if event_type == "communication_logged" and event.po_number is not None:
+        assert after.model_dump(exclude={"supplier_requests"}) == before.model_dump(
+            exclude={"supplier_requests"}
+        )
+        request = next(r for r in after.supplier_requests if r.po_number == event.po_number)
+        assert request.answered_at is not None and request.answered_at <= at
+    elif event_type in ("note_added", "communication_logged", "customer_update_sent"):
         assert after == before
     if event_type == "job_scheduled":
         assert after.schedule is not None and after.schedule.scheduled_at == at
@@ -488,6 +714,8 @@ def weight(event_type: str, state: JobState) -> int:
     """Favour the events that move a job along, so that sequences reach the late stages."""
     if event_type == "job_canceled":
         return 1
+    if event_type == "emergency_dispatch":  # skips the quote rules: not too often
+        return 5
     return 3 if stalls(event_type, state) else 25
 
 
@@ -500,6 +728,7 @@ def candidates(state: JobState) -> list[Actor]:
         (OWNER, Role.sales),
         (TECHNICIAN, Role.technician),
         ("tom", Role.integration),
+        (CUSTOMER, Role.customer),
     }
     if state.owner:
         people.add((state.owner, Role.sales))
@@ -550,8 +779,31 @@ def choose(
     elif seed == 0:
         payload = canonical(event_type, state, at)
     else:
-        payload = vary(random.Random(seed), event_type, state, at)
+        payload = vary(random.Random(seed), event_type, state, at, actor)
     return actor, event_type, is_junk, payload
+
+
+def reached(sent: Any, actor: Actor, after: JobState) -> str:
+    """What an accepted event showed of the quote rules (hypothesis's statistics count them)."""
+    quote = after.quote
+    match sent.type:
+        case "quote_drafted" if quote is not None and len(quote.options) > 1:
+            return "drafted options"
+        case "quote_drafted" if quote is not None and quote.tax_rate and quote.discount:
+            return "drafted with tax and discount"
+        case "quote_approved" | "approval_granted" if quote and quote.chosen in ("better", "best"):
+            return "approved a later option"
+        case "quote_approved" if actor.role == Role.customer:
+            return "the customer approved"
+        case "quote_declined" if actor.role == Role.customer:
+            return "the customer declined"
+        case "supplier_quote_requested":
+            return "supplier request"
+        case "communication_logged" if sent.po_number is not None:
+            return "supplier answered"
+        case "invoice_sent" if after.invoice is not None and after.invoice.totals.tax:
+            return "invoice taxed"
+    return ""
 
 
 def workflow_keeps(result: Accepted, state: JobState, numbers: list[int]) -> JobState:
@@ -575,6 +827,7 @@ def test_random_sequences_keep_the_rules(client: ClientSnapshot, data: st.DataOb
     numbers: list[int] = []
     check_invariants(state)
     after_final = 0
+    seen: set[str] = set()
     for step in range(MAX_STEPS):
         if state.stage in FINAL_STAGES:
             after_final += 1
@@ -583,7 +836,8 @@ def test_random_sequences_keep_the_rules(client: ClientSnapshot, data: st.DataOb
         at = BASE + timedelta(minutes=7 * (step + 1))
         actor, event_type, is_junk, payload = choose(data, state, at)
         before_dump = state.model_dump()
-        result = apply(state, make_event(event_type, payload), actor, at)
+        sent = make_event(event_type, payload)
+        result = apply(state, sent, actor, at)
         assert state.model_dump() == before_dump  # apply never mutates its input
 
         if isinstance(result, Refusal):
@@ -594,12 +848,15 @@ def test_random_sequences_keep_the_rules(client: ClientSnapshot, data: st.DataOb
             continue
 
         assert state.stage not in FINAL_STAGES
-        check_accepted(result, state, actor, event_type, at)
+        check_accepted(result, state, actor, sent, at)
+        seen.add(reached(sent, actor, result.state))
         state = workflow_keeps(result, state, numbers)
         check_invariants(state)
         assert state.number == (numbers[0] if numbers else None)
 
     assert len(numbers) <= 1  # a job gets at most one number
+    for what in sorted(seen - {""}):
+        event(what)
     event(f"ended {state.stage.value if state.stage else 'not created'}")
 
 
@@ -677,3 +934,79 @@ def test_final_stages_stay_final(client: ClientSnapshot, data: st.DataObject) ->
         assert result.allowed_events == []
         assert result.stage == final
         assert state.model_dump() == frozen
+
+
+QUOTE_EVENTS = (
+    "quote_approved",
+    "quote_approved",
+    "quote_declined",
+    "quote_declined",
+    "supplier_quote_requested",
+    "communication_logged",
+    "approval_granted",
+    "approval_requested",
+    "supplier_quote_requested",
+    "communication_logged",
+    "quote_drafted",
+    "quote_sent",
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(client=clients, data=st.data())
+def test_quote_answers_keep_the_rules(client: ClientSnapshot, data: st.DataObject) -> None:
+    """The quote rules up close: a job whose quote (options, tax, discount) has been sent, then
+    answers, new drafts, supplier requests and their answers by anyone (the customer too), half
+    of the payloads junk. The same checks as the random sequences, where these are rarer."""
+    office = Actor(username="olive", role=Role.office)
+    state = new_job("prop-job", client)
+    at = BASE
+    draft_seed = data.draw(st.integers(1, 2**32 - 1), label="draft")
+    for event_type in ("job_created", "owner_assigned", "lead_qualified", "quote_drafted"):
+        at += timedelta(minutes=5)
+        payload = (
+            vary(random.Random(draft_seed), event_type, state, at)
+            if event_type == "quote_drafted"
+            else canonical(event_type, state, at)
+        )
+        accepted = apply(state, make_event(event_type, payload), office, at)
+        assert isinstance(accepted, Accepted)
+        state = accepted.state
+    if data.draw(st.booleans(), label="sent"):
+        at += timedelta(minutes=5)
+        accepted = apply(
+            state, make_event("quote_sent", canonical("quote_sent", state, at)), office, at
+        )
+        assert isinstance(accepted, Accepted)
+        state = accepted.state
+    customer = Actor(username=CUSTOMER, role=Role.customer)
+    people = [*candidates(state), customer, customer, customer]  # the customer answers often
+    seen: set[str] = set()
+    for _ in range(data.draw(st.integers(1, 15), label="steps")):
+        at += timedelta(minutes=5)
+        event_type = data.draw(st.sampled_from(QUOTE_EVENTS), label="event")
+        actor = data.draw(st.sampled_from(people), label="actor")
+        seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
+        is_junk = data.draw(st.booleans(), label="junk")
+        payload = (
+            junk(random.Random(seed), event_type, state, at)
+            if is_junk
+            else vary(random.Random(seed), event_type, state, at, actor)
+        )
+        sent = make_event(event_type, payload)
+        result = apply(state, sent, actor, at)
+        if isinstance(result, Refusal):
+            check_refusal(result, state, actor, event_type)
+            if not is_junk:
+                assert result.code != "invalid_event", (event_type, payload, result)
+            continue
+        check_accepted(result, state, actor, sent, at)
+        state = result.state.model_copy(
+            update={"seq": state.seq + 1, "number": 1000 if result.assign_number else None}
+        )
+        check_invariants(state)
+        seen.add(reached(sent, actor, state))
+        if state.stage == S.approved:
+            break
+    for what in sorted(seen - {""}):
+        event(what)
