@@ -1,19 +1,11 @@
 """The closeout portal's links and snapshots in the database (DESIGN.md §6 "Closeout").
 
-A portal token is `HMAC-SHA256(secret key, nonce)`, base64url: 256 bits no one can compute
-without the server's secret key, for a nonce of 128 random bits drawn when the link is made. Only
-the nonce and the token's SHA-256 are stored, so a copy of the database opens no portal, while the
-API can still show the office the link it sent (`portal_url` in the job view). Changing
-`JOBLINE_SECRET_KEY` retires every link.
+A portal link's token is made, stored and checked as core/links.py says (purpose "portal"); the
+API can show the office the link it sent (`portal_url` in the job view).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,12 +13,16 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.db import insert
+from core import links
+
+# Re-exported: callers and tests know them as core.portal's.
+from core.links import TOKEN_SHAPE as TOKEN_SHAPE
+from core.links import token_for as token_for
+from core.links import token_hash as token_hash
 from models.portal import CompletionSnapshot
 from models.tables import PortalLink, PortalSnapshot, utcnow
 
-# 32 bytes of HMAC in unpadded base64url.
-TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")  # use with fullmatch
+PURPOSE = "portal"
 
 
 @dataclass(frozen=True)
@@ -39,25 +35,12 @@ class Link:
         return f"{public_url.rstrip('/')}/portal/{self.token}"
 
 
-def token_for(secret_key: str, nonce: str, purpose: str = "portal") -> str:
-    """The token of a link; `purpose` keeps one kind of link's tokens from opening another's
-    (core/quote_links.py uses "quote")."""
-    digest = hmac.new(secret_key.encode(), f"{purpose}:{nonce}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def _link(row: PortalLink, secret_key: str) -> Link:
     return Link(
-        job_slug=row.job_slug, token=token_for(secret_key, row.nonce), expires_at=row.expires_at
+        job_slug=row.job_slug,
+        token=token_for(secret_key, row.nonce, PURPOSE),
+        expires_at=row.expires_at,
     )
-
-
-def _dialect(session: AsyncSession) -> str:
-    return session.get_bind().dialect.name
 
 
 async def ensure_link(
@@ -66,30 +49,8 @@ async def ensure_link(
     """The job's portal link, made on first use (a retried or concurrent call finds the first
     one's). A link that has expired is replaced by a new one, so a job completed again after a
     long while gets a link that opens."""
-    now = utcnow()
-    row = (await session.exec(select(PortalLink).where(PortalLink.job_slug == job_slug))).first()
-    if row is not None and row.expires_at > now:
-        return _link(row, secret_key)
-    nonce = secrets.token_hex(16)
-    values = {
-        "job_slug": job_slug,
-        "nonce": nonce,
-        "token_hash": token_hash(token_for(secret_key, nonce)),
-        "created_at": now,
-        "expires_at": now + lifetime,
-    }
-    statement = insert(_dialect(session), PortalLink).values(**values)
-    if row is None:
-        await session.execute(statement.on_conflict_do_nothing(index_elements=["job_slug"]))
-    else:
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["job_slug"],
-                set_={k: v for k, v in values.items() if k != "job_slug"},
-            )
-        )
-    row = (await session.exec(select(PortalLink).where(PortalLink.job_slug == job_slug))).one()
-    await session.refresh(row)
+    keys = {"job_slug": job_slug}
+    row = await links.ensure_row(session, PortalLink, keys, secret_key, PURPOSE, lifetime)
     return _link(row, secret_key)
 
 
@@ -104,17 +65,8 @@ async def link_for_job(session: AsyncSession, secret_key: str, job_slug: str) ->
 async def open_link(session: AsyncSession, secret_key: str, token: str) -> Link | None:
     """The open link a token belongs to; None for anything else (malformed, unknown, expired,
     or made with another secret key), which callers answer all alike."""
-    if not TOKEN_SHAPE.fullmatch(token):
-        return None  # before any query
-    row = (
-        await session.exec(select(PortalLink).where(PortalLink.token_hash == token_hash(token)))
-    ).first()
-    if row is None or row.expires_at <= utcnow():
-        return None
-    link = _link(row, secret_key)
-    # The stored hash alone is not enough: the token must be the one this server's secret key
-    # derives, so a new JOBLINE_SECRET_KEY retires every link.
-    return link if hmac.compare_digest(link.token, token) else None
+    row = await links.open_row(session, PortalLink, secret_key, PURPOSE, token)
+    return None if row is None else _link(row, secret_key)
 
 
 async def save_snapshot(
