@@ -55,6 +55,15 @@ QUOTE_SENT = [
 ]
 
 
+async def prospect(stack: Stack, tier: str = "standard") -> str:
+    """A new job for a new client of `tier`, owned by olga and qualified; its slug."""
+    client = await stack.new_client(tier=tier)
+    slug = (await stack.new_job(client_id=client["id"]))["slug"]
+    steps = [("olga", "owner_assigned", {"owner": "olga"}), ("olga", "lead_qualified", {})]
+    await drive(stack, slug, steps)
+    return slug
+
+
 async def quoted(stack: Stack, *, approved: bool = False, **job: object) -> str:
     """A new job (with `job`'s fields) with its quote sent, or approved; its slug."""
     slug = (await stack.new_job(**job))["slug"]

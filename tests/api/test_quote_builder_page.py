@@ -10,7 +10,7 @@ import re
 import uuid
 from decimal import Decimal
 
-from tests.api.journeys import CHECKLIST, drive, window
+from tests.api.journeys import CHECKLIST, drive, prospect, window
 from tests.api.signed_in import SignIn, signed_in_fixture  # noqa: F401
 from tests.api.test_job_page import _job, _post, _text
 from tests.api.test_quotes import quote_settings
@@ -18,14 +18,6 @@ from tests.conftest import Stack
 
 BOOK = "/api/v1/pricebook"
 JOBLINE_SETS = ("tax_rate", "ip_address", "quote_version", "price_basis", "signature_name")
-
-
-async def _prospect(stack: Stack, tier: str = "standard") -> str:
-    client = await stack.new_client(tier=tier)
-    slug = (await stack.new_job(client_id=client["id"]))["slug"]
-    steps = [("olga", "owner_assigned", {"owner": "olga"}), ("olga", "lead_qualified", {})]
-    await drive(stack, slug, steps)
-    return slug
 
 
 async def _item(stack: Stack, **fields: object) -> str:
@@ -41,7 +33,7 @@ async def test_options_from_skus_a_discount_and_the_approval_picker(
 ) -> None:
     motor = await _item(stack)
     labour = await _item(stack, name="Labour hour", unit_price="95.00", taxable=False)
-    slug = await _prospect(stack)
+    slug = await prospect(stack)
     office = await signed_in("office")
     page = await office.get(f"/jobs/{slug}/events/quote_drafted")
     for name in JOBLINE_SETS:
@@ -123,7 +115,7 @@ async def test_options_from_skus_a_discount_and_the_approval_picker(
 
 async def test_a_refused_fixed_price_is_shown_at_its_line(stack: Stack, signed_in: SignIn) -> None:
     sku = await _item(stack, fixed_prices=[{"tier": "gov", "unit_price": "380.00"}])
-    slug = await _prospect(stack, "gov")
+    slug = await prospect(stack, "gov")
     office = await signed_in("office")
     fields = {
         "lines-0-description": "Call-out", "lines-0-quantity": "1", "lines-0-unit_price": "60",
@@ -144,7 +136,7 @@ async def test_a_refused_fixed_price_is_shown_at_its_line(stack: Stack, signed_i
 
 
 async def test_supplier_request_for_quote_and_its_answer(stack: Stack, signed_in: SignIn) -> None:
-    slug = await _prospect(stack)
+    slug = await prospect(stack)
     office = await signed_in("office")
     lines = {"lines-0-description": "Compressor", "lines-0-quantity": "1",
              "lines-0-unit_price": "1200", "lines-0-sku": "CMP-9",

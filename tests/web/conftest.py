@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 from axe_playwright_python.async_playwright import Axe
 from fastapi import FastAPI
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, ConsoleMessage, Page, ViewportSize, async_playwright
 
 from api.app import create_app
 from api.users.service import create_user, find_user, set_password
@@ -33,6 +33,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 # Where sign-in lands when no page was asked for: the board, or a technician's day.
 HOME = re.compile(r".*/(jobs|my)(\?.*)?$")
 
@@ -123,3 +124,22 @@ async def serious_violations(page: Page) -> list[str]:
         for v in results.response["violations"]
         if v["impact"] in ("serious", "critical")
     ]
+
+
+async def fits_a_phone(page: Page) -> None:
+    """Assert the page is no wider than a phone (evaluated by Playwright, so it works on pages
+    that run no script of their own)."""
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"{page.url} is {width}px wide on a phone"
+
+
+def console_errors(page: Page) -> list[str]:
+    """The errors the page logs to its console from now on (the list fills as they come)."""
+    errors: list[str] = []
+
+    def _on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            errors.append(f"{message.text} {message.location}")
+
+    page.on("console", _on_console)
+    return errors

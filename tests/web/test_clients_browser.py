@@ -14,10 +14,11 @@ import re
 import uuid
 
 import pytest
-from playwright.async_api import Browser, Page, ViewportSize, expect
+from playwright.async_api import Browser, Page, expect
 
 from tests.conftest import Stack
 from tests.web.conftest import (  # noqa: F401
+    DESKTOP,
     PHONE,
     base_url,
     browser,
@@ -29,7 +30,6 @@ from tests.web.conftest import (  # noqa: F401
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
 PASSWORD = "clients in the browser"
-DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 JOB_URL = re.compile(r".*/jobs/(?!new\b)[a-z0-9-]+$")
 
 

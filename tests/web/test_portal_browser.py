@@ -10,7 +10,7 @@ navigation's response and then the bytes at the URL the browser opened.
 from __future__ import annotations
 
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Download
+from playwright.async_api import Browser, Download
 
 from activities.pdf import render_pdf_sync
 from core import settings_store
@@ -18,7 +18,7 @@ from core.settings_store import BRANDING
 from models.branding import BrandingSettings
 from tests.api.test_portal import completed_job
 from tests.conftest import Stack
-from tests.web.conftest import PHONE
+from tests.web.conftest import PHONE, console_errors
 
 # The browser is what is tested here; the database under it is tested on both backends elsewhere.
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
@@ -44,13 +44,7 @@ async def test_the_customer_reads_the_job_and_opens_the_receipt(
     context = await browser.new_context(viewport=PHONE, accept_downloads=True)
     try:
         page = await context.new_page()
-        console_errors: list[str] = []
-
-        def _on_console(message: ConsoleMessage) -> None:
-            if message.type == "error":
-                console_errors.append(f"{message.text} {message.location}")
-
-        page.on("console", _on_console)
+        errors = console_errors(page)
         downloads: list[Download] = []
 
         def _on_download(download: Download) -> None:
@@ -74,7 +68,7 @@ async def test_the_customer_reads_the_job_and_opens_the_receipt(
         assert fits, "the page scrolls sideways on a phone"
         # Nothing refused by the CSP, nothing missing (checked before the PDF viewer opens: it
         # asks for /favicon.ico, which the API does not serve).
-        assert console_errors == []
+        assert errors == []
 
         link = page.get_by_role("link", name="Download your work receipt (PDF)")
         async with page.expect_response(lambda r: r.url.endswith("/receipt.pdf")) as answered:

@@ -12,13 +12,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, ViewportSize, expect
+from playwright.async_api import Browser, Page, expect
 
 from tests.conftest import Stack
 from tests.web.conftest import (  # noqa: F401
+    DESKTOP,
     PHONE,
     base_url,
     browser,
+    fits_a_phone,
     person_with_password,
     serious_violations,
     sign_in,
@@ -27,12 +29,6 @@ from tests.web.conftest import (  # noqa: F401
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
 PASSWORD = "prices in the browser"
-DESKTOP: ViewportSize = {"width": 1280, "height": 800}
-
-
-async def _fits_a_phone(page: Page) -> None:
-    width = await page.evaluate("document.documentElement.scrollWidth")
-    assert width <= PHONE["width"], f"{page.url} is {width}px wide on a phone"
 
 
 async def _check(page: Page, findings: dict[str, list[str]]) -> None:
@@ -135,13 +131,13 @@ async def test_office_adds_prices_and_imports_technician_reads(
     await expect(page.get_by_role("link", name=f"{tag}-CAP")).to_be_visible()
     await expect(page.get_by_role("button", name="Add item")).to_have_count(0)
     await expect(page.get_by_label("CSV file", exact=True)).to_have_count(0)
-    await _fits_a_phone(page)
+    await fits_a_phone(page)
     await _check(page, findings)
     await page.get_by_role("link", name=f"{tag}-CAP").click()
     await expect(page.get_by_role("heading", level=1)).to_contain_text("Run capacitor")
     await expect(page.get_by_role("button")).to_have_count(1)  # Sign out only
     await expect(page.get_by_text("$32.00")).to_be_visible()
-    await _fits_a_phone(page)
+    await fits_a_phone(page)
     await _check(page, findings)
     await context.close()
 
@@ -149,9 +145,9 @@ async def test_office_adds_prices_and_imports_technician_reads(
     context = await browser.new_context(viewport=PHONE)
     page = await context.new_page()
     await sign_in(page, base_url, office, PASSWORD, then="/pricebook")
-    await _fits_a_phone(page)
+    await fits_a_phone(page)
     await page.goto(f"{base_url}/pricebook/{tag}-CAP")
-    await _fits_a_phone(page)
+    await fits_a_phone(page)
     await _check(page, findings)
     await context.close()
 

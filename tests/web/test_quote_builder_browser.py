@@ -13,16 +13,18 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from playwright.async_api import Browser, Page, ViewportSize, expect
+from playwright.async_api import Browser, Page, expect
 
 from models import display
-from tests.api.journeys import drive
+from tests.api.journeys import prospect
 from tests.api.test_quotes import quote_settings
 from tests.conftest import Stack
 from tests.web.conftest import (  # noqa: F401
+    DESKTOP,
     PHONE,
     base_url,
     browser,
+    fits_a_phone,
     person_with_password,
     serious_violations,
     sign_in,
@@ -31,27 +33,13 @@ from tests.web.conftest import (  # noqa: F401
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
 PASSWORD = "quotes in the browser"
-DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 BOOK = "/api/v1/pricebook"
-
-
-async def _fits_a_phone(page: Page) -> None:
-    width = await page.evaluate("document.documentElement.scrollWidth")
-    assert width <= PHONE["width"], f"{page.url} is {width}px wide on a phone"
 
 
 async def _item(stack: Stack, sku: str, name: str, price: str, **more: object) -> None:
     body = {"sku": sku, "name": name, "unit_price": price, **more}
     response = await stack.post("olga", BOOK, body)
     assert response.status_code == 201, response.text
-
-
-async def _prospect(stack: Stack, tier: str = "standard") -> str:
-    client = await stack.new_client(tier=tier)
-    slug = (await stack.new_job(client_id=client["id"]))["slug"]
-    steps = [("olga", "owner_assigned", {"owner": "olga"}), ("olga", "lead_qualified", {})]
-    await drive(stack, slug, steps)
-    return slug
 
 
 async def _line(page: Page, group: str, row: int, sku: str = "", quantity: str = "", **more: str):
@@ -73,7 +61,7 @@ async def test_office_builds_a_three_option_quote_from_the_price_book(
     tag = f"QB{uuid.uuid4().hex[:6].upper()}"
     await _item(stack, f"{tag}-HP", "Heat pump 3 ton", "1000.00")
     await _item(stack, f"{tag}-LAB", "Labour hour", "120.00", taxable=False)
-    slug = await _prospect(stack)
+    slug = await prospect(stack)
     findings: dict[str, list[str]] = {}
 
     async with quote_settings(stack, tax_rate="8.875", tax_label="Sales tax"):
@@ -134,10 +122,10 @@ async def test_office_builds_a_three_option_quote_from_the_price_book(
         phone = await browser.new_context(viewport=PHONE)  # type: ignore[arg-type]
         small = await phone.new_page()
         await sign_in(small, base_url, office, PASSWORD, then=f"/jobs/{slug}")
-        await _fits_a_phone(small)
+        await fits_a_phone(small)
         await small.goto(f"{base_url}/jobs/{slug}/events/quote_drafted")
         await expect(small.locator("#quote_drafted-lines3-0-sku")).to_have_value(f"{tag}-HP")
-        await _fits_a_phone(small)
+        await fits_a_phone(small)
         findings[f"phone {small.url}"] = await serious_violations(small)
         await phone.close()
         await context.close()
@@ -153,7 +141,7 @@ async def test_a_gov_fixed_price_cannot_be_changed_on_the_page(
     sku = f"QG{uuid.uuid4().hex[:6].upper()}-TST"
     gov = [{"tier": "gov", "unit_price": "95"}]
     await _item(stack, sku, "Thermostat", "120.00", fixed_prices=gov)
-    slug = await _prospect(stack, "gov")
+    slug = await prospect(stack, "gov")
 
     context = await browser.new_context(viewport=PHONE)  # type: ignore[arg-type]
     page = await context.new_page()
@@ -179,7 +167,7 @@ async def test_a_gov_fixed_price_cannot_be_changed_on_the_page(
     await expect(page.get_by_role("alert")).to_contain_text("a quote cannot change it")
     await expect(price).to_have_value("95.00")
     assert await price.get_attribute("readonly") is not None
-    await _fits_a_phone(page)
+    await fits_a_phone(page)
     assert not await serious_violations(page)
     after = (await stack.get("olga", f"/api/v1/jobs/{slug}")).json()
     assert after["quote"]["version"] == 1 and after["earlier_quotes"] == []

@@ -12,11 +12,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page
+from playwright.async_api import Browser
 
 from tests.api.test_quote_link import BETTER_TOTAL, job_view, link_from_email, quote_sent
 from tests.conftest import Stack
-from tests.web.conftest import PHONE, serious_violations
+from tests.web.conftest import PHONE, console_errors, fits_a_phone, serious_violations
 
 # The browser is what is tested here; the database under it is tested on both backends elsewhere.
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
@@ -33,12 +33,6 @@ async def _axe(browser: Browser, url: str) -> list[str]:
         await context.close()
 
 
-async def _fits(page: Page) -> bool:
-    # Evaluated by Playwright, not by the page: the page itself runs no script.
-    width = await page.evaluate("document.documentElement.scrollWidth")
-    return int(width) <= PHONE["width"]
-
-
 async def test_the_customer_picks_better_signs_and_approves(
     stack: Stack, browser: Browser, base_url: str
 ) -> None:
@@ -52,18 +46,12 @@ async def test_the_customer_picks_better_signs_and_approves(
     context = await browser.new_context(viewport=PHONE, java_script_enabled=False)
     try:
         page = await context.new_page()
-        console_errors: list[str] = []
-
-        def _on_console(message: ConsoleMessage) -> None:
-            if message.type == "error":
-                console_errors.append(f"{message.text} {message.location}")
-
-        page.on("console", _on_console)
+        errors = console_errors(page)
         opened = await page.goto(url)
         assert opened is not None and opened.status == 200
         await page.get_by_role("heading", name="No cooling, unit 4").wait_for()
         assert await page.get_by_role("heading", name="Option: Better").is_visible()
-        assert await _fits(page), "the page scrolls sideways on a phone"
+        await fits_a_phone(page)
 
         await page.get_by_role("radio", name="Better").check()
         await page.get_by_label("Type your full name to sign").fill("Dana Whitfield")
@@ -72,8 +60,8 @@ async def test_the_customer_picks_better_signs_and_approves(
         assert page.url == url  # post, redirect, get: back on the link's page
         await page.get_by_role("heading", name="Quote approved").wait_for()
         assert await page.get_by_text("Signed by Dana Whitfield on").is_visible()
-        assert await _fits(page)
-        assert console_errors == []
+        await fits_a_phone(page)
+        assert errors == []
     finally:
         await context.close()
 
