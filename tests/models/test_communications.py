@@ -278,7 +278,11 @@ def test_message_context_in_summer_time_with_another_currency_and_company_name()
         ),
     )
     context = message_context(
-        state, new_york, currency_symbol="€", company_name="Acme Heating & Air"
+        state,
+        new_york,
+        currency_symbol="€",
+        company_name="Acme Heating & Air",
+        quote_link="https://jobs.example.com/q/tok",
     )
     assert context["window"] == "Tue 16 Jul, 09:00–21:30 EDT"
     assert context["quote_total"] == "€1,234.50"
@@ -287,9 +291,10 @@ def test_message_context_in_summer_time_with_another_currency_and_company_name()
     assert context["technician"] == "tess"
     quote = render(new_york.template("quote"), context)
     assert "comes to €1,234.50." in quote.body
+    assert "approve it or decline it online: https://jobs.example.com/q/tok" in quote.body
     assert (
         quote.sms == "Acme Heating & Air: your quote for No cooling is €1,234.50. "
-        "Check your email for details."
+        "Approve or decline: https://jobs.example.com/q/tok"
     )
 
 
@@ -392,3 +397,140 @@ def test_ucs2_segments_match_the_utf16_units(text: str) -> None:
     units = len(text.encode("utf-16-le")) // 2
     expected = 1 if units <= 70 else math.ceil(units / 67)
     assert sms_segments(text) == (expected, "UCS-2")
+
+
+# --- quotes with options and supplier requests (issue 11) ---------------------------------------
+
+
+def _quoted(**drafted: Any) -> JobState:
+    """A job whose quote was drafted and sent through the rules, and an RFQ made."""
+    from tests.models.test_lifecycle_table import OFFICE, reach
+
+    job = reach(Stage.prospect)
+    job.do(OFFICE, "quote_drafted", **drafted)
+    job.do(OFFICE, "quote_sent")
+    job.do(
+        OFFICE,
+        "supplier_quote_requested",
+        supplier="Northside HVAC Supply",
+        supplier_email="orders@northside.example.com",
+        po_number="PO-2291",
+        lines=[
+            {"sku": "CAP-455", "description": "Run capacitor, 45/5 uF", "quantity": 2},
+            {"description": "Contactor", "quantity": "1.5"},
+        ],
+        notes="Please quote by Friday.",
+    )
+    return job.state
+
+
+OPTIONS = [
+    {"name": "Repair", "lines": [{"description": "Repair", "quantity": 1, "unit_price": "200"}]},
+    {"name": "Replace", "lines": [{"description": "Unit", "quantity": 1, "unit_price": "900"}]},
+]
+
+
+def test_quote_total_lists_each_option_until_one_is_chosen() -> None:
+    from models.lifecycle import Actor, Role, apply
+
+    settings = CommunicationSettings()
+    state = _quoted(options=OPTIONS, tax_rate="10")
+    context = message_context(state, settings)
+    assert context["quote_total"] == "Repair $220.00, Replace $990.00"
+    body = render(settings.template("quote"), context).body
+    assert "comes to Repair $220.00, Replace $990.00." in body
+    at = datetime(2026, 11, 24, tzinfo=UTC)
+    approved = apply(
+        state, _event("quote_approved", option="better"), Actor(username="o", role=Role.office), at
+    )
+    assert message_context(approved.state, settings)["quote_total"] == "$990.00"  # type: ignore[union-attr]
+    # one option: its total, tax included
+    single = _quoted(lines=OPTIONS[1]["lines"], tax_rate="10")
+    assert message_context(single, settings)["quote_total"] == "$990.00"
+
+
+def _event(event_type: str, **fields: Any) -> Any:
+    from pydantic import TypeAdapter
+
+    from models.events import Event
+
+    return TypeAdapter(Event).validate_python({"type": event_type, **fields})
+
+
+def test_the_supplier_quote_request_renders_its_lines() -> None:
+    settings = CommunicationSettings(company_name="Acme HVAC")
+    state = _quoted(lines=OPTIONS[0]["lines"])
+    context = message_context(state, settings, po_number="PO-2291")
+    assert (context["supplier_name"], context["po_number"]) == ("Northside HVAC Supply", "PO-2291")
+    rendered = render(settings.template("supplier_quote_request"), context)
+    assert rendered.subject == "Request for quote PO-2291 from Acme HVAC"
+    assert rendered.body.startswith("Hello Northside HVAC Supply,")
+    assert "under PO PO-2291:" in rendered.body
+    assert "- 2 x Run capacitor, 45/5 uF (SKU CAP-455)\n- 1.5 x Contactor\n" in rendered.body
+    assert "Please quote by Friday." in rendered.body  # the request's notes as the message
+    assert not rendered.sms  # email only
+    # another PO (or none): the request's fields stay empty
+    for other in (None, "PO-1"):
+        empty = message_context(state, settings, po_number=other)
+        assert empty["supplier_name"] == empty["po_number"] == empty["supplier_lines"] == ""
+
+
+def test_the_office_hears_of_an_online_answer() -> None:
+    from models.lifecycle import Actor, Role, apply
+    from models.notifications import for_event
+
+    settings = CommunicationSettings(company_name="Acme HVAC")
+    state = _quoted(options=OPTIONS)
+    customer = Actor(username="customer", role=Role.customer)
+    at = datetime(2026, 11, 24, tzinfo=UTC)
+    answer = _event(
+        "quote_approved",
+        option="better",
+        quote_version=1,
+        signature_name="Ann Customer",
+        ip_address="203.0.113.9",
+    )
+    after = apply(state, answer, customer, at).state  # type: ignore[union-attr]
+    (note,) = for_event(answer, state, after)
+    assert (note.purpose, note.to_office, note.sms) == ("quote_answered", True, "no")
+    assert (
+        note.message
+        == "Ann Customer approved the quote online, choosing Replace. The job is approved."
+    )
+    context = message_context(
+        after.model_copy(update={"number": 1042}), settings, message=note.message
+    )
+    rendered = render(settings.template("quote_answered"), context)
+    assert rendered.subject == "No heat: the customer answered quote 1 online"
+    assert rendered.body.startswith("Ann Customer approved the quote online, choosing Replace.")
+    assert "number 1042" in rendered.body and "Quote: $900.00." in rendered.body
+    # told by the office (no ip_address): nobody needs alerting
+    told = _event("quote_approved", option="good")
+    assert (
+        for_event(told, state, apply(state, told, Actor(username="o", role=Role.office), at).state)
+        == []
+    )  # type: ignore[union-attr]
+    declined = _event("quote_declined", reason="too dear", ip_address="203.0.113.9")
+    (note,) = for_event(declined, state, state)
+    assert note.message == "The customer declined the quote online: too dear"
+
+
+def test_the_new_templates_use_known_fields_and_pass_the_settings_check() -> None:
+    from api.settings.service import check_templates_render
+
+    for purpose in ("supplier_quote_request", "quote_answered"):
+        template = DEFAULT_TEMPLATES[purpose]
+        for text in (template.email_subject, template.email_body, template.sms or ""):
+            assert unknown_merge_fields(text) == set()
+    check_templates_render(CommunicationSettings())
+    custom = CommunicationSettings.model_validate(
+        {
+            "templates": {
+                "supplier_quote_request": {
+                    "email_subject": "RFQ {{ po_number }}",
+                    "email_body": "{{ supplier_name }}: {{ supplier_lines }} {{ quote_link }}",
+                }
+            }
+        }
+    )
+    check_templates_render(custom)
