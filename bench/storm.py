@@ -113,7 +113,15 @@ async def poll(db: Any, prefix: str, count: int, started: float, within: float) 
             queued_s = now - started
         done = sum(n for status, n in by_status.items() if status in FINISHED)
         if (queued_s is not None and done >= total) or now > deadline:
+            async with db.session() as session:
+                odd = await session.exec(
+                    select(OutboxMessage.status, OutboxMessage.error)
+                    .where(mine, OutboxMessage.status != "sent")
+                    .limit(5)
+                )
+                not_sent = [f"{status}: {error}" for status, error in odd.all()]
             return {
+                "not_sent": not_sent,
                 "queued_s": round(queued_s, 1) if queued_s is not None else None,
                 "finished_s": round(now - started, 1) if done >= total else None,
                 "rows": total,
@@ -214,6 +222,7 @@ def report(f: dict[str, Any]) -> str:
             f"{f['too_many']} answered 429 of {f['requests']} requests",
             f"outbox rows by status: {f['by_status']}",
             f"duplicates: {f['duplicates']}",
+            *(f"  not sent: {line}" for line in f["not_sent"]),
         ]
     )
 
