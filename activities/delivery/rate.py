@@ -16,17 +16,19 @@ limiter pauses every delivery of the process for that long.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.attempts import attempt
 from activities.delivery.base import TransientFailure
 
+log = logging.getLogger("jobline.delivery")
 # Exponential back-off when the provider says "too many" without saying for how long.
 BACKOFF_FIRST = 2.0
 BACKOFF_MOST = 300.0
@@ -39,7 +41,13 @@ class RetryLater(ApplicationError, TransientFailure):
 
     def __init__(self, message: str, delay: float) -> None:
         # No `type`: it would be prefixed to the message, which is what the outbox row records.
-        super().__init__(message, next_retry_delay=timedelta(seconds=max(delay, 0.001)))
+        super().__init__(
+            message,
+            next_retry_delay=timedelta(seconds=max(delay, 0.001)),
+            # Flow control, not an error: the worker logs it at DEBUG, with no traceback (a storm
+            # makes thousands); the backend logs each "too many" once, and the row records it.
+            category=ApplicationErrorCategory.BENIGN,
+        )
         self.delay = delay
 
     @property
@@ -138,6 +146,7 @@ class RateLimiter:
         long as it says to wait."""
         failure = busy(reason, header)
         self.pause(failure.delay)
+        log.warning("%s: every delivery of this worker waits %.1f s", reason, failure.delay)
         return failure
 
     def next_turn_in(self) -> float:
