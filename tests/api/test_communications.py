@@ -954,7 +954,8 @@ async def test_quote_sent_with_sms_and_another_address(stack: Stack) -> None:
     assert _brief(sms) == {
         "channel": "sms",
         "to": "+1 555 0141",
-        "body": f"Acme Heating: your quote for {TITLE} is $657.50. Approve or decline: {QUOTE_LINK}",
+        "body": f"Acme Heating: your quote for {TITLE} is $657.50. "
+        f"Approve or decline: {QUOTE_LINK}",
     }
     assert {m["purpose"] for m in job["communications"]} == {"quote"}
     assert {m["created_by"] for m in job["communications"]} == {"sam"}
