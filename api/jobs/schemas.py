@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -193,6 +193,9 @@ class SendResult(BaseModel):
     messages: list[OutboxPublic]
 
 
+_QuoteViewT = TypeVar("_QuoteViewT", "QuoteView", "EarlierQuoteView")
+
+
 def option_view(option: QuoteOption) -> QuoteOptionView:
     t = option.totals
     return QuoteOptionView(
@@ -206,28 +209,15 @@ def option_view(option: QuoteOption) -> QuoteOptionView:
     )
 
 
+def _view_of(view: type[_QuoteViewT], quote: Quote) -> _QuoteViewT:
+    """`view` of the quote: the fields it shares with `Quote` as they are, each option priced."""
+    same = {name: getattr(quote, name) for name in view.model_fields if name != "options"}
+    return view(**same, options=[option_view(o) for o in quote.options])
+
+
 def quote_view(quote: Quote) -> QuoteView:
-    return QuoteView(
-        version=quote.version,
-        lines=quote.lines,
-        total=quote.total,
-        options=[option_view(o) for o in quote.options],
-        chosen=quote.chosen,
-        tax_rate=quote.tax_rate,
-        discount=quote.discount,
-        valid_until=quote.valid_until,
-        notes=quote.notes,
-        drafted_at=quote.drafted_at,
-        sent_at=quote.sent_at,
-        sent_to=quote.sent_to,
-        approval_expected_at=quote.approval_expected_at,
-    )
+    return _view_of(QuoteView, quote)
 
 
 def earlier_view(quote: Quote) -> EarlierQuoteView:
-    return EarlierQuoteView(
-        version=quote.version,
-        drafted_at=quote.drafted_at,
-        sent_at=quote.sent_at,
-        options=[option_view(o) for o in quote.options],
-    )
+    return _view_of(EarlierQuoteView, quote)
