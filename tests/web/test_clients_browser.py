@@ -17,11 +17,9 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from tests.conftest import Stack
-from tests.web.conftest import (  # noqa: F401
+from tests.web.conftest import (
     DESKTOP,
     PHONE,
-    base_url,
-    browser,
     person_with_password,
     serious_violations,
     sign_in,
@@ -49,8 +47,8 @@ async def _create_job(page: Page) -> str:
 
 async def test_an_office_person_creates_a_client_and_a_job_then_reuses_the_client(
     stack: Stack,
-    browser: Browser,  # noqa: F811
-    base_url: str,  # noqa: F811
+    browser: Browser,
+    base_url: str,
     office: str,
 ) -> None:
     tag = uuid.uuid4().hex[:6]
@@ -150,8 +148,8 @@ async def test_an_office_person_creates_a_client_and_a_job_then_reuses_the_clien
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 async def test_axe_finds_nothing_serious_on_the_client_pages(
     stack: Stack,
-    browser: Browser,  # noqa: F811
-    base_url: str,  # noqa: F811
+    browser: Browser,
+    base_url: str,
     office: str,
     viewport: dict[str, int],
 ) -> None:

@@ -15,11 +15,9 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from tests.conftest import Stack
-from tests.web.conftest import (  # noqa: F401
+from tests.web.conftest import (
     DESKTOP,
     PHONE,
-    base_url,
-    browser,
     fits_a_phone,
     person_with_password,
     serious_violations,
@@ -37,8 +35,8 @@ async def _check(page: Page, findings: dict[str, list[str]]) -> None:
 
 async def test_office_adds_prices_and_imports_technician_reads(
     stack: Stack,
-    browser: Browser,  # noqa: F811
-    base_url: str,  # noqa: F811
+    browser: Browser,
+    base_url: str,
     tmp_path: Path,
 ) -> None:
     office = await person_with_password(stack, "office", PASSWORD, "o")

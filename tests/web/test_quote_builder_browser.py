@@ -19,11 +19,9 @@ from models import display
 from tests.api.journeys import prospect
 from tests.api.test_quotes import quote_settings
 from tests.conftest import Stack
-from tests.web.conftest import (  # noqa: F401
+from tests.web.conftest import (
     DESKTOP,
     PHONE,
-    base_url,
-    browser,
     fits_a_phone,
     person_with_password,
     serious_violations,
@@ -54,8 +52,8 @@ async def _line(page: Page, group: str, row: int, sku: str = "", quantity: str =
 
 async def test_office_builds_a_three_option_quote_from_the_price_book(
     stack: Stack,
-    browser: Browser,  # noqa: F811
-    base_url: str,  # noqa: F811
+    browser: Browser,
+    base_url: str,
 ) -> None:
     office = await person_with_password(stack, "office", PASSWORD, "o")
     tag = f"QB{uuid.uuid4().hex[:6].upper()}"
@@ -134,8 +132,8 @@ async def test_office_builds_a_three_option_quote_from_the_price_book(
 
 async def test_a_gov_fixed_price_cannot_be_changed_on_the_page(
     stack: Stack,
-    browser: Browser,  # noqa: F811
-    base_url: str,  # noqa: F811
+    browser: Browser,
+    base_url: str,
 ) -> None:
     office = await person_with_password(stack, "office", PASSWORD, "o")
     sku = f"QG{uuid.uuid4().hex[:6].upper()}-TST"
