@@ -88,10 +88,11 @@ def _client_name(n: int) -> str:
     return f"{SURNAMES[n % len(SURNAMES)]} & Sons {n:04d}"
 
 
-async def _seed(url: str) -> None:
+async def seed(url: str, jobs: int = JOBS) -> None:
+    """The rows (bench/search.py seeds 100,000 jobs with it)."""
     rng = random.Random(12)
     now = datetime.now(UTC)
-    job_rows, event_rows, result_rows, message_rows = seed_rows(JOBS, now, rng)
+    job_rows, event_rows, result_rows, message_rows = seed_rows(jobs, now, rng)
     at = {name: i for i, name in enumerate(JOB_COLUMNS)}
     # A real job's state (3 kB of JSON, stored compressed in the row): the row's width is what
     # the planner weighs a sequential scan by.
@@ -184,7 +185,7 @@ async def _seed(url: str) -> None:
 async def seeded(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Database]:
     path: Path = tmp_path_factory.mktemp("plans") / "unused.db"
     async with migrated_database("postgresql", path) as db:
-        await _seed(db.url)
+        await seed(db.url)
         yield db
 
 
@@ -407,7 +408,7 @@ async def _catalog(db: Database) -> Catalog:
                 "SELECT indexrelid::regclass::text FROM pg_index WHERE indpred IS NOT NULL"
             )
             _CATALOG.append(
-                Catalog({name: float(n) for name, n in rows.all()}, set(partial.scalars()))
+                Catalog({str(r[0]): float(r[1]) for r in rows.all()}, set(partial.scalars()))
             )
     return _CATALOG[0]
 
