@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -13,6 +14,13 @@ from core.db import Database
 
 _LOCK_KEY = 0x6A6F626C696E65  # "jobline"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def is_model_object(obj: Any, name: str | None, type_: str, reflected: bool, _: Any) -> bool:
+    """Alembic's `include_object`: what the models describe. The text search's trigram indexes
+    (migration 0015, PostgreSQL only: GIN over an expression with pg_trgm's operator class) are
+    the migration's alone, so autogenerate must not propose dropping them."""
+    return not (type_ == "index" and reflected and (name or "").endswith("_trgm"))
 
 
 def alembic_config() -> Config:

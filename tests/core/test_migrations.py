@@ -28,7 +28,7 @@ import models.tables  # noqa: F401  (registers every table on SQLModel.metadata)
 from api.jobs import service
 from api.jobs.service import ATTENTION, JobFilters
 from core.db import Database
-from core.migrate import upgrade
+from core.migrate import is_model_object, upgrade
 from core.projection_store import job_row
 from models import board, reminders
 from models.communications import CommunicationSettings
@@ -39,15 +39,9 @@ from tests.conftest import BACKENDS, _drop_postgres_database, _new_postgres_data
 from tests.models.test_lifecycle_table import BASE, OFFICE, reach
 
 
-def _not_a_model_index(obj: Any, name: str | None, type_: str, reflected: bool, _: Any) -> bool:
-    """The text search's trigram indexes (migration 0015, PostgreSQL only: GIN over an
-    expression, with pg_trgm's operator class) are the migration's alone, not the models'."""
-    return not (type_ == "index" and reflected and (name or "").endswith("_trgm"))
-
-
 def _differences(connection: Connection) -> list[object]:
     context = MigrationContext.configure(
-        connection, opts={"compare_type": True, "include_object": _not_a_model_index}
+        connection, opts={"compare_type": True, "include_object": is_model_object}
     )
     return list(compare_metadata(context, SQLModel.metadata))
 
