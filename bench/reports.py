@@ -113,10 +113,11 @@ def path_to(stage: Stage, rng: random.Random) -> list[tuple[str, Stage]]:
 
 
 def seed_rows(
-    jobs: int, now: datetime, rng: random.Random
+    jobs: int, now: datetime, rng: random.Random, spread: dict[Stage, int] | None = None
 ) -> tuple[list[tuple], list[tuple], list[tuple], list[tuple]]:
-    """Rows for jobs, job_events, job_results and outbox_messages, in COPY's column order."""
-    stages, weights = zip(*STAGE_WEIGHTS.items(), strict=True)
+    """Rows for jobs, job_events, job_results and outbox_messages, in COPY's column order;
+    `spread` weighs the stages (default: bench/pages.py's STAGE_WEIGHTS)."""
+    stages, weights = zip(*(spread or STAGE_WEIGHTS).items(), strict=True)
     job_rows, event_rows, result_rows, message_rows = [], [], [], []
     number = 1000
     for i in range(jobs):
@@ -248,7 +249,9 @@ MESSAGE_COLUMNS = [
 ]  # fmt: skip
 
 
-async def seed(url: str, jobs: int, rng_seed: int = 10) -> dict[str, int]:
+async def seed(
+    url: str, jobs: int, rng_seed: int = 10, spread: dict[Stage, int] | None = None
+) -> dict[str, int]:
     """COPY the rows in (asyncpg straight: a million rows through the ORM would take minutes)."""
     import asyncpg
 
@@ -256,7 +259,7 @@ async def seed(url: str, jobs: int, rng_seed: int = 10) -> dict[str, int]:
 
     rng = random.Random(rng_seed)
     now = datetime.now(UTC)
-    job_rows, event_rows, result_rows, message_rows = seed_rows(jobs, now, rng)
+    job_rows, event_rows, result_rows, message_rows = seed_rows(jobs, now, rng, spread)
     connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
         await connection.executemany(
