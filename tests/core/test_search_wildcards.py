@@ -15,6 +15,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import delete
+from sqlmodel import col
+
 from api.clients import service as clients
 from api.jobs import service as jobs
 from api.jobs.service import JobFilters
@@ -60,14 +63,20 @@ async def test_job_title_and_client_name(database: Database) -> None:
                             **fields)
                     )  # fmt: skip
         await session.commit()
-        for key, (typed, _) in _texts(tag).items():
-            rows, total = await jobs.search(
-                session, OFFICE, JobFilters(q=typed), page=1, page_size=50
-            )
-            assert sorted(r.slug for r in rows) == sorted(
-                [slugs[f"{key} title typed"], slugs[f"{key} client_name typed"]]
-            ), key
-            assert total == 2, key
+        try:
+            for key, (typed, _) in _texts(tag).items():
+                rows, total = await jobs.search(
+                    session, OFFICE, JobFilters(q=typed), page=1, page_size=50
+                )
+                assert sorted(r.slug for r in rows) == sorted(
+                    [slugs[f"{key} title typed"], slugs[f"{key} client_name typed"]]
+                ), key
+                assert total == 2, key
+        finally:
+            # The session's database is shared: these bare rows (no job state) would reach the
+            # board and the lists of the tests that run after this one.
+            await _delete(session, Job, col(Job.slug).in_(slugs.values()))
+            await _delete(session, Client, col(Client.id) == client.id)
 
 
 async def _only_the_typed(
@@ -87,10 +96,20 @@ async def _only_the_typed(
                     session.add(row)
                     made[(key, column, kind)] = row
         await session.commit()
-        for key, (typed, _) in _texts(tag).items():
-            found = sorted(map(str, await find(session, typed)))
-            expected = sorted(str(key_of(made[(key, c, "typed")])) for c in columns)
-            assert found == expected, (key, typed)
+        try:
+            for key, (typed, _) in _texts(tag).items():
+                found = sorted(map(str, await find(session, typed)))
+                expected = sorted(str(key_of(made[(key, c, "typed")])) for c in columns)
+                assert found == expected, (key, typed)
+        finally:
+            for row in made.values():  # the session's database is shared with later tests
+                await session.delete(row)
+            await session.commit()
+
+
+async def _delete(session: Any, table: Any, where: Any) -> None:
+    await session.execute(delete(table).where(where))
+    await session.commit()
 
 
 async def test_client_name_email_and_phone(database: Database) -> None:
