@@ -46,6 +46,8 @@ _DELIVERY = (
     "twilio_from_number",
     "twilio_base_url",
     "provider_timeout",
+    "email_rate_per_second",
+    "sms_rate_per_second",
 )
 _API_LIMITS = (
     "api_max_body_bytes",

@@ -380,8 +380,21 @@ async def what_is_held(
     return Held(jobs, timeline, list(messages), clients, views, workflows, results)
 
 
+# Set by Jobline on the way in (the quote settings' tax rate, the price book's price basis, the
+# customer's address), whatever the client sent: not part of what is compared.
+SET_BY_JOBLINE = frozenset({"tax_rate", "price_basis", "ip_address"})
+
+
+def _as_sent(payload: Any) -> Any:
+    if isinstance(payload, dict):
+        return {k: _as_sent(v) for k, v in payload.items() if k not in SET_BY_JOBLINE}
+    if isinstance(payload, list):
+        return [_as_sent(v) for v in payload]
+    return payload
+
+
 def canonical(payload: Any) -> str:
-    return json.dumps(payload, sort_keys=True)
+    return json.dumps(_as_sent(payload), sort_keys=True)
 
 
 def as_stored(accepted: Accepted) -> tuple[str, str]:

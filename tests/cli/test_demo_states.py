@@ -15,12 +15,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import delete
 from sqlmodel import col, select
 
 from api.jobs.service import ATTENTION, attention_condition
 from cli.demo import (
     BACKDATED_JOBS,
     DEMO_JOBS,
+    DEMO_PRICEBOOK,
     DEMO_USERS,
     FOLLOW_UP_NOTE,
     backdate_demo_jobs,
@@ -28,12 +30,13 @@ from cli.demo import (
     create_demo_data,
 )
 from core import settings_store
-from core.settings_store import COMMUNICATIONS, RESULTING
+from core.settings_store import COMMUNICATIONS, QUOTES, RESULTING
 from models.communications import CommunicationSettings
 from models.lifecycle import ClientSnapshot, JobState, Stage
+from models.quoting import QuoteSettings
 from models.reminders import is_stuck
 from models.resulting import ResultingSettings
-from models.tables import Job, JobEvent, JobResult, PortalLink
+from models.tables import Job, JobEvent, JobResult, PortalLink, PricebookItem, PricebookPrice
 from tests.api.test_over_uvicorn import api_process
 from tests.conftest import Stack
 from tests.fakes.providers import wait_until
@@ -54,9 +57,17 @@ async def _rows(stack: Stack, client_ids: list[int]) -> list[tuple[Job, dict[str
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 async def test_the_demo_shows_every_board_state_on_day_one(stack: Stack) -> None:
     tokens = {username: (role, stack.tokens[username]) for username, role, _ in DEMO_USERS}
-    # The demo turns resulting on; the session's other tests find it as it was.
+    # The demo turns resulting on, taxes quotes and fills the price book (with a GOV price for
+    # FAN-1, a SKU other tests quote at list price); the session's other tests find all of it
+    # as it was.
     async with stack.db.session() as session:
         resulting_before = await settings_store.load(session, RESULTING, ResultingSettings)
+        quotes_before = await settings_store.load(session, QUOTES, QuoteSettings)
+        skus = [item["sku"] for item in DEMO_PRICEBOOK]
+        known = await session.exec(
+            select(PricebookItem.sku).where(col(PricebookItem.sku).in_(skus))
+        )
+        added = sorted(set(skus) - set(known.all()))
     try:
         with api_process(stack) as base:
             # A blocking client, as `jobline dev` uses it: in a thread, so the worker (in this
@@ -69,6 +80,9 @@ async def test_the_demo_shows_every_board_state_on_day_one(stack: Stack) -> None
     finally:
         async with stack.db.session() as session:
             await settings_store.save(session, RESULTING, resulting_before, "test")
+            await settings_store.save(session, QUOTES, quotes_before, "test")
+            for table in (PricebookPrice, PricebookItem):
+                await session.execute(delete(table).where(col(table.sku).in_(added)))
 
 
 async def _the_demo_shows_every_board_state(
