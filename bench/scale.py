@@ -170,7 +170,6 @@ async def create_open(
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=300, limits=limits) as http:
         settings = await set_reminders_soon(http, headers["admin"])
         client_ids = await ev.bench_clients(http, headers["office"], count=8)
-        started = time.monotonic()
 
         async def one(index: int) -> None:
             t0 = time.perf_counter()
@@ -180,10 +179,10 @@ async def create_open(
             slug = answer.json()["slug"]
             for role, event in ev.lifecycle_events(datetime.now(UTC)):
                 if event["type"] == "job_scheduled" and plan[index] == "job_scheduled":
-                    # The reminder (1 h before) falls in the reminder window after the run's
-                    # start, spread evenly over it.
-                    at = started + 60 * reminder_minutes * index / max(count, 1)
-                    window = datetime.now(UTC) + timedelta(hours=1, seconds=at - time.monotonic())
+                    # The reminder (1 h before the window) falls 0 to --reminder-minutes after
+                    # this event, spread evenly over the jobs: always ahead, never past.
+                    delay = 60 * reminder_minutes * index / max(count, 1)
+                    window = datetime.now(UTC) + timedelta(hours=1, seconds=30 + delay)
                     event = {
                         **event,
                         "window_start": window.isoformat(),
@@ -432,13 +431,14 @@ def measure(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     print(f"  {figures['seeded']}", flush=True)
     print(f"Creating {args.open:,} open jobs through the API ...", flush=True)
     created = asyncio.run(create_open(stack, args.open, args.concurrency, args.reminder_minutes))
+    created_at = time.monotonic()  # the last reminder falls --reminder-minutes after this
     slugs = created.pop("slugs")
     figures["created"] = created
     figures["rss_open_mib"] = worker_rss(stack)
     figures["outbox_after_create"] = asyncio.run(outbox_by_purpose(url))
     print("Reads ...", flush=True)
     figures["reads"] = asyncio.run(reads(stack, url, slugs, args.requests))
-    wait = max(0.0, args.reminder_minutes * 60 + 60 - created["wall_s"])
+    wait = max(0.0, args.reminder_minutes * 60 + 90 - (time.monotonic() - created_at))
     print(f"Waiting {wait:.0f} s for the appointment reminders ...", flush=True)
     time.sleep(wait)
     figures["rss_after_reminders_mib"] = worker_rss(stack)
