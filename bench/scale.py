@@ -284,11 +284,11 @@ async def reads(stack: Stack, db_url: str, open_slugs: list[str], requests: int)
     }
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=120) as browser:
         await pages.sign_in(browser)
-        for label, path in page_paths.items():
-            if path is None:
+        for label, maybe in page_paths.items():
+            if maybe is None:
                 continue
 
-            async def get_page(path: str = path) -> None:
+            async def get_page(path: str = maybe) -> None:
                 answer = await browser.get(path)
                 assert answer.status_code == 200, (path, answer.status_code)
 
