@@ -195,13 +195,6 @@ class QuoteDrafted(_Event):
             raise ValueError("give the quote's lines, or its options (two or three), not both")
         return self
 
-    @property
-    def drafted_lines(self) -> list[QuoteLine]:
-        """Every line of the quote, across its options."""
-        if self.lines is not None:
-            return list(self.lines)
-        return [line for option in self.options or [] for line in option.lines]
-
 
 class QuoteSent(_Event):
     """The drafted quote goes to the customer by email (and SMS when asked)."""

@@ -39,12 +39,6 @@ DiscountReason = Annotated[str, Field(min_length=1, max_length=200)]
 OptionKey = Literal["quote", "good", "better", "best"]
 OPTION_KEYS: tuple[OptionKey, ...] = ("good", "better", "best")
 SINGLE: OptionKey = "quote"
-DEFAULT_NAMES: dict[str, str] = {
-    "quote": "Quote",
-    "good": "Good",
-    "better": "Better",
-    "best": "Best",
-}
 
 
 def _half_up(value: Decimal) -> Decimal:
