@@ -230,12 +230,14 @@ async def temporal_server() -> AsyncIterator[Any]:
     from temporalio.testing import WorkflowEnvironment
 
     from core.binaries import venv_binary
+    from core.dev_server import dynamic_config_flags
     from workflows import search_attributes as sa
 
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=venv_binary("temporal"),
         data_converter=pydantic_data_converter,
         search_attributes=sa.ALL,
+        dev_server_extra_args=dynamic_config_flags(),
     )
     async with env:
         yield env

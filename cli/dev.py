@@ -42,6 +42,7 @@ from cli.demo import (
 from core.binaries import venv_binary
 from core.config import Settings
 from core.db import Database
+from core.dev_server import dynamic_config_flags
 from core.migrate import upgrade
 from core.temporal import connect
 from workflows.search_attributes import dev_server_flags
@@ -213,6 +214,7 @@ class DevStack:
                 "--log-level",
                 "warn",
                 *dev_server_flags(),
+                *dynamic_config_flags(),
             ],
             env,
         )

@@ -27,6 +27,7 @@ from api.users.service import add_token, create_user
 from core.binaries import venv_binary
 from core.config import Settings
 from core.db import Database
+from core.dev_server import dynamic_config_flags
 from core.migrate import upgrade
 from worker import build_worker
 from workflows import search_attributes as sa
@@ -46,6 +47,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_startup_timeout=DEV_SERVER_STARTUP,
         data_converter=pydantic_data_converter,
         search_attributes=sa.ALL,
+        dev_server_extra_args=dynamic_config_flags(),
     )
     async with env:
         yield env

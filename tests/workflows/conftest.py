@@ -8,6 +8,7 @@ import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from core.dev_server import dynamic_config_flags
 from tests.conftest import DEV_SERVER_STARTUP, venv_binary
 from workflows import search_attributes as sa
 
@@ -24,6 +25,7 @@ async def short_history_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
         search_attributes=sa.ALL,
         dev_server_extra_args=[
+            *dynamic_config_flags(),
             "--dynamic-config-value",
             f"limit.historyCount.suggestContinueAsNew={CAN_AFTER_EVENTS}",
         ],
