@@ -68,17 +68,19 @@ def activities_for(db: Database, settings: Settings) -> Sequence[Any]:
 def build_worker(
     client: Client, db: Database, task_queue: str, settings: Settings | None = None
 ) -> Worker:
+    settings = settings or Settings()
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[JobWorkflow, MessageResendWorkflow, JobResultWorkflow],
-        activities=activities_for(db, settings or Settings()),
+        activities=activities_for(db, settings),
         workflow_runner=workflow_runner(),
         # Nearly every activity holds a database connection for a moment. Running more at once
         # than the pool has connections only queues them inside the worker, where their
         # timeouts run out (issue 13): the rest wait in Temporal's task queue instead.
         max_concurrent_local_activities=db.connections,
         max_concurrent_activities=2 * db.connections,
+        max_cached_workflows=settings.worker_workflow_cache,
         graceful_shutdown_timeout=DRAIN_LIMIT,
     )
 

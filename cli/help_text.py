@@ -75,6 +75,7 @@ READS: dict[str, tuple[str, ...]] = {
         *_DELIVERY,
         "webhook_allow_private",
         "log_level",
+        "worker_workflow_cache",
         "worker_metrics_address",
     ),
     "migrate": _vars(*_BASE, *_DATABASE),

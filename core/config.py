@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     # the same host or network). Off: the worker must not be steered at what only it can reach.
     webhook_allow_private: bool = False
     log_level: str = "INFO"
+    # Job workflows a worker keeps in memory between their tasks (the SDK's max_cached_workflows,
+    # whose default is 1,000). Each costs ~0.35 MiB; one not cached replays its history on its
+    # next task, which for a job is milliseconds. Most jobs wait days between events, so the
+    # cache, not the number of open jobs, sets a worker's size (bench/scale.py, issue 12).
+    worker_workflow_cache: int = Field(default=100, ge=0)
     # host:port for the worker's Prometheus endpoint (Temporal SDK metrics); empty: none.
     worker_metrics_address: str = ""
     # Request bodies (api/body_guard.py): the most bytes a JSON route reads (the logo upload has
