@@ -55,6 +55,13 @@ USERS = {"office": "olga", "sales": "sam", "manager": "mia", "technician": "tess
 QUICK_JOBS = 20
 HEALTHY_WITHIN_S = 120
 GOAL_RATIO = 1.5
+# Each event type's p90 against the raw update's p90 (at concurrency 1), and lifecycles per
+# second against raw workflows per second: issue 12's goals.
+GOAL_TYPE_P90_RATIO = 2.0
+GOAL_THROUGHPUT_RATIO = 0.5
+# The PDFs each lifecycle renders: the quote, the work receipt and the invoice.
+DOCUMENT_KINDS = ("quote", "work_receipt", "invoice")
+DOCUMENTS_WITHIN_S = 600
 
 
 # --- the raw baseline: the least a workflow can do per update --------------------------------
@@ -142,10 +149,16 @@ class Phase:
     def __init__(self, lifecycles: int = 0) -> None:
         self.lifecycles = lifecycles
         self.event_s: list[float] = []
+        self.by_type: dict[str, list[float]] = {}  # event type -> its latencies
+        self.slugs: list[str] = []
         self.create_s: list[float] = []
         self.wall_s = 0.0
         self.resources: dict[str, dict[str, float]] = {}
         self.extra: dict[str, Any] = {}
+
+    def record(self, event_type: str, seconds: float) -> None:
+        self.event_s.append(seconds)
+        self.by_type.setdefault(event_type, []).append(seconds)
 
 
 async def run_pool(count: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> float:
@@ -529,12 +542,13 @@ async def api_phase(stack: Stack, jobs: int, concurrency: int, warmup: int) -> P
             into.create_s.append(time.perf_counter() - started)
             expect(response, "POST /api/v1/jobs")
             slug = response.json()["slug"]
+            into.slugs.append(slug)
             for role, event in events:
                 started = time.perf_counter()
                 response = await http.post(
                     f"/api/v1/jobs/{slug}/events", json=event, headers=headers[role]
                 )
-                into.event_s.append(time.perf_counter() - started)
+                into.record(event["type"], time.perf_counter() - started)
                 expect(response, f"{event['type']} on {slug}")
             stage = response.json()["stage"]
             if stage != "closed":
@@ -547,7 +561,13 @@ async def api_phase(stack: Stack, jobs: int, concurrency: int, warmup: int) -> P
         bench = "bench (HTTP client)"
         processes = {**stack.processes, bench: psutil.Process()}
         with Sampler(processes, alone=frozenset({bench})) as sampler:
+            started = time.perf_counter()
             phase.wall_s = await run_pool(jobs, concurrency, lambda i: lifecycle(i, phase))
+            # The PDFs follow the answers: counted apart, from the same start.
+            phase.extra["documents"] = len(DOCUMENT_KINDS) * jobs
+            phase.extra["with_documents_s"] = (
+                await documents_rendered(stack, phase.slugs, phase.extra["documents"]) - started
+            )
         after = await _server_side(http)
         phase.resources = sampler.figures()
         phase.extra["machine"] = sampler.machine
@@ -557,6 +577,33 @@ async def api_phase(stack: Stack, jobs: int, concurrency: int, warmup: int) -> P
                 1000 * (after.get("sum", 0) - before.get("sum", 0)) / count
             )
     return phase
+
+
+async def documents_rendered(stack: Stack, slugs: list[str], expected: int) -> float:
+    """Waits until the jobs' quote, receipt and invoice PDFs are all stored; returns when."""
+    from sqlalchemy import bindparam, text
+
+    from core.db import Database
+
+    url = stack.database_url or f"sqlite+aiosqlite:///{stack.data_dir / 'jobline.db'}"
+    db = Database(url)
+    count = text(
+        "SELECT count(*) FROM documents WHERE kind IN :kinds AND job_slug IN :slugs"
+    ).bindparams(bindparam("kinds", expanding=True), bindparam("slugs", expanding=True))
+    deadline = time.monotonic() + DOCUMENTS_WITHIN_S
+    try:
+        while True:
+            async with db.session() as session:
+                found = (
+                    await session.execute(count, {"kinds": DOCUMENT_KINDS, "slugs": slugs})
+                ).scalar_one()
+            if found >= expected:
+                return time.perf_counter()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{found} of {expected} PDFs after {DOCUMENTS_WITHIN_S} s")
+            await asyncio.sleep(0.1)
+    finally:
+        await db.dispose()
 
 
 def raw_workflow() -> type[RawBaseline]:
@@ -611,7 +658,7 @@ async def raw_phase(stack: Stack, jobs: int, concurrency: int, warmup: int) -> P
         for payload in payloads:
             started = time.perf_counter()
             await handle.execute_update(raw.record, payload)
-            into.event_s.append(time.perf_counter() - started)
+            into.record(payload["type"], time.perf_counter() - started)
 
     async with Worker(client, task_queue=task_queue, workflows=[raw]):
         unmeasured = Phase()
@@ -652,6 +699,9 @@ def figures(args: argparse.Namespace, stack: Stack, api: Phase, raw: Phase) -> d
             "create": summary_ms(api.create_s),
             "wall_s": api.wall_s,
             "lifecycles_per_s": api.lifecycles / api.wall_s,
+            "documents": api.extra["documents"],
+            "with_documents_s": api.extra["with_documents_s"],
+            "lifecycles_with_documents_per_s": api.lifecycles / api.extra["with_documents_s"],
             "events_per_s": len(api.event_s) / api.wall_s,
             "server_side_mean_ms": api.extra.get("server_side_mean_ms"),
             "resources": api.resources,
@@ -668,6 +718,19 @@ def figures(args: argparse.Namespace, stack: Stack, api: Phase, raw: Phase) -> d
         },
         "ratio_p50": api_events["p50_ms"] / raw_events["p50_ms"],
         "goal_ratio_p50": GOAL_RATIO,
+        "by_type": {
+            kind: {
+                "api": summary_ms(seconds),
+                "raw": summary_ms(raw.by_type.get(kind, [])),
+                "ratio_p90": percentile(seconds, 0.9) / percentile(raw.by_type[kind], 0.9)
+                if raw.by_type.get(kind)
+                else None,
+            }
+            for kind, seconds in api.by_type.items()
+        },
+        "goal_type_p90_ratio": GOAL_TYPE_P90_RATIO,
+        "throughput_ratio": (api.lifecycles / api.wall_s) / (raw.lifecycles / raw.wall_s),
+        "goal_throughput_ratio": GOAL_THROUGHPUT_RATIO,
         "peak_rss_mib": {
             name: api.resources[name]["peak_rss_mib"] for name in ("worker", "api", "temporal")
         },
@@ -710,12 +773,46 @@ def report(f: dict[str, Any]) -> str:
             f"{api['server_side_mean_ms']:.2f} ms; seen by the client: "
             f"{api['events']['mean_ms']:.2f} ms"
         )
+    type_row = "{:<24} {:>9} {:>9} {:>9} {:>9} {:>8}"
+    lines += [
+        "",
+        type_row.format("event type", "API p50", "API p90", "raw p50", "raw p90", "p90 x"),
+    ]
+    over = []
+    for kind, t in f["by_type"].items():
+        ratio = t["ratio_p90"]
+        if ratio is not None and ratio > f["goal_type_p90_ratio"]:
+            over.append(kind)
+        lines.append(
+            type_row.format(
+                kind,
+                f"{t['api']['p50_ms']:.1f}",
+                f"{t['api']['p90_ms']:.1f}",
+                f"{t['raw']['p50_ms']:.1f}",
+                f"{t['raw']['p90_ms']:.1f}",
+                f"{ratio:.2f}" if ratio is not None else "-",
+            )
+        )
+    lines.append(
+        f"each type's p90 within {f['goal_type_p90_ratio']}x the raw p90 (the goal at "
+        f"concurrency 1): " + ("yes" if not over else "NO: " + ", ".join(over))
+    )
+    throughput_verdict = (
+        "within the goal"
+        if f["throughput_ratio"] >= f["goal_throughput_ratio"]
+        else "UNDER the goal"
+    )
     lines += [
         "",
         f"throughput  API: {api['lifecycles_per_s']:.2f} lifecycles/s "
         f"({api['events_per_s']:.1f} events/s, {api['wall_s']:.2f} s wall)",
         f"            raw: {raw['workflows_per_s']:.2f} workflows/s "
         f"({raw['updates_per_s']:.1f} updates/s, {raw['wall_s']:.2f} s wall)",
+        f"            API / raw: {f['throughput_ratio']:.2f}x "
+        f"(goal >= {f['goal_throughput_ratio']}x: {throughput_verdict})",
+        f"            with their {api['documents']} PDFs stored: "
+        f"{api['lifecycles_with_documents_per_s']:.2f} lifecycles/s "
+        f"({api['with_documents_s']:.2f} s from the first request)",
         "",
         "peak RSS MiB (API phase, each with its children): "
         + ", ".join(f"{name} {mib:.1f}" for name, mib in f["peak_rss_mib"].items()),

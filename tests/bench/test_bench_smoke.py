@@ -41,3 +41,13 @@ def test_bench_runs_and_reports_positive_figures(tmp_path: Path) -> None:
     assert figures["ratio_p50"] > 0
     assert set(figures["peak_rss_mib"]) == {"worker", "api", "temporal"}
     assert all(mib > 0 for mib in figures["peak_rss_mib"].values())
+
+    # Per event type, and the PDFs counted apart: all three of every job stored, after the
+    # answers (they follow them).
+    by_type = figures["by_type"]
+    assert sum(t["api"]["n"] for t in by_type.values()) == JOBS * EVENTS_PER_JOB
+    assert {"quote_sent", "invoice_sent", "job_completed"} <= set(by_type)
+    assert all(t["raw"]["n"] > 0 and t["ratio_p90"] > 0 for t in by_type.values())
+    assert figures["api"]["documents"] == 3 * JOBS
+    assert figures["api"]["with_documents_s"] >= figures["api"]["wall_s"]
+    assert "each type's p90 within" in stdout
