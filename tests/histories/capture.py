@@ -983,6 +983,10 @@ SCENARIOS.update(
     {f"{name}{ONE_WRITER}": SCENARIOS[name] for name in ("every_event", "closeout", "parts_signal")}
 )
 SHORT_HISTORY[f"continue_as_new{ONE_WRITER}"] = SHORT_HISTORY["continue_as_new"]
+# Every event again under the parallel-writes patch (issue 12): messages queued while the job
+# view is written.
+PARALLEL_WRITES = "_parallel_writes"
+SCENARIOS[f"every_event{PARALLEL_WRITES}"] = SCENARIOS["every_event"]
 TIME_SKIPPING.update(
     {f"{name}{ONE_WRITER}": TIME_SKIPPING[name] for name in ("quote_stale", "visit_reminders")}
 )
