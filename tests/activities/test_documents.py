@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import http.server
 import io
+import os
 import struct
 import threading
 import time
@@ -29,7 +30,7 @@ from sqlmodel import select
 from temporalio.exceptions import ApplicationError
 
 from activities.documents import DocumentActivities, default_renderer, document_html
-from activities.pdf import Logo, PdfRenderer, render_pdf_sync
+from activities.pdf import RENDER_NICENESS, Logo, PdfRenderer, render_pdf_sync
 from api.users.service import create_user
 from core import documents, settings_store
 from core.db import Database
@@ -501,6 +502,20 @@ async def test_the_fetcher_refuses_every_url_but_the_logo(listener: Listener, mo
 
 
 # --- off the event loop ------------------------------------------------------------------------
+
+
+async def test_rendering_processes_yield_the_cpu_to_the_worker() -> None:
+    """PDFs follow their events: the rendering processes run at a lower priority than the
+    worker, so a burst of renders does not slow the events' answers on a small machine."""
+    renderer = PdfRenderer(workers=2)
+    try:
+        pids = set(await renderer.warm())
+        assert pids and os.getpid() not in pids
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        for pid in pids:
+            assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, ours + RENDER_NICENESS)
+    finally:
+        renderer.close()
 
 
 async def test_rendering_does_not_block_the_event_loop() -> None:
