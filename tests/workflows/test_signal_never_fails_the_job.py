@@ -4,7 +4,6 @@ and is applied once it is back, while the workflow keeps running."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 
@@ -12,11 +11,11 @@ from sqlalchemy import text
 from temporalio.client import WorkflowExecutionStatus
 
 from models.lifecycle import Stage
-from models.messages import EventRequest
+from models.messages import ALLOCATE_JOB_NUMBER, EventRequest
 from tests.fakes.providers import wait_until
 from tests.workflows.test_durability import OLGA, Job, _fresh_sqlite, event
 from worker import build_worker
-from workflows.job import LOCAL_WRITE_DEADLINE, JobWorkflow
+from workflows.job import ONE_WRITER_WRITE_DEADLINE, JobWorkflow
 
 
 async def test_a_signal_whose_number_allocation_fails_waits_and_applies(
@@ -35,8 +34,22 @@ async def test_a_signal_whose_number_allocation_fails_waits_and_applies(
                 event=event("emergency_dispatch", notes="Gas smell"), actor=OLGA
             )
             await job.handle.signal(JobWorkflow.event_signal, dispatch)
-            # Past the local activity's own retries: the ActivityError used to fail the run.
-            await asyncio.sleep(LOCAL_WRITE_DEADLINE.total_seconds() + 3)
+
+            # Past the local activity's own retries (the ActivityError used to fail the run): the
+            # workflow has gone on to the activity that waits for the database, which has been
+            # refused too. Watched for rather than slept through: its retries back off (1, 2,
+            # 4, ... s), and a fixed wait put the next one up to 30 s after the database is back.
+            async def refused_while_waiting() -> bool:
+                pending = (await job.handle.describe()).raw_description.pending_activities
+                return any(
+                    a.activity_type.name == ALLOCATE_JOB_NUMBER and a.attempt >= 2 for a in pending
+                )
+
+            await wait_until(
+                refused_while_waiting,
+                within=ONE_WRITER_WRITE_DEADLINE.total_seconds() + 30,
+                what="the number allocation waiting for the database, refused once",
+            )
             described = await job.handle.describe()
             assert described.status == WorkflowExecutionStatus.RUNNING
             assert (await job.state()).stage == Stage.lead  # not applied yet: it waits
