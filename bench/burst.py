@@ -10,7 +10,8 @@ As a new office loads a season's backlog on the embedded default (issue 13):
 3. Events: a `note_added` on --probe of the new jobs, each timed; they must answer 200.
 4. Recovery: samples the worker's and Temporal's CPU every second for --observe-s from the end of
    the burst (every job's deferred settle falls in this window) and reports when the worker went
-   under --idle-below % of a core for good.
+   under --idle-below % of a core for good. With --settled-by S, the watch ends sooner: once S s
+   have passed (every settle due by then) and the worker has been quiet for --quiet-s.
 5. Idle cost: the CPU (% of one core) and RSS of worker and Temporal over --idle-s, with every
    burst job open and idle; and the timers some of those jobs hold (from their histories).
 6. Logs: counts the tracebacks and ERROR lines in each process's log.
@@ -190,11 +191,16 @@ async def open_timers(stack: Stack, slugs: list[str], count: int) -> dict[str, A
 
 
 def recovery(
-    processes: dict[str, psutil.Process], below_percent: float, quiet_s: float, observe_s: float
+    processes: dict[str, psutil.Process],
+    below_percent: float,
+    quiet_s: float,
+    observe_s: float,
+    settled_by_s: float | None = None,
 ) -> dict[str, Any]:
     """Samples the CPU every second for `observe_s` (long enough to see the jobs' deferred
     settles): the worker recovered when it went under `below_percent` for good, that is at the
-    end of its last busy second, provided the quiet that followed lasted `quiet_s` or more."""
+    end of its last busy second, provided the quiet that followed lasted `quiet_s` or more.
+    Given `settled_by_s` (when every settle is due), stops once past it and quiet that long."""
     started = time.monotonic()
     trace: list[dict[str, float]] = []
     last_busy = 0.0
@@ -205,6 +211,8 @@ def recovery(
         trace.append({"at_s": round(at, 1), **{k: round(v, 1) for k, v in sample.items()}})
         if sample["worker"] >= below_percent:
             last_busy = at
+        if settled_by_s is not None and at >= settled_by_s and at - last_busy >= quiet_s:
+            break
     return {
         "idle_after_s": round(last_busy, 1),
         "recovered": at - last_busy >= quiet_s,
@@ -239,7 +247,7 @@ def report(f: dict[str, Any]) -> str:
     if r["recovered"]:
         lines.append(
             f"Recovery: worker under {f['idle_below']:g}% of a core for good from "
-            f"{r['idle_after_s']:.0f} s after the burst (watched {f['observe_s']:g} s)"
+            f"{r['idle_after_s']:.0f} s after the burst (watched {r['trace'][-1]['at_s']:g} s)"
         )
     else:
         lines.append(
@@ -286,6 +294,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--observe-s", type=float, default=90, help="CPU watched this long after the burst"
     )
+    parser.add_argument(
+        "--settled-by",
+        type=float,
+        help="every deferred settle is due this long after the burst: stop watching once past it "
+        "and quiet for --quiet-s (default: watch all of --observe-s)",
+    )
     parser.add_argument("--idle-s", type=float, default=60, help="idle-cost window (default 60)")
     _events_module().add_stack_options(parser)
     args = parser.parse_args(argv)
@@ -302,7 +316,7 @@ def measure(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     print(f"  {created['statuses']} in {created['wall_s']:.1f} s; probing events ...", flush=True)
     probed = asyncio.run(probe_events(stack, slugs, args.probe))
     print("Waiting for the worker to go idle ...", flush=True)
-    recovered = recovery(processes, args.idle_below, args.quiet_s, args.observe_s)
+    recovered = recovery(processes, args.idle_below, args.quiet_s, args.observe_s, args.settled_by)
     print(f"Idle cost over {args.idle_s:g} s ...", flush=True)
     idle = idle_cost(processes, args.idle_s)
     timers = asyncio.run(open_timers(stack, slugs, args.probe))
