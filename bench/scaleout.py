@@ -82,6 +82,8 @@ POSTGRES = "postgresql (all databases)"
 QUIET_S = 3.0
 SETTLE_WITHIN_S = 180.0
 STOP_WITHIN_S = 20.0
+# Other work above this share of the machine during a configuration makes its figures suspect.
+OTHERS_WARN = 0.10
 WORKER_READY = b"worker polling task queue"
 _STARTED = time.monotonic()
 
@@ -283,6 +285,22 @@ class Cluster(Stack):
         psutil.wait_procs(leftovers, timeout=10)
 
 
+def postgres_cpu_s(server: psutil.Process) -> float:
+    """CPU seconds of the PostgreSQL server and its backends, those that have exited too (their
+    time moves to the server's `children_*`): Sampler's tree sum would lose them."""
+    import psutil
+
+    total = 0.0
+    with contextlib.suppress(psutil.Error):
+        times = server.cpu_times()
+        total += times.user + times.system + times.children_user + times.children_system
+        for backend in server.children():
+            with contextlib.suppress(psutil.Error):
+                times = backend.cpu_times()
+                total += times.user + times.system
+    return total
+
+
 def postgres_server() -> psutil.Process | None:
     """The PostgreSQL server's main process (its children are the backends), if it is here."""
     import psutil
@@ -346,14 +364,18 @@ async def drive(
         for index in range(warmup * len(https)):  # each API and worker warmed alike
             await lifecycle(-1 - index, unmeasured)
         processes = {"temporal": cluster.processes["temporal"], **config.processes}
-        postgres = postgres_server()
-        if postgres is not None:
-            processes[POSTGRES] = postgres
         processes[BENCH] = psutil.Process()
+        postgres = postgres_server()
+        postgres_before = postgres_cpu_s(postgres) if postgres is not None else 0.0
         with Sampler(processes, alone=frozenset({BENCH})) as sampler:
             phase.wall_s = await run_pool(jobs, concurrency, lambda i: lifecycle(i, phase))
+        postgres_used = postgres_cpu_s(postgres) - postgres_before if postgres is not None else 0.0
         phase.resources = sampler.figures()
-        phase.extra["machine"] = sampler.machine
+        machine = dict(sampler.machine)
+        machine["ours_cpu_s"] += postgres_used
+        machine["others_cpu_s"] = max(machine["busy_cpu_s"] - machine["ours_cpu_s"], 0.0)
+        phase.extra["machine"] = machine
+        phase.extra["postgres_cpu_s"] = postgres_used
     return phase
 
 
@@ -491,7 +513,9 @@ def configuration_figures(config: Configuration, phase: Phase, settle_s: float) 
     for name, r in phase.resources.items():
         kind = kind_of(name)
         cpu_by_kind[kind] = cpu_by_kind.get(kind, 0.0) + r["cpu_s"]
+    cpu_by_kind[POSTGRES] = phase.extra["postgres_cpu_s"]
     machine = phase.extra["machine"]
+    cpu_by_kind["all the above"] = machine["ours_cpu_s"]
     cpu_by_kind["others (not started here)"] = machine["others_cpu_s"]
     return {
         "workers": config.workers,
@@ -507,9 +531,7 @@ def configuration_figures(config: Configuration, phase: Phase, settle_s: float) 
             kind: 1000 * s / phase.lifecycles for kind, s in cpu_by_kind.items()
         },
         "peak_rss_mib": {
-            name: r["peak_rss_mib"]
-            for name, r in phase.resources.items()
-            if name not in (POSTGRES, BENCH)  # PostgreSQL's backends share its buffers
+            name: r["peak_rss_mib"] for name, r in phase.resources.items() if name != BENCH
         },
         "machine_cpu": machine,
         "machine_busy_fraction": machine["busy_cpu_s"] / machine["capacity_cpu_s"],
@@ -557,10 +579,19 @@ def report(f: dict[str, Any]) -> str:
         "",
         f"throughput B/A: {f['ratio']:.2f}x (2x would be perfect scaling)",
         f"A kept the machine {100 * busy_a:.0f}% busy ({a['machine_cpu']['busy_cpu_s']:.1f} of "
-        f"{a['machine_cpu']['capacity_cpu_s']:.1f} CPU-s): at A's CPU cost per lifecycle, these "
-        f"{c['cpus']} cores allow B at most {f['cpu_ceiling_ratio']:.2f}x. B used "
-        f"{b['machine_cpu']['busy_cpu_s'] / b['wall_s'] / 1:.2f} of {c['cpus']} cores "
+        f"{a['machine_cpu']['capacity_cpu_s']:.1f} CPU-s); at A's CPU cost per lifecycle, these "
+        f"{c['cpus']} cores allow at most {f['cpu_ceiling_ratio']:.2f}x A's throughput. B used "
+        f"{b['machine_cpu']['busy_cpu_s'] / b['wall_s']:.2f} of {c['cpus']} cores "
         f"({100 * b['machine_busy_fraction']:.0f}%).",
+    ]
+    for label, g in configs.items():
+        m = g["machine_cpu"]
+        if m["others_cpu_s"] > OTHERS_WARN * m["capacity_cpu_s"]:
+            lines.append(
+                f"WARNING: other work on this machine used {m['others_cpu_s']:.1f} of "
+                f"{m['capacity_cpu_s']:.1f} CPU-s during {label}: its figures are not comparable."
+            )
+    lines += [
         "",
         "{:<28} {:>18} {:>18}".format("CPU s (ms per lifecycle)", a["title"], b["title"]),
     ]
@@ -642,8 +673,9 @@ def measure(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
         },
         "configurations": configs,
         "ratio": b["lifecycles_per_s"] / a["lifecycles_per_s"],
-        # What B could reach if it cost A's CPU per lifecycle and had every core.
-        "cpu_ceiling_ratio": 1 / max(a["machine_busy_fraction"], 1e-9),
+        # What the processes could reach with every core at A's CPU cost per lifecycle.
+        "cpu_ceiling_ratio": a["machine_cpu"]["capacity_cpu_s"]
+        / max(a["machine_cpu"]["ours_cpu_s"], 1e-9),
         "same_results": same_results(by_config),
         "cache_miss": replay,
     }
