@@ -91,11 +91,16 @@ def locked(tmp_path: Path) -> Iterator[sqlite3.Connection]:
     holder.close()
 
 
-async def _storm(client: Client, task_queue: str, customer: ClientSnapshot) -> list[Job]:
-    """Jobs whose next projection writes cannot get through: the write lock is taken by the
-    caller, and each job is sent a signal (its projection is the worker's to write)."""
+async def _storm(
+    client: Client, task_queue: str, customer: ClientSnapshot, locked: sqlite3.Connection
+) -> list[Job]:
+    """Jobs whose next projection writes cannot get through: created while the database is free
+    (a create's Update writes its projection before it answers: under the lock, each would wait
+    out its writes first), then the write lock taken, and each job sent a signal (its projection
+    is the worker's to write)."""
     jobs = [Job(client, task_queue, customer) for _ in range(JOBS)]
     await asyncio.gather(*(job.create() for job in jobs))
+    locked.execute("BEGIN IMMEDIATE")
     for job in jobs:
         await job.handle.signal(
             JobWorkflow.event_signal, EventRequest(event=NoteAdded(text="storm"), actor=OLGA)
@@ -132,8 +137,7 @@ async def storm(
     locked: sqlite3.Connection,
 ) -> list[Job]:
     """The write lock taken, and jobs whose projection the worker must write."""
-    locked.execute("BEGIN IMMEDIATE")
-    return await _storm(temporal_client, task_queue, worker[1])
+    return await _storm(temporal_client, task_queue, worker[1], locked)
 
 
 async def test_a_stopped_worker_drains_within_its_limit_mid_storm(
