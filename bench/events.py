@@ -427,8 +427,19 @@ class Stack:
         missing = {"worker", "api", "temporal"} - set(self.processes)
         if missing:
             raise StackFailed(f"did not find the {', '.join(sorted(missing))} process(es)")
-        for role, username in self.users.items():
-            self.tokens[role] = self._add_user(username, role)
+        self._add_users()
+
+    def _add_users(self) -> None:
+        """Side by side: each `jobline user add` is a process of its own that spends most of its
+        time importing."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=max(1, len(self.users))) as pool:
+            added = {
+                role: pool.submit(self._add_user, username, role)
+                for role, username in self.users.items()
+            }
+        self.tokens = {role: future.result() for role, future in added.items()}
 
     def _remember_children(self) -> None:
         import psutil

@@ -45,7 +45,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -191,15 +190,9 @@ class Cluster(Stack):
             *dynamic_config_flags(),
         ]
         self.processes["temporal"] = self._spawn("temporal", command, self._env())
-        # While the server starts: the schema, then the users, side by side (each `jobline user
-        # add` is a process of its own that spends most of its time importing).
+        # While the server starts: the schema, then the users.
         self._jobline("migrate")
-        with ThreadPoolExecutor(max_workers=len(self.users)) as pool:
-            added = {
-                role: pool.submit(self._add_user, username, role)
-                for role, username in self.users.items()
-            }
-        self.tokens = {role: future.result() for role, future in added.items()}
+        self._add_users()
         asyncio.run(self._wait_for_temporal())
 
     async def _wait_for_temporal(self) -> None:
