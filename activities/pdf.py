@@ -113,6 +113,14 @@ def _warm() -> int:
     return os.getpid()
 
 
+# A rendering process grows ~0.23 MiB with every render and never gives it back (measured: 57 ->
+# 157 MiB after 400 renders; 560 MiB each after a scale run's thousands of documents). A pool is
+# retired after this many renders, once those in flight are done, and the next render starts a
+# fresh one: the fonts load again (~1 s of CPU, a few % of the renders'), and each process stays
+# near 100 MiB.
+RENDERS_PER_POOL = 400
+
+
 def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
@@ -121,11 +129,16 @@ class PdfRenderer:
     """Renders PDFs off the event loop: in worker processes (default) or in threads."""
 
     def __init__(
-        self, mode: Literal["process", "thread"] = "process", workers: int | None = None
+        self,
+        mode: Literal["process", "thread"] = "process",
+        workers: int | None = None,
+        renders_per_pool: int = RENDERS_PER_POOL,
     ) -> None:
         self.mode = mode
         self.workers = workers or default_workers()
+        self.renders_per_pool = renders_per_pool
         self._pool: Executor | None = None
+        self._renders = 0  # by the current pool
         self._lock = threading.Lock()
 
     def _executor(self) -> Executor | None:
@@ -141,6 +154,7 @@ class PdfRenderer:
                     initializer=_child_init,
                     initargs=(os.getpid(),),
                 )
+                self._renders = 0
             return self._pool
 
     def _discard(self, pool: Executor | None) -> None:
@@ -161,9 +175,21 @@ class PdfRenderer:
             # this one fails to be retried.
             self._discard(pool)
             raise
+        self._count(pool)
         if result.refused:
             log.warning("a document asked for URLs it may not have: %s", result.refused[:5])
         return result
+
+    def _count(self, pool: Executor | None) -> None:
+        """One more render by `pool`; at `renders_per_pool` it is retired."""
+        with self._lock:
+            if pool is None or self._pool is not pool:
+                return
+            self._renders += 1
+            if self._renders < self.renders_per_pool:
+                return
+            self._pool = None
+        pool.shutdown(wait=False)  # renders in flight finish, then its processes exit
 
     async def render(self, html: str, logo: Logo | None = None) -> bytes:
         return (await self.render_result(html, logo)).pdf

@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import psutil
 import pytest
 from pydantic import ValidationError
 from pypdf import PdfReader
@@ -514,6 +515,30 @@ async def test_rendering_processes_yield_the_cpu_to_the_worker() -> None:
         ours = os.getpriority(os.PRIO_PROCESS, 0)
         for pid in pids:
             assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, ours + RENDER_NICENESS)
+    finally:
+        renderer.close()
+
+
+async def test_a_pool_is_retired_after_its_renders_and_a_fresh_one_takes_over() -> None:
+    """Rendering processes grow with every render and never give the memory back: after
+    `renders_per_pool` renders their pool is retired, its processes exit, and the next render
+    runs in a fresh one."""
+    renderer = PdfRenderer(workers=1, renders_per_pool=3)
+    try:
+        first = set(await renderer.warm())  # a warm-up is not a render
+        for n in range(3):
+            assert "Receipt" in pdf_text(await renderer.render(f"<p>Receipt {n}</p>"))
+        second = set(await renderer.warm())
+        assert second and not second & first
+        deadline = time.monotonic() + 30
+        while any(
+            psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+            for pid in first
+        ):
+            assert time.monotonic() < deadline, "the retired process did not exit"
+            await asyncio.sleep(0.1)
+        assert "Receipt" in pdf_text(await renderer.render("<p>Receipt 4</p>"))
+        assert set(await renderer.warm()) == second  # one render: not retired yet
     finally:
         renderer.close()
 
