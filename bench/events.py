@@ -532,6 +532,37 @@ async def bench_clients(http: Any, office: dict[str, str], count: int = 4) -> li
     return ids
 
 
+async def drive_lifecycle(
+    http: Any,
+    headers: dict[str, dict[str, str]],
+    events: list[tuple[str, dict[str, Any]]],
+    client_ids: list[int],
+    index: int,
+    into: Phase,
+) -> str:
+    """One job from lead to closed through the API, each answer timed into `into`; returns its
+    slug."""
+    started = time.perf_counter()
+    response = await http.post(
+        "/api/v1/jobs",
+        json=job_body(client_ids[index % len(client_ids)], index),
+        headers=headers["office"],
+    )
+    into.create_s.append(time.perf_counter() - started)
+    expect(response, "POST /api/v1/jobs")
+    slug: str = response.json()["slug"]
+    into.slugs.append(slug)
+    for role, event in events:
+        started = time.perf_counter()
+        response = await http.post(f"/api/v1/jobs/{slug}/events", json=event, headers=headers[role])
+        into.record(event["type"], time.perf_counter() - started)
+        expect(response, f"{event['type']} on {slug}")
+    stage = response.json()["stage"]
+    if stage != "closed":
+        raise AssertionError(f"job {slug} ended in {stage!r}, not closed")
+    return slug
+
+
 async def api_phase(stack: Stack, jobs: int, concurrency: int, warmup: int) -> Phase:
     import httpx
     import psutil
@@ -544,26 +575,7 @@ async def api_phase(stack: Stack, jobs: int, concurrency: int, warmup: int) -> P
         client_ids = await bench_clients(http, headers["office"])
 
         async def lifecycle(index: int, into: Phase) -> None:
-            started = time.perf_counter()
-            response = await http.post(
-                "/api/v1/jobs",
-                json=job_body(client_ids[index % len(client_ids)], index),
-                headers=headers["office"],
-            )
-            into.create_s.append(time.perf_counter() - started)
-            expect(response, "POST /api/v1/jobs")
-            slug = response.json()["slug"]
-            into.slugs.append(slug)
-            for role, event in events:
-                started = time.perf_counter()
-                response = await http.post(
-                    f"/api/v1/jobs/{slug}/events", json=event, headers=headers[role]
-                )
-                into.record(event["type"], time.perf_counter() - started)
-                expect(response, f"{event['type']} on {slug}")
-            stage = response.json()["stage"]
-            if stage != "closed":
-                raise AssertionError(f"job {slug} ended in {stage!r}, not closed")
+            await drive_lifecycle(http, headers, events, client_ids, index, into)
 
         unmeasured = Phase()
         for index in range(warmup):

@@ -62,9 +62,8 @@ from bench.events import (  # noqa: E402
     Stack,
     StackFailed,
     bench_clients,
-    expect,
+    drive_lifecycle,
     free_ports,
-    job_body,
     lifecycle_events,
     run_pool,
     summary_ms,
@@ -332,26 +331,8 @@ async def drive(
 
         async def lifecycle(index: int, into: Phase) -> None:
             http = https[index % len(https)]
-            started = time.perf_counter()
-            response = await http.post(
-                "/api/v1/jobs",
-                json=job_body(client_ids[index % len(client_ids)], index),
-                headers=headers["office"],
-            )
-            into.create_s.append(time.perf_counter() - started)
-            expect(response, "POST /api/v1/jobs")
-            slug = response.json()["slug"]
+            slug = await drive_lifecycle(http, headers, events, client_ids, index, into)
             config.slugs.append(slug)
-            for role, event in events:
-                started = time.perf_counter()
-                response = await http.post(
-                    f"/api/v1/jobs/{slug}/events", json=event, headers=headers[role]
-                )
-                into.event_s.append(time.perf_counter() - started)
-                expect(response, f"{event['type']} on {slug}")
-            stage = response.json()["stage"]
-            if stage != "closed":
-                raise AssertionError(f"job {slug} ended in {stage!r}, not closed")
 
         unmeasured = Phase()
         for index in range(warmup * len(https)):  # each API and worker warmed alike

@@ -9,7 +9,7 @@ import html
 import re
 import uuid
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from models.tables import OutboxMessage
 from tests.api.journeys import drive, on_site
@@ -87,8 +87,20 @@ async def test_the_filters_narrow_the_list(stack: Stack, web: Web) -> None:  # n
         assert '<option value="unresulted_reminder"' in offered.text
         assert await listed(q=phone) == [sms["id"]]  # in the recipient
         assert await listed(q="100%_of_nothing") == []  # % and _ mean themselves
-        # A status filter; whatever the sandbox made of them, the two are found by theirs.
-        statuses = {m["status"] for m in both}
+        # A status filter; whatever the sandbox made of them, the two are found by theirs, once
+        # their deliveries are over (one may finish between the answer and this listing).
+        statuses: set[str] = set()
+
+        async def delivered() -> bool:
+            async with stack.db.session() as session:
+                rows = await session.exec(
+                    select(OutboxMessage).where(col(OutboxMessage.id).in_([sms["id"], email["id"]]))
+                )
+                statuses.clear()
+                statuses.update(row.status for row in rows)
+            return not statuses & {"queued", "sending"}
+
+        await wait_until(delivered, within=30, what="both messages' deliveries to end")
         if len(statuses) == 1:
             assert await listed(job=job["slug"], status=statuses.pop()) == [sms["id"], email["id"]]
         # The form shows the filters chosen, and a value it never offers is ignored.
