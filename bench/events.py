@@ -453,11 +453,10 @@ class Stack:
         pids = {p.pid for p in self.known}
         self.known += [c for c in children if c.pid not in pids]
 
-    def _add_user(self, username: str, role: str) -> str:
-        # An API-only user: no password to ask for (there is no terminal here).
-        add = ["user", "add", username, "--role", role, "--no-password"]
+    def _jobline(self, *args: str) -> str:
+        """`jobline ARGS` with this stack's environment; returns what it printed."""
         done = subprocess.run(
-            [sys.executable, "-m", "cli.main", *add],
+            [sys.executable, "-m", "cli.main", *args],
             cwd=self.root,
             env=self._env(),
             capture_output=True,
@@ -465,8 +464,13 @@ class Stack:
             timeout=120,
         )
         if done.returncode != 0:
-            raise StackFailed(f"jobline user add {username} failed: {done.stderr.strip()}")
-        return done.stdout.strip().splitlines()[-1]
+            raise StackFailed(f"jobline {' '.join(args)} failed: {done.stderr.strip()[-2000:]}")
+        return done.stdout
+
+    def _add_user(self, username: str, role: str) -> str:
+        # An API-only user: no password to ask for (there is no terminal here).
+        added = self._jobline("user", "add", username, "--role", role, "--no-password")
+        return added.strip().splitlines()[-1]
 
     def stop(self) -> None:
         """SIGINT to `jobline dev` (it stops API, worker, server in turn); then kill leftovers."""

@@ -147,18 +147,6 @@ class Cluster(Stack):
         self.known.append(process)
         return process
 
-    def _jobline(self, *args: str) -> None:
-        done = subprocess.run(
-            [sys.executable, "-m", "cli.main", *args],
-            cwd=self.root,
-            env=self._env(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if done.returncode != 0:
-            raise StackFailed(f"jobline {' '.join(args)} failed: {done.stderr.strip()[-2000:]}")
-
     def start(self) -> None:
         from core.binaries import venv_binary
         from core.dev_server import dynamic_config_flags
