@@ -106,7 +106,9 @@ async def run_worker(settings: Settings) -> None:
     log.info("worker polling task queue %s at %s", settings.task_queue, settings.temporal_address)
     # The PDF processes start (and load their fonts) while the worker polls, so the first
     # technician to tap "complete" does not wait for them.
-    warming = asyncio.ensure_future(default_renderer().warm())
+    renderer = default_renderer()
+    renderer.idle_seconds = settings.worker_pdf_idle_seconds or None
+    warming = asyncio.ensure_future(renderer.warm())
     running = asyncio.ensure_future(worker.run())
     stopping = asyncio.ensure_future(stop.wait())
     try:

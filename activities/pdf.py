@@ -120,6 +120,13 @@ def _warm() -> int:
 # near 100 MiB.
 RENDERS_PER_POOL = 400
 
+# And a pool with nothing to render for this long is retired too: its processes hold ~70 MiB
+# each of fonts and Pango even when idle, which is most of a small office's day and more than
+# the rest of the worker needs for 10,000 open jobs (issue 12: 204 MiB alone, 347 MiB with two
+# idle rendering processes). The next render after a quiet spell starts a fresh pool, ~0.6 s
+# more on that one document, which follows its event anyway.
+IDLE_SECONDS = 120.0
+
 
 def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
@@ -133,12 +140,16 @@ class PdfRenderer:
         mode: Literal["process", "thread"] = "process",
         workers: int | None = None,
         renders_per_pool: int = RENDERS_PER_POOL,
+        idle_seconds: float | None = IDLE_SECONDS,
     ) -> None:
         self.mode = mode
         self.workers = workers or default_workers()
         self.renders_per_pool = renders_per_pool
+        self.idle_seconds = idle_seconds  # None: an idle pool is kept
         self._pool: Executor | None = None
         self._renders = 0  # by the current pool
+        self._in_flight = 0  # renders (and warm-ups) started and not yet done, on any pool
+        self._idle_timer: asyncio.TimerHandle | None = None
         self._lock = threading.Lock()
 
     def _executor(self) -> Executor | None:
@@ -166,6 +177,7 @@ class PdfRenderer:
 
     async def render_result(self, html: str, logo: Logo | None = None) -> PdfResult:
         pool = self._executor()
+        self._busy()
         try:
             result = await asyncio.get_running_loop().run_in_executor(
                 pool, render_pdf_sync, html, logo
@@ -175,6 +187,8 @@ class PdfRenderer:
             # this one fails to be retried.
             self._discard(pool)
             raise
+        finally:
+            self._done()
         self._count(pool)
         if result.refused:
             log.warning("a document asked for URLs it may not have: %s", result.refused[:5])
@@ -191,6 +205,40 @@ class PdfRenderer:
             self._pool = None
         pool.shutdown(wait=False)  # renders in flight finish, then its processes exit
 
+    def _busy(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
+
+    def _done(self) -> None:
+        """One render (or warm-up) over; the last one out starts the current pool's idle clock."""
+        with self._lock:
+            self._in_flight -= 1
+            pool = self._pool
+            if self._in_flight or pool is None or self.idle_seconds is None:
+                return
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+            self._idle_timer = asyncio.get_running_loop().call_later(
+                self.idle_seconds, self._retire_if_idle, pool
+            )
+
+    def _retire_if_idle(self, pool: Executor) -> None:
+        with self._lock:
+            self._idle_timer = None
+            if self._in_flight or self._pool is not pool:
+                return
+            self._pool = None
+        log.info("PDF processes idle for %s s: stopped until the next document", self.idle_seconds)
+        pool.shutdown(wait=False)
+
+    def running(self) -> bool:
+        """Whether rendering processes are up (or starting)."""
+        with self._lock:
+            return self._pool is not None
+
     async def render(self, html: str, logo: Logo | None = None) -> bytes:
         return (await self.render_result(html, logo)).pdf
 
@@ -199,9 +247,17 @@ class PdfRenderer:
         Returns the ids of the processes that answered (in thread mode, this one's)."""
         pool = self._executor()
         loop = asyncio.get_running_loop()
-        return await asyncio.gather(
-            *(loop.run_in_executor(pool, _warm) for _ in range(self.workers))
-        )
+        self._busy()
+        try:
+            return await asyncio.gather(
+                *(loop.run_in_executor(pool, _warm) for _ in range(self.workers))
+            )
+        finally:
+            self._done()
 
     def close(self) -> None:
+        with self._lock:
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
         self._discard(self._pool)

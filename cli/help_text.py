@@ -76,6 +76,7 @@ READS: dict[str, tuple[str, ...]] = {
         "webhook_allow_private",
         "log_level",
         "worker_workflow_cache",
+        "worker_pdf_idle_seconds",
         "worker_metrics_address",
     ),
     "migrate": _vars(*_BASE, *_DATABASE),

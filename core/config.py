@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # next task, which for a job is milliseconds. Most jobs wait days between events, so the
     # cache, not the number of open jobs, sets a worker's size (bench/scale.py, issue 12).
     worker_workflow_cache: int = Field(default=100, ge=0)
+    # Seconds the worker's PDF processes may sit with nothing to render before they stop (the
+    # next document starts them again, ~0.6 s on that one); 0 keeps them up. See activities/pdf.py.
+    worker_pdf_idle_seconds: float = Field(default=120.0, ge=0)
     # host:port for the worker's Prometheus endpoint (Temporal SDK metrics); empty: none.
     worker_metrics_address: str = ""
     # Request bodies (api/body_guard.py): the most bytes a JSON route reads (the logo upload has

@@ -543,6 +543,66 @@ async def test_a_pool_is_retired_after_its_renders_and_a_fresh_one_takes_over() 
         renderer.close()
 
 
+async def _exited(pids: set[int], within: float = 30) -> None:
+    deadline = time.monotonic() + within
+    while any(
+        psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        for pid in pids
+    ):
+        assert time.monotonic() < deadline, f"rendering processes {pids} did not exit"
+        await asyncio.sleep(0.05)
+
+
+async def test_an_idle_pool_stops_its_processes_and_the_next_render_starts_them_again() -> None:
+    """Idle rendering processes hold tens of MiB each: after `idle_seconds` with nothing to
+    render they exit; a render in the meantime keeps them, and the next document after they
+    stopped starts fresh ones."""
+    renderer = PdfRenderer(workers=1, idle_seconds=2.0)
+    try:
+        first = set(await renderer.warm())
+        await asyncio.sleep(1.2)
+        kept = await renderer.render("<p>Kept</p>")  # restarts the clock
+        await asyncio.sleep(1.2)  # 2.4 s since the warm-up, 1.2 s since the render
+        assert renderer.running()
+        assert all(psutil.pid_exists(pid) for pid in first)
+        assert "Kept" in pdf_text(kept)
+        await _exited(first, within=15)
+        assert not renderer.running()
+        assert "Again" in pdf_text(await renderer.render("<p>Again</p>"))
+        second = set(await renderer.warm())
+        assert second and not second & first
+    finally:
+        renderer.close()
+
+
+async def test_a_pool_is_not_retired_while_it_renders() -> None:
+    """The idle clock runs only while nothing renders: a render longer than `idle_seconds`
+    finishes in the same processes."""
+    renderer = PdfRenderer(workers=1, idle_seconds=0.2)
+    try:
+        first = set(await renderer.warm())
+        pages = "".join(f"<p style='page-break-after: always'>Page {n}</p>" for n in range(150))
+        started = time.monotonic()
+        long_one = await renderer.render(pages)
+        took = time.monotonic() - started
+        assert set(await renderer.warm()) == first
+        assert took > 0.2, "the long render was not long enough to tell"
+        assert "Page 149" in pdf_text(long_one)
+    finally:
+        renderer.close()
+
+
+async def test_an_idle_pool_is_kept_when_idle_seconds_is_none() -> None:
+    renderer = PdfRenderer(workers=1, idle_seconds=None)
+    try:
+        first = set(await renderer.warm())
+        await asyncio.sleep(0.5)
+        assert renderer.running()
+        assert set(await renderer.warm()) == first
+    finally:
+        renderer.close()
+
+
 async def test_rendering_does_not_block_the_event_loop() -> None:
     """A ticker keeps ticking while long documents render; rendered inline, one page alone
     would have stopped it for longer than the longest gap allowed here."""
