@@ -157,8 +157,15 @@ class Job(SQLModel, table=True):
         ),
         # Lists in their order, most recently changed first (the board's list, the API's).
         Index("ix_jobs_updated_at", "updated_at"),
-        # The reports' current results of a kind in a period (migration 0011).
-        Index("ix_jobs_result", "result_type", "resulted_at"),
+        # The reports' current results of a kind in a period, counted and summed from the index
+        # alone (migration 0011; owner and amount since 0016).
+        Index("ix_jobs_result", "result_type", "resulted_at", "owner", "result_amount"),
+        # A job's owner, current result revision and contract amount from the index alone, for
+        # the reports that join messages, results and events to their job (migration 0016): the
+        # table is wide.
+        Index("ix_jobs_slug_owner", "slug", "owner", "result_revision", "contract_amount"),
+        # The jobs due a result, soonest due first (the resulting report's list; 0016).
+        Index("ix_jobs_unresulted_due", "unresulted", "resulting_due_at", "slug"),
         # The list's filters, each in the list's order (migration 0015; the text search's
         # trigram indexes are PostgreSQL's only, made there and not declared here).
         Index("ix_jobs_owner", "owner", "updated_at"),

@@ -876,7 +876,7 @@ async def resulting(
             col(Job.resulting_due_at),
         )
         .where(*unresulted_where)
-        .order_by(col(Job.resulting_due_at).is_(None), col(Job.resulting_due_at), col(Job.slug))
+        .order_by(col(Job.resulting_due_at).asc().nulls_last(), col(Job.slug))
         .limit(s.LIST_LIMIT)
     )
     resubmitted_where = [col(Job.result_revision) > 1, *current]
@@ -887,17 +887,20 @@ async def resulting(
         .order_by(col(Job.result_revision).desc(), col(Job.slug))
         .limit(s.LIST_LIMIT)
     )
-    by_user = await session.execute(
+    by_user_query = (
         select(
             col(JobResult.submitted_by),
             func.count(),
             func.sum(case((col(JobResult.revision) > 1, 1), else_=0)),
         )
-        .select_from(JobResult)
-        .join(Job, col(Job.slug) == col(JobResult.job_slug))
-        .where(*scope.period(col(JobResult.submitted_at)), *scope.owned())
+        .where(*scope.period(col(JobResult.submitted_at)))
         .group_by(col(JobResult.submitted_by))
     )
+    if scope.filters.owner is not None:  # the job is read for its owner only
+        by_user_query = by_user_query.join(Job, col(Job.slug) == col(JobResult.job_slug)).where(
+            *scope.owned()
+        )
+    by_user = await session.execute(by_user_query)
     users = sorted(
         (
             s.UserResubmissions(user=user, submissions=n, resubmissions=int(again or 0))
