@@ -11,7 +11,8 @@ Issue 12, item 3, composed from the other benchmarks (the reminder storm is benc
    embedded stack on it (bench/events.py's `Stack`: `jobline dev --no-demo`, which migrates it).
 2. --closed closed and canceled jobs IN BULK: bench/reports.py's COPY of the projection rows,
    timelines, stage visits, results and follow-ups, with their job numbers claimed in
-   job_numbers and a real closed / canceled JobState (bench/pages.py's) as each row's state.
+   job_numbers and a real closed / canceled JobState (bench/pages.py's) as each row's state;
+   then VACUUM ANALYZE, as autovacuum would leave a bulk load within minutes.
    This is the bulk the code path allows: a closed job's workflow has completed, so
    it has no running workflow and nothing in Temporal but a finished history (not written here:
    the dev server keeps closed histories only for its retention), and the rows are what its
@@ -124,6 +125,11 @@ async def seed_closed(url: str, jobs: int) -> dict[str, Any]:
                 template,
                 stage.value,
             )
+        # The UPDATE above left a dead copy of every row, and nothing is marked all-visible
+        # yet: autovacuum would see to both within minutes of a bulk load like this, and a
+        # company's database has long had it done. Without it every count reads the table
+        # (the list's exact total: 270 ms for 100,000 jobs, against 21 ms from an index).
+        await connection.execute("VACUUM ANALYZE")
     finally:
         await connection.close()
     return {**rows, "seed_s": round(time.perf_counter() - started, 1)}
