@@ -120,12 +120,12 @@ def _warm() -> int:
 # near 100 MiB.
 RENDERS_PER_POOL = 400
 
-# And a pool with nothing to render for this long is retired too: its processes hold ~70 MiB
-# each of fonts and Pango even when idle, which is most of a small office's day and more than
-# the rest of the worker needs for 10,000 open jobs (issue 12: 204 MiB alone, 347 MiB with two
-# idle rendering processes). The next render after a quiet spell starts a fresh pool, ~0.6 s
-# more on that one document, which follows its event anyway.
-IDLE_SECONDS = 120.0
+# And a pool with nothing to render for `idle_seconds` is retired too (the worker sets it from
+# JOBLINE_WORKER_PDF_IDLE_SECONDS, 120 by default): its processes hold ~70 MiB each of fonts and
+# Pango even when idle, which is most of a small office's day and more than the rest of the
+# worker needs for 10,000 open jobs (issue 12: 204 MiB alone, 347 MiB with two idle rendering
+# processes). The next render after a quiet spell starts a fresh pool, ~0.6 s more on that one
+# document, which follows its event anyway.
 
 
 def default_workers() -> int:
@@ -140,7 +140,7 @@ class PdfRenderer:
         mode: Literal["process", "thread"] = "process",
         workers: int | None = None,
         renders_per_pool: int = RENDERS_PER_POOL,
-        idle_seconds: float | None = IDLE_SECONDS,
+        idle_seconds: float | None = None,
     ) -> None:
         self.mode = mode
         self.workers = workers or default_workers()

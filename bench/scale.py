@@ -36,8 +36,10 @@ Issue 12, item 3, composed from the other benchmarks (the reminder storm is benc
    default 100, the SDK's own 1000): `jobline dev`'s supervisor is paused (SIGSTOP) so it does not
    restart its worker, that worker is stopped, and for each of --cache-sizes a `jobline worker`
    is started with that setting and every open job gets a note through the API (so every open
-   workflow passes through its cache); then its RSS, alone and with its PDF processes. The
-   supervisor is resumed at the end and starts its worker again.
+   workflow passes through its cache); then its RSS, alone and with its PDF processes, and
+   again at rest, once the PDF processes have stopped for want of work (after 120 s, the
+   default JOBLINE_WORKER_PDF_IDLE_SECONDS). The supervisor is resumed at the end and starts
+   its worker again.
 
 Prints one table against the goals (list p99 < 50 ms, pages p95 < 100 ms, reports p95 < 500
 ms, worker RSS < 300 MB at 10,000 open jobs); --json writes the figures.
@@ -369,6 +371,7 @@ def cache_phase(
     import psutil
 
     from bench.burst import rss_mib
+    from core.config import Settings
 
     assert stack.dev is not None
     supervisor = psutil.Process(stack.dev.pid)
@@ -406,6 +409,16 @@ def cache_phase(
                     "rss_after_touch_alone_mib": round(process.memory_info().rss / 2**20, 1),
                     "touch_wall_s": round(wall, 1),
                 }
+                # At rest: the PDF processes stop after JOBLINE_WORKER_PDF_IDLE_SECONDS with
+                # nothing to render (activities/pdf.py), and what stays is the worker alone.
+                idle_from, idle = time.monotonic(), Settings().worker_pdf_idle_seconds
+                while process.children(recursive=True):
+                    if time.monotonic() - idle_from > idle + 60:
+                        break
+                    time.sleep(1)
+                found[str(size)]["rss_at_rest_mib"] = round(rss_mib(process), 1)
+                found[str(size)]["pdf_processes_at_rest"] = len(process.children(recursive=True))
+                found[str(size)]["rest_wait_s"] = round(time.monotonic() - idle_from, 1)
                 print(f"  cache {size}: {found[str(size)]}", file=sys.stderr, flush=True)
             finally:
                 ours.send_signal(signal.SIGTERM)
@@ -488,7 +501,9 @@ def report(f: dict[str, Any]) -> str:
         lines.append(
             f"worker with JOBLINE_WORKER_WORKFLOW_CACHE={size}: idle {x['rss_idle_mib']} MiB, "
             f"after a note on every open job {x['rss_after_touch_mib']} MiB with its PDF "
-            f"processes, {x['rss_after_touch_alone_mib']} MiB alone ({x['touch_wall_s']} s)"
+            f"processes, {x['rss_after_touch_alone_mib']} MiB alone ({x['touch_wall_s']} s); "
+            f"at rest {x.get('rss_at_rest_mib')} MiB with {x.get('pdf_processes_at_rest')} PDF "
+            f"processes left, {x.get('rest_wait_s')} s later"
         )
     if "cache_error" in f:
         lines.append(f"workflow cache phase failed: {f['cache_error']}")
