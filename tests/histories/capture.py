@@ -72,7 +72,7 @@ from models.tables import Client as ClientRow
 from models.tables import OutboxMessage, User
 from tests.conftest import DEV_SERVER_STARTUP, venv_binary
 from tests.fakes.providers import FakeHttpProvider
-from tests.workflows.test_reminders import time_skipping_env
+from tests.workflows.time_skipping import time_skipping_env
 from worker import build_worker
 from workflows import search_attributes as sa
 from workflows.job import JobWorkflow

@@ -23,6 +23,12 @@ from models.resulting import ResultingSettings, resulting_workflow_id, submissio
 from models.tables import Job as JobRow
 from models.tables import User
 from tests.workflows.test_reminders import (
+    new_job as new_job,  # noqa: PLC0414 - the fixture, for the tests here
+)
+from tests.workflows.test_reminders import (
+    stack as stack,  # noqa: PLC0414
+)
+from tests.workflows.time_skipping import (
     MIA,
     OLGA,
     SLACK,
@@ -31,12 +37,6 @@ from tests.workflows.test_reminders import (
     comms,
     eventually,
     search_attributes,
-)
-from tests.workflows.test_reminders import (
-    new_job as new_job,  # noqa: PLC0414 - the fixture, for the tests here
-)
-from tests.workflows.test_reminders import (
-    stack as stack,  # noqa: PLC0414
 )
 from workflows.resulting import JobResultWorkflow
 
