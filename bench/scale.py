@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import re
 import secrets
@@ -365,6 +366,16 @@ async def touch(stack: Stack, slugs: list[str], concurrency: int) -> float:
         return await ev.run_pool(len(slugs), concurrency, one)
 
 
+def pdf_processes(worker: Any) -> list[Any]:
+    """The worker's rendering processes (spawned pool workers; not the resource tracker)."""
+    found = []
+    for child in worker.children(recursive=True):
+        with contextlib.suppress(Exception):  # gone meanwhile
+            if "spawn_main" in " ".join(child.cmdline()):
+                found.append(child)
+    return found
+
+
 def cache_phase(
     stack: Stack, slugs: list[str], cache_sizes: list[int], concurrency: int
 ) -> dict[str, Any]:
@@ -412,12 +423,13 @@ def cache_phase(
                 # At rest: the PDF processes stop after JOBLINE_WORKER_PDF_IDLE_SECONDS with
                 # nothing to render (activities/pdf.py), and what stays is the worker alone.
                 idle_from, idle = time.monotonic(), Settings().worker_pdf_idle_seconds
-                while process.children(recursive=True):
+                while pdf_processes(process):
                     if time.monotonic() - idle_from > idle + 60:
                         break
                     time.sleep(1)
+                # With multiprocessing's resource tracker, which stays (~15 MiB).
                 found[str(size)]["rss_at_rest_mib"] = round(rss_mib(process), 1)
-                found[str(size)]["pdf_processes_at_rest"] = len(process.children(recursive=True))
+                found[str(size)]["pdf_processes_at_rest"] = len(pdf_processes(process))
                 found[str(size)]["rest_wait_s"] = round(time.monotonic() - idle_from, 1)
                 print(f"  cache {size}: {found[str(size)]}", file=sys.stderr, flush=True)
             finally:
