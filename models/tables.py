@@ -142,7 +142,7 @@ class Job(SQLModel, table=True):
     __tablename__ = "jobs"
     __table_args__ = (
         # The board's columns: one milestone's cards, flagged first, most recently changed next.
-        Index("ix_jobs_board_column", "milestone", "stuck", "updated_at"),
+        Index("ix_jobs_board_column", "milestone", "stuck", "updated_at", "slug"),
         # The board's tally (count, money and attention per stage) read from the index alone.
         Index(
             "ix_jobs_board_tally",
@@ -155,8 +155,9 @@ class Job(SQLModel, table=True):
             "amount",
             "unresulted",  # migration 0015
         ),
-        # Lists in their order, most recently changed first (the board's list, the API's).
-        Index("ix_jobs_updated_at", "updated_at"),
+        # Lists in their order, most recently changed first (the board's list, the API's), the
+        # slug breaking ties (api/jobs/service.py LIST_ORDER; with it since migration 0017).
+        Index("ix_jobs_updated_at", "updated_at", "slug"),
         # The reports' current results of a kind in a period, counted and summed from the index
         # alone (migration 0011; owner and amount since 0016).
         Index("ix_jobs_result", "result_type", "resulted_at", "owner", "result_amount"),
@@ -168,13 +169,14 @@ class Job(SQLModel, table=True):
         Index("ix_jobs_unresulted_due", "unresulted", "resulting_due_at", "slug"),
         # The list's filters, each in the list's order (migration 0015; the text search's
         # trigram indexes are PostgreSQL's only, made there and not declared here).
-        Index("ix_jobs_owner", "owner", "updated_at"),
-        Index("ix_jobs_assigned_tech", "assigned_tech", "updated_at"),  # a technician's jobs
-        Index("ix_jobs_waiting_on", "waiting_on", "updated_at"),
-        Index("ix_jobs_quote_stale", "quote_stale", "updated_at"),
-        Index("ix_jobs_parts_overdue", "parts_overdue", "updated_at"),
-        Index("ix_jobs_unpaid", "unpaid", "updated_at"),
-        Index("ix_jobs_unresulted", "unresulted", "updated_at"),
+        Index("ix_jobs_owner", "owner", "updated_at", "slug"),
+        # a technician's jobs too
+        Index("ix_jobs_assigned_tech", "assigned_tech", "updated_at", "slug"),
+        Index("ix_jobs_waiting_on", "waiting_on", "updated_at", "slug"),
+        Index("ix_jobs_quote_stale", "quote_stale", "updated_at", "slug"),
+        Index("ix_jobs_parts_overdue", "parts_overdue", "updated_at", "slug"),
+        Index("ix_jobs_unpaid", "unpaid", "updated_at", "slug"),
+        Index("ix_jobs_unresulted", "unresulted", "updated_at", "slug"),
         Index("ix_jobs_created_at", "created_at"),  # the reports' jobs created in a period ...
         Index("ix_jobs_result_revision", "result_revision"),  # ... and resulted more than once
     )

@@ -431,15 +431,20 @@ def _narrowed(query: SelectOfScalar[Any], f: JobFilters) -> SelectOfScalar[Any]:
     return query
 
 
+# The lists' order: most recently changed first. The slug only breaks ties, and runs the same
+# way as the time so that one index, (updated_at, slug) read backwards, gives the order whole:
+# with the slug ascending, a page among thousands of jobs changed at the same instant (an
+# import, a bulk update) sorted all of them to find its 50 (migration 0017).
+LIST_ORDER = (col(Job.updated_at).desc(), col(Job.slug).desc())
+
+
 async def search(
     session: AsyncSession, user: User, filters: JobFilters, *, page: int, page_size: int
 ) -> tuple[list[Job], int]:
     query = filtered(user, filters)
     total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = await session.exec(
-        query.order_by(col(Job.updated_at).desc(), col(Job.slug))
-        .offset((page - 1) * page_size)
-        .limit(page_size)
+        query.order_by(*LIST_ORDER).offset((page - 1) * page_size).limit(page_size)
     )
     return list(rows.all()), total
 
@@ -557,7 +562,7 @@ async def board_column(
 ) -> list[FlaggedJob]:
     """The first `limit` cards of one milestone's column: jobs needing attention first, then
     the most recently changed."""
-    order = (col(Job.stuck).desc(), col(Job.updated_at).desc(), col(Job.slug))
+    order = (col(Job.stuck).desc(), *LIST_ORDER)
     return await _flagged(
         session,
         filtered(user, f).where(Job.milestone == milestone).order_by(*order).limit(limit),
@@ -569,7 +574,7 @@ async def board_list(
     session: AsyncSession, user: User, f: JobFilters, *, page: int, page_size: int
 ) -> list[FlaggedJob]:
     """One page of the board's list view, in the job list's order (its total: board_tally)."""
-    order = (col(Job.updated_at).desc(), col(Job.slug))
+    order = LIST_ORDER
     query = filtered(user, f).order_by(*order).offset((page - 1) * page_size).limit(page_size)
     return await _flagged(session, query, order)
 
