@@ -407,7 +407,15 @@ def cache_phase(
                 stderr=subprocess.STDOUT,
             )
             try:
-                time.sleep(5)  # connected and polling
+                # Connected and polling (worker.run_worker logs it): on a loaded machine the
+                # start takes longer than an event's 15 s answer allows.
+                started_by = time.monotonic() + 120
+                logged = stack.root / f"worker-cache-{size}.log"
+                while b"worker polling task queue" not in logged.read_bytes():
+                    assert ours.poll() is None, f"the worker exited: see {logged}"
+                    assert time.monotonic() < started_by, f"the worker did not start: {logged}"
+                    time.sleep(0.5)
+                time.sleep(2)  # and its PDF processes warm
                 process = psutil.Process(ours.pid)
                 before = rss_mib(process)
                 print(f"  cache {size}: touching {len(slugs)} jobs ...", file=sys.stderr)
