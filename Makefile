@@ -20,9 +20,24 @@ install: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/jobline dev $(ARGS)
 
+# Two passes: the tests on $(TEST_WORKERS) pytest-xdist workers (each its own Temporal dev server,
+# databases and browser), then those marked `serial` (benchmarks, chaos, timing under load)
+# alone, so that nothing else shares the 2 cores with them. ARGS go to both passes; a pass that
+# selects no test counts as passed (pytest's exit 5) unless neither ran one. Both passes run even
+# if the first fails, and the first failure's exit code is make's.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/pytest -q --durations=15
+
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q --durations=15 $(ARGS)
+	@echo '$(PYTEST) -n $(TEST_WORKERS) -m "not serial" $(ARGS)'; \
+	$(PYTEST) -n $(TEST_WORKERS) -m "not serial" $(ARGS); first=$$?; \
+	echo '$(PYTEST) -m serial $(ARGS)'; \
+	$(PYTEST) -m serial $(ARGS); second=$$?; \
+	if [ $$first -eq 5 ] && [ $$second -eq 5 ]; then exit 5; fi; \
+	for rc in $$first $$second; do \
+	  if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi; \
+	done
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

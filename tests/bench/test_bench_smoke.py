@@ -9,7 +9,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.bench.run import run_bench
+
+# A benchmark on its own stack of processes: run alone (`make test`'s serial pass).
+pytestmark = pytest.mark.serial
 
 # Two jobs in flight at once and one unmeasured warm-up each phase: every path of the bench runs.
 JOBS = 3

@@ -12,8 +12,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.bench.run import run_bench
 from workflows.job import SETTLE_QUIET, SETTLE_SPREAD
+
+# A benchmark on its own stack of processes: run alone (`make test`'s serial pass).
+pytestmark = pytest.mark.serial
 
 JOBS = 1000
 CLIENTS = 8

@@ -13,7 +13,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.bench.run import run_bench
+
+# A benchmark on its own stack of processes: run alone (`make test`'s serial pass).
+pytestmark = pytest.mark.serial
 
 # Loose: a kill catches every delivery in flight, and the machine's load sets how many are.
 MOST_IN_DOUBT = 0.3

@@ -16,6 +16,9 @@ import pytest
 
 from tests.bench.run import run_bench
 
+# A benchmark on its own stack of processes: run alone (`make test`'s serial pass).
+pytestmark = pytest.mark.serial
+
 # A provider slower than the worker (which reaches 25-40 deliveries a second here), so that its
 # rate is what holds the storm back.
 MESSAGES = 150

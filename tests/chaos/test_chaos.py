@@ -70,6 +70,9 @@ from tests.fakes.providers import (  # noqa: F401  (pytest fixtures)
     wait_until,
 )
 
+# Kills and restarts a stack of processes at timed points: run alone (`make test`'s serial pass).
+pytestmark = pytest.mark.serial
+
 LIFECYCLES = 20
 CONCURRENCY = 4
 WORKER_KILLS = (3, 4)  # how many times, at random

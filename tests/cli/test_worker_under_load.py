@@ -31,6 +31,9 @@ from tests.workflows.test_durability import OLGA, Job, _fresh_sqlite
 from worker import DRAIN_LIMIT, MARGIN
 from workflows.job import JobWorkflow
 
+# Times a worker's drain and catch-up under a storm: run alone (`make test`'s serial pass).
+pytestmark = pytest.mark.serial
+
 ROOT = Path(__file__).resolve().parents[2]
 JOBS = 20
 
