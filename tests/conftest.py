@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
+import traceback
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,6 +33,16 @@ from core.dev_server import dynamic_config_flags
 from core.migrate import upgrade
 from worker import build_worker
 from workflows import search_attributes as sa
+
+# CPython before 3.11.8 counts the AST builder's recursion per interpreter, not per call
+# (gh-106905): an AST built while another is being built (a finalizer that logs a traceback, run
+# by the garbage collector in the middle of one; or another thread) fails the outer build with
+# "SystemError: AST constructor recursion depth mismatch". Formatting a traceback builds one for
+# the ^^^ under each line, and pytest builds them to import a module it rewrites or to show a
+# failing test, where the error ends the whole run as an INTERNALERROR. So in the test process,
+# tracebacks go without the ^^^.
+if sys.version_info < (3, 11, 8):
+    traceback._extract_caret_anchors_from_line_segment = lambda segment: None  # type: ignore[attr-defined]
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "JOBLINE_TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/test"
