@@ -94,9 +94,14 @@ async def test_requests_beyond_the_limit_wait_their_turn_then_get_a_503(
     ):
         headers = stack.auth("olga")
         stuck = asyncio.ensure_future(http.post("/api/v1/jobs", json=body, headers=headers))
-        await asyncio.sleep(0.5)
-        assert not stuck.done()
+        # Until the first request holds the one turn (its sign-in and session come first, which
+        # on a loaded machine can take longer than any fixed sleep), then the second is sent.
+        async with asyncio.timeout(10):
+            while not app.state.admission._turns.locked():
+                assert not stuck.done(), stuck.result().text
+                await asyncio.sleep(0.01)
         turned_away = await http.post("/api/v1/jobs", json=body, headers=headers)
+        assert not stuck.done()  # still waiting for a worker, holding its turn
         stuck.cancel()
     assert api_error(turned_away, 503, "nothing was done")["code"] == "unavailable"
     assert int(turned_away.headers["retry-after"]) > 0
