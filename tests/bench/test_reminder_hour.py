@@ -58,6 +58,7 @@ def test_every_reminder_of_the_hour_is_queued_once(tmp_path: Path) -> None:
         assert 50 < step["alone_mib"] <= step["with_pdf_mib"], stdout
     created_rss = run["rss_created"]
     assert 50 < created_rss["alone_mib"] <= created_rss["with_pdf_mib"], stdout
-    # The worker ran the whole hour.
-    assert run["worker_exit"] is None, stdout
+    # The worker ran the whole hour, and every workflow task it took succeeded.
+    assert "failed" not in run and run["worker_exit"] is None, stdout
+    assert set(run["worker_log"].values()) == {0}, stdout
     assert "JOBLINE_WORKER_WORKFLOW_CACHE=100" in stdout, stdout
