@@ -50,10 +50,10 @@ jobs (889 leads, 666 quotes sent, 445 scheduled), 5-minute steps:
   reminders queued once; steps 5.6-7.0 s (each reminder a cache miss, so a replay). The run
   stopped at minute 25: one job's replay failed with "[TMPRL1100] Nondeterminism error:
   Activity type of scheduled event 'project_job' does not match activity type of activity
-  command 'deliver_message'" (its quote_approved signal had come in the workflow task that
+  command 'deliver_message'" (in its history quote_approved arrived in the workflow task that
   also carried render_document's completion); the failing task holds the test server's clock.
-  The history replays to the same error with temporalio's Replayer (a prefix to event 114
-  passes, to 122 fails): a replay-determinism bug in workflows/job.py, not the server's.
+  temporalio's Replayer gives the same error on that history (a prefix to event 114 replays,
+  to 122 fails): the live run and a replay of it order those commands differently.
 """
 
 from __future__ import annotations
