@@ -47,7 +47,7 @@ async def close_out(
         # history, so what follows may be local activities (no round trip to the server each)
         # without ever acting on an event the server did not keep.
         receipt = await documents.render(state, "work_receipt", closeout.labels(), patient=patient)
-        synced: PortalSynced = await workflow.execute_local_activity(
+        synced: PortalSynced = await deliveries.local.execute(
             SYNC_PORTAL,
             PortalSync(state=state, closeout=closeout, receipt_document_id=receipt),
             result_type=PortalSynced,

@@ -18,6 +18,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from workflows.local_activities import LocalActivities
+
 with workflow.unsafe.imports_passed_through():
     from models.messages import DELIVER_MESSAGE, QUEUE_MESSAGES, QueueMessages
 
@@ -64,7 +66,9 @@ DELIVERY_OPTIONS: dict[str, Any] = {
 
 
 class Deliveries:
-    def __init__(self) -> None:
+    def __init__(self, local: LocalActivities | None = None) -> None:
+        # The workflow's local activities (one at a time from the job's patch on).
+        self.local = local or LocalActivities(one_at_a_time=False)
         self._running: set[Any] = set()
         self._delivering: dict[int, Any] = {}  # message id -> its delivery's activity handle
 
@@ -89,7 +93,7 @@ class Deliveries:
         activity, which saves a round trip to the server. `bounded` (from the one-writer patch
         on): give up after QUEUE_DEADLINE, raising ActivityError."""
         purpose = request.notification.purpose
-        queue = workflow.execute_local_activity if committed else workflow.execute_activity
+        queue = self.local.execute if committed else workflow.execute_activity
         options: dict[str, Any] = {"start_to_close_timeout": QUEUE_TIMEOUT}
         if bounded:
             options.update(

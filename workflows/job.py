@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.closeout import close_out
     from workflows.deliveries import Deliveries
+    from workflows.local_activities import LocalActivities
 
 # Workflows started before this patch keep their first behaviour on replay: no reminders or
 # messages, and a projection write inside every Update. From it on, the API writes the result of
@@ -82,6 +83,10 @@ RESULTING_CLOCK_PATCH = "resulting-clock"
 # time (two activities in flight, one round trip to the server), not one after the other: the
 # Update answers a round trip sooner (issue 12).
 PARALLEL_WRITES_PATCH = "parallel-writes"
+# From this patch on, the job's local activities run one at a time (workflows/local_activities.py):
+# two side by side replayed in another order than they ran, and the job stopped as
+# nondeterministic once evicted from the worker's cache.
+ONE_LOCAL_ACTIVITY_PATCH = "one-local-activity"
 SETTINGS_FRESH = timedelta(minutes=1)
 _UNSET = object()
 JOBLINE = Actor(username="jobline", role=Role.system)
@@ -143,7 +148,8 @@ class JobWorkflow:
         # Until the run loop has loaded them, the defaults give a first next-reminder estimate.
         self._settings = CommunicationSettings()
         self._next_reminder_at: datetime | None = None
-        self._deliveries = Deliveries()
+        self._local = LocalActivities(one_at_a_time=workflow.patched(ONE_LOCAL_ACTIVITY_PATCH))
+        self._deliveries = Deliveries(self._local)
         self._settle_at: datetime | None = None
         self._last_update_at: datetime | None = None
         self._settings_read_at: datetime | None = None
@@ -553,7 +559,7 @@ class JobWorkflow:
     async def _allocate_number(self, slug: str, from_update: bool) -> int:
         number: int
         try:
-            number = await workflow.execute_local_activity(
+            number = await self._local.execute(
                 ALLOCATE_JOB_NUMBER,
                 slug,
                 result_type=int,
@@ -628,7 +634,7 @@ class JobWorkflow:
                     summary=f"write job view (event {self.state.seq})",
                 )
             else:
-                await workflow.execute_local_activity(
+                await self._local.execute(
                     PROJECT_JOB,
                     self._projection_input(records, only_if_missing),
                     **self._write_options(),
@@ -728,7 +734,7 @@ class JobWorkflow:
     # --- reminders ----------------------------------------------------------------------------
 
     async def _load_settings(self) -> CommunicationSettings:
-        return await workflow.execute_local_activity(
+        return await self._local.execute(
             LOAD_COMMUNICATION_SETTINGS,
             result_type=CommunicationSettings,
             start_to_close_timeout=LOCAL_WRITE_TIMEOUT,
@@ -736,7 +742,7 @@ class JobWorkflow:
         )
 
     async def _load_closeout(self) -> JobCloseout:
-        return await workflow.execute_local_activity(
+        return await self._local.execute(
             LOAD_JOB_CLOSEOUT,
             result_type=JobCloseout,
             start_to_close_timeout=LOCAL_WRITE_TIMEOUT,

@@ -56,6 +56,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from core import settings_store
+from core.config import Settings
 from core.db import Database
 from core.migrate import upgrade
 from core.projection_store import write_projection
@@ -987,6 +988,12 @@ SHORT_HISTORY[f"continue_as_new{ONE_WRITER}"] = SHORT_HISTORY["continue_as_new"]
 # view is written.
 PARALLEL_WRITES = "_parallel_writes"
 SCENARIOS[f"every_event{PARALLEL_WRITES}"] = SCENARIOS["every_event"]
+# Every event and a closeout again under the one-local-activity patch (local activities one at a
+# time: workflows/local_activities.py).
+ONE_LOCAL_ACTIVITY = "_one_local_activity"
+SCENARIOS.update(
+    {f"{name}{ONE_LOCAL_ACTIVITY}": SCENARIOS[name] for name in ("every_event", "closeout")}
+)
 TIME_SKIPPING.update(
     {f"{name}{ONE_WRITER}": TIME_SKIPPING[name] for name in ("quote_stale", "visit_reminders")}
 )
@@ -1210,15 +1217,20 @@ async def capture(names: list[str]) -> dict[str, int]:
                     search_attributes=sa.ALL,
                     identity=IDENTITY,
                 )
-                async with env, build_worker(env.client, db, TASK_QUEUE):
+                # The closeout webhook's receiver listens on loopback, an address a worker
+                # refuses by default (JOBLINE_WEBHOOK_ALLOW_PRIVATE).
+                settings = Settings(webhook_allow_private=True)
+                async with env, build_worker(env.client, db, TASK_QUEUE, settings):
                     for name in on_dev_server:
                         if name == MESSAGE_RESEND:
                             counts[name] = await _message_resend(env.client, db)
                             continue
                         tier, scenario = SCENARIOS[name]
-                        # The database only for the one-writer captures: the others were
-                        # captured without one, and are kept as they are.
-                        db_given = db if name.endswith(ONE_WRITER) else None
+                        # The database only for the one-writer and one-local-activity
+                        # captures: the others were captured without one, and are kept as
+                        # they are.
+                        with_db = name.endswith((ONE_WRITER, ONE_LOCAL_ACTIVITY))
+                        db_given = db if with_db else None
                         job = Job(env.client, _slug(name), CLIENTS[tier], db=db_given)
                         if name.startswith("closeout"):
                             counts[name] = await _with_webhook(db, name, job, scenario)
