@@ -45,15 +45,22 @@ jobs (889 leads, 666 quotes sent, 445 scheduled), 5-minute steps:
   job), 998 MiB with its 3 PDF processes; over the hour 743-753 MiB alone, 751 at the end. All
   445 reminders due in the hour queued once (890 rows, email and SMS), 0 duplicates, 0 early,
   at most 0.2 s after due in the server's time; each step's 37 reminders took 3.3-5.1 s.
-- JOBLINE_WORKER_WORKFLOW_CACHE=100: created in ~11 min (load 8-17); the worker 195 MiB alone
-  (454 with its PDF processes) after the first step, 214 (473) after 20 minutes, 148 of 148
-  reminders queued once; steps 5.6-7.0 s (each reminder a cache miss, so a replay). The run
-  stopped at minute 25: one job's replay failed with "[TMPRL1100] Nondeterminism error:
-  Activity type of scheduled event 'project_job' does not match activity type of activity
-  command 'deliver_message'" (in its history quote_approved arrived in the workflow task that
-  also carried render_document's completion); the failing task holds the test server's clock.
-  temporalio's Replayer gives the same error on that history (a prefix to event 114 replays,
-  to 122 fails): the live run and a replay of it order those commands differently.
+- JOBLINE_WORKER_WORKFLOW_CACHE=100, first run: stopped at minute 25 (148 of 148 reminders
+  queued once, 195-214 MiB alone) when one job's replay failed with "[TMPRL1100]
+  Nondeterminism error: Activity type of scheduled event 'project_job' does not match activity
+  type of activity command 'deliver_message'": its quote_approved arrived in the workflow task
+  that carried render_document's completion, and two local activities (the job number, the
+  quote email's queueing) ran side by side past the task's end; replayed, their results came
+  back together and the commands after them in another order. Fixed by running a job's local
+  activities one at a time (workflows/local_activities.py, patch one-local-activity;
+  tests/workflows/test_local_activities.py).
+- JOBLINE_WORKER_WORKFLOW_CACHE=100 after the fix (load 1.6 at the start, 7.4 at the end):
+  created in 485 s (p50 1.7 s a job); the worker 139 MiB at start, 195 MiB alone after
+  creation, 198-214 MiB over the hour, 213 at the end (464 with its two PDF processes and the
+  multiprocessing resource tracker, which had rendered within the last 120 s of wall time: the
+  hour takes ~75 s of it). All 445 reminders due in the hour queued once (890 rows), 0
+  duplicates, 0 early, at most 0.3 s after due; 0 failed workflow tasks in the worker's log;
+  steps 5.3-7.0 s (every reminder a cache miss and a replay).
 """
 
 from __future__ import annotations
