@@ -147,13 +147,15 @@ def stop_workers() -> None:
 
 
 def rss(process: psutil.Process) -> dict[str, Any]:
-    """The worker's RSS alone and with its PDF processes (MiB), and how many of those run."""
+    """The worker's RSS alone and with its children (MiB: the PDF processes and
+    multiprocessing's resource tracker), and how many PDF processes run."""
     from bench.burst import rss_mib
+    from bench.scale import pdf_processes
 
     return {
         "alone_mib": round(process.memory_info().rss / 2**20, 1),
         "with_pdf_mib": round(rss_mib(process), 1),
-        "pdf_processes": len(process.children(recursive=True)),
+        "pdf_processes": len(pdf_processes(process)),
     }
 
 
