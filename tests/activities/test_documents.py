@@ -603,6 +603,9 @@ async def test_an_idle_pool_is_kept_when_idle_seconds_is_none() -> None:
         renderer.close()
 
 
+# Compares a stall of this process's loop with a render's time: another test's processes on the
+# same 2 cores change one and not the other, so it runs alone (`make test`'s serial pass).
+@pytest.mark.serial
 async def test_rendering_does_not_block_the_event_loop() -> None:
     """A ticker keeps ticking while long documents render; rendered inline, one page alone
     would have stopped it for longer than the longest gap allowed here."""
