@@ -91,7 +91,12 @@ async def test_a_quoted_job_without_a_result_is_flagged_and_its_owner_reminded(
 
     await eventually(due_noted, "the result's due time on the job row")
     result_id = resulting_workflow_id(job.slug)
-    assert (await search_attributes(stack.client, result_id)).get("NextReminderAt")
+
+    # Set by the resulting workflow's first task, which may come after the job row is written.
+    async def next_reminder_at() -> object:
+        return (await search_attributes(stack.client, result_id)).get("NextReminderAt")
+
+    await eventually(next_reminder_at, "NextReminderAt on the resulting workflow")
 
     await stack.skip_to(due - timedelta(hours=1))
     assert not (await job.row()).unresulted
