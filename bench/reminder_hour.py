@@ -297,16 +297,13 @@ async def skip_to(stack: Stack, at: datetime, limit: timedelta) -> float:
 
     The test server holds the clock while a workflow or activity task is outstanding, so the call
     returns only once the worker has done everything that came due on the way: with dozens of
-    reminders in a step that is longer than the client's default RPC deadline, which
-    `env.sleep` cannot change."""
-    from temporalio.api.testservice.v1 import SleepRequest
+    reminders in a step, longer than `env.sleep`'s 30 s deadline."""
+    from tests.workflows.time_skipping import sleep
 
     ahead = at - await stack.now()
     assert ahead > timedelta(0), f"{at} is already past"
-    request = SleepRequest()
-    request.duration.FromTimedelta(ahead)
     started = time.monotonic()
-    await stack.client.test_service.unlock_time_skipping_with_sleep(request, timeout=limit)
+    await sleep(stack.env, ahead, deadline=limit)
     return time.monotonic() - started
 
 

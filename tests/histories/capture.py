@@ -73,7 +73,7 @@ from models.tables import Client as ClientRow
 from models.tables import OutboxMessage, User
 from tests.conftest import DEV_SERVER_STARTUP, venv_binary
 from tests.fakes.providers import FakeHttpProvider
-from tests.workflows.time_skipping import time_skipping_env
+from tests.workflows.time_skipping import sleep, time_skipping_env
 from worker import build_worker
 from workflows import search_attributes as sa
 from workflows.job import JobWorkflow
@@ -283,7 +283,7 @@ class Job:
     async def skip_to(self, at: datetime) -> None:
         """Moves the time-skipping server's clock to `at`, firing every timer due on the way."""
         assert self.env is not None, "this scenario needs the time-skipping server"
-        await self.env.sleep(at - await self.env.get_current_time())
+        await sleep(self.env, at - await self.env.get_current_time())
 
     async def reminded(self, check: Callable[[JobState], bool], what: str) -> JobState:
         """Waits until the job shows a reminder has fired (the timer's task is the worker's)."""

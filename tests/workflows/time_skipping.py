@@ -2,7 +2,7 @@
 drive them: shared by tests/workflows/test_reminders.py, test_unresulted.py, the history capture
 and bench/reminder_hour.py.
 
-Days pass in milliseconds: `env.sleep` moves the server's clock and fires every timer on the way.
+Days pass in milliseconds: `sleep` moves the server's clock and fires every timer on the way.
 Only waiting for a workflow's result skips time by itself, not an Update (Updates do work there;
 the history capture uses them), so jobs are driven the way integrations drive them: started with
 `job_created` as the start signal, then the `event` Signal, read back with the `job` query and
@@ -33,6 +33,7 @@ from pydantic import TypeAdapter
 from sqlmodel import col, select
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -106,6 +107,22 @@ async def time_skipping_env(**kwargs: Any) -> AsyncIterator[WorkflowEnvironment]
         yield env
 
 
+# The server holds the clock while any workflow task or activity is outstanding, so a sleep takes
+# as long in real time as the work its timers set off. `env.sleep` leaves the call to the client's
+# default deadline, 30 s, which a loaded machine exceeded ("Timeout expired") while a module's
+# jobs answered a 5-hour skip's timers.
+SLEEP_DEADLINE = timedelta(minutes=5)
+
+
+async def sleep(
+    env: WorkflowEnvironment, duration: timedelta, deadline: timedelta = SLEEP_DEADLINE
+) -> None:
+    """`env.sleep` with a deadline that outlasts the work the skipped timers set off."""
+    request = SleepRequest()
+    request.duration.FromTimedelta(duration)
+    await env.client.test_service.unlock_time_skipping_with_sleep(request, timeout=deadline)
+
+
 async def search_attributes(client: Client, wid: str) -> dict[str, Any]:
     """A workflow's search attributes as the server holds them (unset ones left out)."""
     described = await client.workflow_service.describe_workflow_execution(
@@ -142,7 +159,7 @@ class Stack:
         """Moves the server's clock to `at`, firing every timer due on the way."""
         ahead = at - await self.now()
         assert ahead > timedelta(0), f"{at} is already past"
-        await self.env.sleep(ahead)
+        await sleep(self.env, ahead)
 
     async def save_settings(self, settings: CommunicationSettings) -> None:
         async with self.db.session() as session:
