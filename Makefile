@@ -25,7 +25,7 @@ dev: $(STAMP)
 # alone, so that nothing else shares the 2 cores with them. ARGS go to both passes; a pass that
 # selects no test counts as passed (pytest's exit 5) unless neither ran one. Both passes run even
 # if the first fails, and the first failure's exit code is make's.
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 PYTEST := $(BIN)/pytest -q --durations=15
 
 test: $(STAMP)
