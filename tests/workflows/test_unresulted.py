@@ -37,6 +37,7 @@ from tests.workflows.time_skipping import (
     comms,
     eventually,
     search_attributes,
+    terminate_when_idle,
 )
 from workflows.resulting import JobResultWorkflow
 
@@ -126,7 +127,7 @@ async def test_a_quoted_job_without_a_result_is_flagged_and_its_owner_reminded(
     assert (await search_attributes(stack.client, result_id))["WaitingOn"] == "nobody"
     await stack.skip_to(due + timedelta(days=DAYS * 2))
     assert len(await job.messages("unresulted_reminder")) == 1
-    await handle.terminate("test over")
+    await terminate_when_idle(stack.client, handle.id)
 
 
 async def test_a_job_resulted_in_time_is_never_flagged(
@@ -144,7 +145,7 @@ async def test_a_job_resulted_in_time_is_never_flagged(
     assert not (await job.row()).unresulted
     assert await job.messages("unresulted_reminder") == []
     assert (await job.row()).result_revision == 1
-    await handle.terminate("test over")
+    await terminate_when_idle(stack.client, handle.id)
 
 
 async def test_a_job_canceled_before_any_quote_is_due_a_result_from_its_cancel(
@@ -165,7 +166,7 @@ async def test_a_job_canceled_before_any_quote_is_due_a_result_from_its_cancel(
         lambda: job.messages("unresulted_reminder"), "the owner's reminder"
     )
     assert reminder.to == OWNER_EMAIL
-    await stack.client.get_workflow_handle(resulting_workflow_id(job.slug)).terminate("over")
+    await terminate_when_idle(stack.client, resulting_workflow_id(job.slug))
 
 
 async def test_resulting_turned_off_before_the_due_time_flags_nothing(
@@ -182,7 +183,7 @@ async def test_resulting_turned_off_before_the_due_time_flags_nothing(
     )
     assert not (await job.row()).unresulted
     assert await job.messages("unresulted_reminder") == []
-    await stack.client.get_workflow_handle(result_id).terminate("over")
+    await terminate_when_idle(stack.client, result_id)
 
 
 async def _no_reminder_due(stack: Stack, workflow_id: str) -> bool:

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter
 from sqlmodel import col, select
 from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import PendingActivityState, WorkflowExecutionStatus
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
@@ -65,6 +66,8 @@ QUOTE_TOTAL = "420.00"
 EVIDENCE = {
     name: True for name in ("documents", "notes", "parts_usage", "photos", "customer_communication")
 }
+RUNNING = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
+STARTED = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
 MINUTE = timedelta(minutes=1)
 # A timer's workflow task starts a few milliseconds after the timer fired.
 SLACK = timedelta(seconds=5)
@@ -121,6 +124,29 @@ async def sleep(
     request = SleepRequest()
     request.duration.FromTimedelta(duration)
     await env.client.test_service.unlock_time_skipping_with_sleep(request, timeout=deadline)
+
+
+async def terminate_when_idle(client: Client, wid: str) -> None:
+    """Terminates a workflow once no activity of it is running and no workflow task is pending.
+
+    The test server holds its clock for an activity while it runs, and a workflow terminated
+    under a running activity never lets go: the activity's completion is refused ("Completed
+    workflow") and every later sleep waits out its deadline in real time. A job's activities here
+    take milliseconds (a document, the resulting clock), so waiting for them is short."""
+    request = DescribeWorkflowExecutionRequest(
+        namespace=client.namespace, execution=WorkflowExecution(workflow_id=wid)
+    )
+    async with asyncio.timeout(30):
+        while True:
+            # Read raw: `describe()` cannot decode the test server's null search attributes.
+            described = await client.workflow_service.describe_workflow_execution(request)
+            if described.workflow_execution_info.status != RUNNING:
+                return
+            running = [a for a in described.pending_activities if a.state == STARTED]
+            if not running and not described.HasField("pending_workflow_task"):
+                break
+            await asyncio.sleep(0.05)
+    await client.get_workflow_handle(wid).terminate("test over")
 
 
 async def search_attributes(client: Client, wid: str) -> dict[str, Any]:
@@ -305,4 +331,4 @@ class Job:
 
     async def terminate(self) -> None:
         with contextlib.suppress(Exception):
-            await self.handle.terminate("test over")
+            await terminate_when_idle(self.stack.client, self.id)
