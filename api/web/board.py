@@ -359,7 +359,9 @@ async def board_context(request: Request, session: SessionDep, viewer: SignedIn)
         pages = max(1, -(-total // LIST_PAGE_SIZE))
         page = min(q.page, pages)
         q.page = page
-        found = await service.board_list(session, user, f, page=page, page_size=LIST_PAGE_SIZE)
+        found = await service.board_list(
+            session, user, f, page=page, page_size=LIST_PAGE_SIZE, total=total
+        )
         rows = [maker.card(job) for job in found]
     else:
         for milestone in _column_milestones(q):

@@ -231,8 +231,11 @@ def _calls() -> dict[str, Call]:
     for label, f in {"open": JobFilters(open_only=True), "all": JobFilters()}.items():
         calls[f"board tally: {label}"] = lambda s, f=f: jobs.board_tally(s, OFFICE, f)
         calls[f"board list: {label}"] = lambda s, f=f: jobs.board_list(
-            s, OFFICE, f, page=2, page_size=50
+            s, OFFICE, f, page=2, page_size=50, total=JOBS
         )
+    calls["board list: a client's name"] = lambda s: jobs.board_list(
+        s, OFFICE, JobFilters(q="Patel & Sons 0015"), page=1, page_size=50, total=10
+    )
     for milestone in Milestone:
         calls[f"board column: {milestone.value}"] = lambda s, m=milestone.value: jobs.board_column(
             s, OFFICE, JobFilters(open_only=True), m, limit=20
