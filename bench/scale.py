@@ -30,7 +30,7 @@ Issue 12, item 3, composed from the other benchmarks (the reminder storm is benc
 5. Reads through the stack's API over HTTP (wall time on loopback): the job list unfiltered and
    by stage, milestone, owner, stuck, unresulted and q= (p50 / p99 over --requests GETs each);
    the board, the list view and two job pages, signed in as the office (p95, bench/pages.py's
-   `timed`); each report for the year as the manager (p95).
+   `timed`, --requests / 2 GETs each); each report for the year as the manager (p95, as many).
 6. Sizes: Temporal's SQLite file and PostgreSQL's database, each divided by the jobs.
 7. The worker's workflow cache (JOBLINE_WORKER_WORKFLOW_CACHE, the SDK's `max_cached_workflows`;
    default 100, the SDK's own 1000): `jobline dev`'s supervisor is paused (SIGSTOP) so it does not
@@ -273,7 +273,7 @@ async def reads(stack: Stack, db_url: str, open_slugs: list[str], requests: int)
                 answer = await http.get(path, headers=manager_h)
                 assert answer.status_code == 200, (path, answer.status_code, answer.text[:300])
 
-            out["reports"][name] = await pages.timed(max(5, requests // 5), get_report)
+            out["reports"][name] = await pages.timed(max(10, requests // 2), get_report)
             print(f"  report {name}: {out['reports'][name]}", file=sys.stderr, flush=True)
     scheduled = next(iter(open_slugs), None)  # a scheduled one when there is one
     page_paths = {
