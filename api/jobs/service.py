@@ -446,14 +446,16 @@ LIST_ORDER = (col(Job.updated_at).desc(), col(Job.slug).desc())
 FEW_MATCHES = 2_000
 
 
-def in_list_order(query: SelectOfScalar[Job], f: JobFilters, matches: int) -> SelectOfScalar[Job]:
-    """`query` (from `filtered`, `matches` rows) ready for a page in the lists' order."""
+def ordered(
+    query: SelectOfScalar[Job], f: JobFilters, matches: int, order: tuple[Any, ...] = ()
+) -> SelectOfScalar[Job]:
+    """`query` (from `filtered`, `matches` rows) in `order` (the lists' by default), for a page."""
     if f.q and matches <= FEW_MATCHES:
         # MATERIALIZED keeps the planner from folding the matches back into the index walk.
         found = query.with_only_columns(col(Job.slug)).cte("text_matches")
         found = found.prefix_with("MATERIALIZED")
         query = select(Job).where(col(Job.slug).in_(select(found.c.slug)))
-    return query.order_by(*LIST_ORDER)
+    return query.order_by(*(order or LIST_ORDER))
 
 
 async def search(
@@ -462,7 +464,7 @@ async def search(
     query = filtered(user, filters)
     total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = await session.exec(
-        in_list_order(query, filters, total).offset((page - 1) * page_size).limit(page_size)
+        ordered(query, filters, total).offset((page - 1) * page_size).limit(page_size)
     )
     return list(rows.all()), total
 
@@ -576,23 +578,26 @@ async def _flagged(
 
 
 async def board_column(
-    session: AsyncSession, user: User, f: JobFilters, milestone: str, *, limit: int
+    session: AsyncSession,
+    user: User,
+    f: JobFilters,
+    milestone: str,
+    *,
+    limit: int,
+    total: int,
 ) -> list[FlaggedJob]:
-    """The first `limit` cards of one milestone's column: jobs needing attention first, then
-    the most recently changed."""
+    """The first `limit` cards of one milestone's column (`total` jobs): jobs needing attention
+    first, then the most recently changed."""
     order = (col(Job.stuck).desc(), *LIST_ORDER)
-    return await _flagged(
-        session,
-        filtered(user, f).where(Job.milestone == milestone).order_by(*order).limit(limit),
-        order,
-    )
+    column = filtered(user, f).where(Job.milestone == milestone)
+    return await _flagged(session, ordered(column, f, total, order).limit(limit), order)
 
 
 async def board_list(
     session: AsyncSession, user: User, f: JobFilters, *, page: int, page_size: int, total: int
 ) -> list[FlaggedJob]:
     """One page of the board's list view, in the job list's order (its total: board_tally)."""
-    query = in_list_order(filtered(user, f), f, total)
+    query = ordered(filtered(user, f), f, total)
     return await _flagged(
         session, query.offset((page - 1) * page_size).limit(page_size), LIST_ORDER
     )

@@ -371,7 +371,7 @@ async def board_context(request: Request, session: SessionDep, viewer: SignedIn)
             cards: list[Card] = []
             if count:
                 found = await service.board_column(
-                    session, user, f, milestone, limit=CARDS_PER_COLUMN
+                    session, user, f, milestone, limit=CARDS_PER_COLUMN, total=count
                 )
                 cards = [maker.card(job) for job in found]
             columns.append(

@@ -238,8 +238,11 @@ def _calls() -> dict[str, Call]:
     )
     for milestone in Milestone:
         calls[f"board column: {milestone.value}"] = lambda s, m=milestone.value: jobs.board_column(
-            s, OFFICE, JobFilters(open_only=True), m, limit=20
+            s, OFFICE, JobFilters(open_only=True), m, limit=20, total=JOBS
         )
+    calls["board column: a client's name"] = lambda s: jobs.board_column(
+        s, OFFICE, JobFilters(q="Patel & Sons 0015"), Milestone.lead.value, limit=20, total=10
+    )
     calls["board tally: one owner, stale quotes"] = lambda s: jobs.board_tally(
         s, OFFICE, JobFilters(open_only=True, owner="sam", attention="stale_quote")
     )

@@ -1,8 +1,8 @@
 """A text search's pages come in the lists' order whichever way they are read, on SQLite and
 PostgreSQL: few matches are taken whole and sorted, many are met walking the order's index
-(api/jobs/service.py `in_list_order`, FEW_MATCHES). The same search is paged both ways, for the
-job list and the board's list view, and must give the same pages: every match once, most recently
-changed first, the slug breaking ties."""
+(api/jobs/service.py `ordered`, FEW_MATCHES). The same search is paged both ways, for the job
+list, the board's list view and its column, and must give the same pages: every match once, most
+recently changed first, the slug breaking ties."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from api.jobs import service as jobs
 from api.jobs.service import JobFilters
 from core.db import Database
 from models.tables import Client, Job, User
+from tests.core.search_rows import a_client, a_lead
 
 OFFICE = User(username="olga", email="o@example.com", role="office")
 MATCHES = 23
@@ -31,10 +32,7 @@ async def test_a_search_pages_in_the_lists_order(
     tag = uuid.uuid4().hex[:8]
     now = datetime.now(UTC)
     async with database.session() as session:
-        client = Client(name=f"{tag} client")
-        session.add(client)
-        await session.flush()
-        assert client.id is not None
+        client_id = await a_client(session, f"{tag} client")
         expected: list[tuple[datetime, str]] = []
         slugs = []
         for index in range(MATCHES + 10):
@@ -44,11 +42,15 @@ async def test_a_search_pages_in_the_lists_order(
             changed = now - timedelta(minutes=index // 2)
             matching = index < MATCHES
             session.add(
-                Job(slug=slug, client_id=client.id, stage="lead", milestone="Lead",
-                    created_at=now, updated_at=changed, stage_entered_at=now, state={},
+                a_lead(
+                    slug,
+                    client_id,
+                    now,
+                    updated_at=changed,
                     title=f"{tag} boiler" if matching and index % 2 else "a job",
-                    client_name=f"Ann {tag}" if matching and not index % 2 else "someone")
-            )  # fmt: skip
+                    client_name=f"Ann {tag}" if matching and not index % 2 else "someone",
+                )
+            )
             if matching:
                 expected.append((changed, slug))
         await session.commit()
@@ -67,8 +69,13 @@ async def test_a_search_pages_in_the_lists_order(
                 boarded += [card.row.slug for card in cards]
             assert listed == in_order
             assert boarded == in_order
+            # The board's column of them (none is stuck, so the lists' order again).
+            cards = await jobs.board_column(
+                session, OFFICE, f, "Lead", limit=PAGE_SIZE * 3, total=MATCHES
+            )
+            assert [card.row.slug for card in cards] == in_order[: PAGE_SIZE * 3]
         finally:
             # The session's database is shared with the tests that run after this one.
             await session.execute(delete(Job).where(col(Job.slug).in_(slugs)))
-            await session.execute(delete(Client).where(col(Client.id) == client.id))
+            await session.execute(delete(Client).where(col(Client.id) == client_id))
             await session.commit()

@@ -25,6 +25,7 @@ from api.outbox import service as outbox
 from api.pricebook import service as pricebook
 from core.db import Database
 from models.tables import Client, Job, OutboxMessage, PricebookItem, User
+from tests.core.search_rows import a_client, a_lead
 
 OFFICE = User(username="olga", email="o@example.com", role="office")
 # What is typed, and a text it would match as a LIKE pattern (with `/` as the escape character,
@@ -45,23 +46,14 @@ async def test_job_title_and_client_name(database: Database) -> None:
     tag = uuid.uuid4().hex[:8]
     now = datetime.now(UTC)
     async with database.session() as session:
-        client = Client(name=f"{tag} client")
-        session.add(client)
-        await session.flush()
-        assert client.id is not None
+        client_id = await a_client(session, f"{tag} client")
         slugs: dict[str, str] = {}
         for key, (typed, decoy) in _texts(tag).items():
             for column in ("title", "client_name"):
                 for kind, text in (("typed", typed), ("decoy", decoy)):
                     slug = f"w{uuid.uuid4().hex[:10]}"
                     slugs[f"{key} {column} {kind}"] = slug
-                    fields: dict[str, Any] = {"title": "a job", "client_name": "someone"}
-                    fields[column] = f"{text} here"
-                    session.add(
-                        Job(slug=slug, client_id=client.id, stage="lead", milestone="Lead",
-                            created_at=now, updated_at=now, stage_entered_at=now, state={},
-                            **fields)
-                    )  # fmt: skip
+                    session.add(a_lead(slug, client_id, now, **{column: f"{text} here"}))
         await session.commit()
         try:
             for key, (typed, _) in _texts(tag).items():
@@ -76,7 +68,7 @@ async def test_job_title_and_client_name(database: Database) -> None:
             # The session's database is shared: these bare rows (no job state) would reach the
             # board and the lists of the tests that run after this one.
             await _delete(session, Job, col(Job.slug).in_(slugs.values()))
-            await _delete(session, Client, col(Client.id) == client.id)
+            await _delete(session, Client, col(Client.id) == client_id)
 
 
 async def _only_the_typed(
