@@ -176,15 +176,23 @@ def _at_the_limit_and_one_byte_more(api: ApiProcess, stack: Stack) -> None:
         chunked=True,
     )
     assert at_limit_chunked.status == 200, at_limit_chunked.body[:300]
+    # The byte over the limit goes out in one write with the body's end, as a client that has
+    # all of its body at hand sends it: the server, reading both at once, knows nothing is left
+    # and keeps the connection. (Written apart, the end may come after the 413 went out, and the
+    # server rightly hangs up on a body it has not seen the end of.)
+    padding = b" " * (JSON_LIMIT - len(document))
     over_chunked = exchange(
         api.port,
         "PUT",
         COMMUNICATIONS,
-        headers,
-        [document, b" " * (JSON_LIMIT - len(document)), b" "],
-        chunked=True,
+        {**headers, "Transfer-Encoding": "chunked"},
+        [_chunk(document), _chunk(padding), _chunk(b" ") + b"0\r\n\r\n"],
     )
     _refused(over_chunked, 413, "too_large", hangs_up=False)  # all of it came: nothing left
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 async def test_a_logo_of_1_mib_is_taken_and_one_byte_more_is_not(
