@@ -14,7 +14,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -93,11 +92,7 @@ async def test_follow_up_fires_at_72_hours_not_before(
     row = await job.row()
     assert row is not None and row.next_reminder_at == due
 
-    async def published() -> dict[str, Any] | None:
-        found = await job.search_attributes()
-        return found if "NextReminderAt" in found else None
-
-    attributes = await eventually(published, "NextReminderAt")
+    attributes = await job.published(lambda found: "NextReminderAt" in found, "NextReminderAt")
     assert datetime.fromisoformat(attributes["NextReminderAt"]) == due
     assert attributes["JobStage"] == "quote_sent" and attributes["Stuck"] is False
 
@@ -136,7 +131,7 @@ async def test_approval_cancels_the_next_follow_up(
     assert state.stage == Stage.approved
     row = await job.row()
     assert row.next_reminder_at is None
-    assert "NextReminderAt" not in await job.search_attributes()
+    await job.published(lambda found: "NextReminderAt" not in found, "NextReminderAt unset")
 
     await stack.skip_to(sent_at + timedelta(hours=3 * 72) + MINUTE)
     assert len(await job.timeline("quote_follow_up")) == 1
@@ -228,7 +223,7 @@ async def test_max_follow_ups_flags_the_quote_stale(
     assert state.reminders.quote_stale and state.reminders.follow_ups_sent == 2
     row = await eventually(lambda: job._row_at(state.seq), "the stale job row")
     assert row.stuck and row.next_reminder_at is None
-    assert (await job.search_attributes())["Stuck"] is True
+    await job.published(lambda found: found["Stuck"] is True, "Stuck")
     # No more follow-ups once stale.
     await stack.skip_to(sent_at + timedelta(hours=200))
     assert len(await job.timeline("quote_follow_up")) == 2
@@ -380,12 +375,12 @@ async def test_stuck_after_the_stage_limit(stack: Stack, new_job: Callable[[], J
     assert record.summary == "Flagged stuck: approved for more than 5 h"
     row = await job.row()
     assert row.stuck and row.waiting_on == "office"
-    attributes = await job.search_attributes()
-    assert attributes["Stuck"] is True and attributes["WaitingOn"] == "office"
+    attributes = await job.published(lambda found: found["Stuck"] is True, "Stuck")
+    assert attributes["WaitingOn"] == "office"
 
     # Moving on clears it.
     window = (await stack.now() + timedelta(days=3)).replace(second=0, microsecond=0)
     await job.send(OLGA, "job_scheduled", technician="tess", **_window(window))
     row = await job.row()
     assert not row.stuck
-    assert (await job.search_attributes())["Stuck"] is False
+    await job.published(lambda found: found["Stuck"] is False, "Stuck cleared")

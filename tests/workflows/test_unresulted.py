@@ -36,6 +36,7 @@ from tests.workflows.time_skipping import (
     Stack,
     comms,
     eventually,
+    published,
     search_attributes,
     terminate_when_idle,
 )
@@ -70,8 +71,14 @@ async def resulting_on(stack: Stack) -> AsyncIterator[Callable[[bool], Any]]:
     await save(False)
 
 
-async def row(job: Job) -> JobRow:
-    return await job.row()
+async def clock_started(stack: Stack, job: Job) -> str:
+    """The id of the job's resulting workflow once its clock runs: the job's workflow starts it
+    a moment after the quote went out (an activity), and it shows its due time as it begins."""
+    result_id = resulting_workflow_id(job.slug)
+    await published(
+        stack.client, result_id, lambda found: "NextReminderAt" in found, "the unresulted clock"
+    )
+    return result_id
 
 
 async def flagged(job: Job) -> JobRow | None:
@@ -91,13 +98,7 @@ async def test_a_quoted_job_without_a_result_is_flagged_and_its_owner_reminded(
         return current if current.resulting_due_at == due else None
 
     await eventually(due_noted, "the result's due time on the job row")
-    result_id = resulting_workflow_id(job.slug)
-
-    # Set by the resulting workflow's first task, which may come after the job row is written.
-    async def next_reminder_at() -> object:
-        return (await search_attributes(stack.client, result_id)).get("NextReminderAt")
-
-    await eventually(next_reminder_at, "NextReminderAt on the resulting workflow")
+    result_id = await clock_started(stack, job)
 
     await stack.skip_to(due - timedelta(hours=1))
     assert not (await job.row()).unresulted
@@ -111,8 +112,9 @@ async def test_a_quoted_job_without_a_result_is_flagged_and_its_owner_reminded(
     )
     assert reminder.to == OWNER_EMAIL and "needs a result" in reminder.subject
     assert f"/jobs/{job.slug}" in reminder.body
-    attributes = await search_attributes(stack.client, result_id)
-    assert attributes["WaitingOn"] == "resulting"
+    await published(
+        stack.client, result_id, lambda found: found["WaitingOn"] == "resulting", "WaitingOn"
+    )
 
     # A result clears the flag (and ops' WaitingOn), and the reminder is never sent again.
     settings = resulting()
@@ -136,7 +138,7 @@ async def test_a_job_resulted_in_time_is_never_flagged(
     job = new_job()
     sent_at = await job.quote_sent()
     handle = stack.client.get_workflow_handle(resulting_workflow_id(job.slug))
-    await eventually(lambda: row(job), "the job row")
+    await clock_started(stack, job)
     await handle.execute_update(
         JobResultWorkflow.submit,
         submission(resulting(), "sale", {"sale_amount": "420"}, "sam"),
@@ -174,10 +176,9 @@ async def test_resulting_turned_off_before_the_due_time_flags_nothing(
 ) -> None:
     job = new_job()
     sent_at = await job.quote_sent()
-    await eventually(lambda: row(job), "the job row")
+    result_id = await clock_started(stack, job)
     await resulting_on(False)
     await stack.skip_to(sent_at + timedelta(days=DAYS) + SLACK)
-    result_id = resulting_workflow_id(job.slug)
     await eventually(
         lambda: _no_reminder_due(stack, result_id), "the clock to ring with resulting off"
     )
