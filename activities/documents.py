@@ -25,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeats import heartbeating
 from activities.pdf import Logo, PdfRenderer
 from api.users.service import display_name_of
 from core import documents, settings_store
@@ -316,7 +317,7 @@ class DocumentActivities:
             raise ApplicationError(
                 str(nothing), type="document_not_renderable", non_retryable=True
             ) from None
-        pdf = await self.renderer.render(rendered.html, logo)
+        pdf = await heartbeating(self.renderer.render(rendered.html, logo))
         document_id = await self.db.run(
             lambda session: documents.save(
                 session,

@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from activities.documents import PDF, default_renderer, load_logo
+from activities.heartbeats import heartbeating
 from activities.messages import queue_rows
 from activities.pdf import PdfRenderer
 from activities.result_document import result_document_html, result_email
@@ -165,7 +166,7 @@ class ResultingActivities:
             submitted_by_name=str(submitted_by),
             owner_name=str(owner) if owner else None,
         )
-        pdf = await self.renderer.render(rendered.html, logo)  # type: ignore[arg-type]
+        pdf = await heartbeating(self.renderer.render(rendered.html, logo))  # type: ignore[arg-type]
         document_id = await self.db.run(
             lambda session: documents.save(
                 session,

@@ -30,6 +30,12 @@ PATIENT_RENDER_RETRY = RetryPolicy(
     non_retryable_error_types=["ValueError", "TypeError", "KeyError", "UndefinedError"],
 )
 PATIENT_RENDER_DEADLINE = timedelta(hours=6)
+# A patient render heartbeats while its PDF is made (activities/heartbeats.py): an attempt runs
+# as long as its worker lives (a long quote on a busy machine takes minutes; cut off at a fixed
+# minute it started again from nothing, and never finished), and a dead worker's is retried
+# after the heartbeat timeout. The attempt's own limit is for a render that never ends.
+RENDER_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+PATIENT_RENDER_ATTEMPT = timedelta(minutes=15)
 
 
 async def render(
@@ -46,7 +52,8 @@ async def render(
                 RENDER_DOCUMENT,
                 request,
                 result_type=str,
-                start_to_close_timeout=RENDER_TIMEOUT,
+                start_to_close_timeout=PATIENT_RENDER_ATTEMPT,
+                heartbeat_timeout=RENDER_HEARTBEAT_TIMEOUT,
                 schedule_to_close_timeout=PATIENT_RENDER_DEADLINE,
                 retry_policy=PATIENT_RENDER_RETRY,
                 summary=f"render {kind} PDF",

@@ -155,7 +155,7 @@ async def quote_email_queued(db: Database, slug: str) -> None:
             )
             return rows.first() is not None
 
-    await wait_until(queued, within=60, what="the quote email with its PDF")
+    await wait_until(queued, within=180, what="the quote email with its PDF")
 
 
 async def _to_approved(job: Job) -> int:

@@ -1,0 +1,67 @@
+"""activities/heartbeats.py: an activity waiting on slow work keeps heartbeating, and its work is
+cancelled with it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from activities.heartbeats import heartbeating
+
+
+async def test_slow_work_heartbeats_until_it_returns() -> None:
+    beats: list[object] = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: beats.append(details)
+
+    async def slow() -> str:
+        await asyncio.sleep(0.35)
+        return "pdf"
+
+    async def activity_body() -> str:
+        return await heartbeating(slow(), every=0.1)
+
+    assert await env.run(activity_body) == "pdf"
+    assert 2 <= len(beats) <= 4, beats
+
+
+async def test_quick_work_needs_no_heartbeat_and_runs_outside_an_activity() -> None:
+    beats: list[object] = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: beats.append(details)
+
+    async def quick() -> int:
+        return 7
+
+    async def activity_body() -> int:
+        return await heartbeating(quick(), every=0.1)
+
+    assert await env.run(activity_body) == 7
+    assert beats == []
+    assert await heartbeating(quick()) == 7  # a test calling the activity method directly
+
+
+async def test_a_cancelled_attempt_cancels_its_work() -> None:
+    env = ActivityEnvironment()
+    started = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def endless() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async def activity_body() -> None:
+        await heartbeating(endless(), every=0.05)
+
+    attempt = asyncio.ensure_future(env.run(activity_body))
+    await started.wait()
+    env.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await attempt
+    assert cancelled.is_set()
