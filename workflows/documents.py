@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -36,6 +37,13 @@ PATIENT_RENDER_DEADLINE = timedelta(hours=6)
 # after the heartbeat timeout. The attempt's own limit is for a render that never ends.
 RENDER_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 PATIENT_RENDER_ATTEMPT = timedelta(minutes=15)
+# Every patient render (a job's documents, a result's PDF) runs with these.
+PATIENT_RENDER_OPTIONS: dict[str, Any] = {
+    "start_to_close_timeout": PATIENT_RENDER_ATTEMPT,
+    "heartbeat_timeout": RENDER_HEARTBEAT_TIMEOUT,
+    "schedule_to_close_timeout": PATIENT_RENDER_DEADLINE,
+    "retry_policy": PATIENT_RENDER_RETRY,
+}
 
 
 async def render(
@@ -52,10 +60,7 @@ async def render(
                 RENDER_DOCUMENT,
                 request,
                 result_type=str,
-                start_to_close_timeout=PATIENT_RENDER_ATTEMPT,
-                heartbeat_timeout=RENDER_HEARTBEAT_TIMEOUT,
-                schedule_to_close_timeout=PATIENT_RENDER_DEADLINE,
-                retry_policy=PATIENT_RENDER_RETRY,
+                **PATIENT_RENDER_OPTIONS,
                 summary=f"render {kind} PDF",
             )
         else:

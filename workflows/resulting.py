@@ -43,12 +43,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import search_attributes as sa
     from workflows.deliveries import Deliveries
-    from workflows.documents import (
-        PATIENT_RENDER_ATTEMPT,
-        PATIENT_RENDER_DEADLINE,
-        PATIENT_RENDER_RETRY,
-        RENDER_HEARTBEAT_TIMEOUT,
-    )
+    from workflows.documents import PATIENT_RENDER_OPTIONS
 
 # The database writes an Update waits for: quick, a few tries, well within the API's wait.
 WRITE_TIMEOUT = timedelta(seconds=5)
@@ -222,10 +217,7 @@ class JobResultWorkflow:
                 RENDER_RESULT_DOCUMENT,
                 RecordedResult(slug=self.slug, revision=revision),
                 result_type=str,
-                start_to_close_timeout=PATIENT_RENDER_ATTEMPT,
-                heartbeat_timeout=RENDER_HEARTBEAT_TIMEOUT,
-                schedule_to_close_timeout=PATIENT_RENDER_DEADLINE,
-                retry_policy=PATIENT_RENDER_RETRY,
+                **PATIENT_RENDER_OPTIONS,
                 summary=f"render result PDF (revision {revision.revision})",
             )
             await workflow.execute_activity(
