@@ -4,8 +4,8 @@ A model changed without a migration (or a migration that differs from its model)
 tests that create tables from the models and break on a real upgrade; here the database comes
 from the migrations alone, and Alembic's autogenerate comparison must find nothing to do.
 
-A migration that fills columns from data (0009) is run over a database holding rows in the shape
-of the revision before it.
+A migration that fills columns from data (0009) or writes rows again (0018) is run over a database
+holding rows in the shape of the revision before it.
 """
 
 from __future__ import annotations
@@ -188,3 +188,47 @@ async def test_0009_fills_the_board_columns_of_jobs_already_there(
 def _jobs_table(connection: Connection) -> sa.Table:
     """The jobs table as it is in the database."""
     return sa.Table("jobs", sa.MetaData(), autoload_with=connection)
+
+
+async def test_0018_moves_the_state_of_jobs_already_there_out_of_their_rows(
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL only (SQLite has no TOAST). A job's state written before 0018 sat in its row;
+    after it, the rows hold their narrow columns and the states read back unchanged."""
+    jobs = 200
+    state = reach(Stage.invoiced).state
+    async with _database_at("postgresql", "0017", tmp_path) as db:
+        async with db.session() as session:
+            client = Client(name="Acme Heating")
+            session.add(client)
+            await session.commit()
+            snapshot = ClientSnapshot(id=client.id, name=client.name)
+            for i in range(jobs):
+                slug = f"job-{i:04d}"
+                own = state.model_copy(update={"slug": slug, "client": snapshot})
+                session.add(Job(**job_row(own, 1, BASE)))
+            await session.commit()
+        before = await _values_out_of_line(db)
+
+        await upgrade(db)
+
+        after = await _values_out_of_line(db)
+        async with db.session() as session:
+            found = (await session.exec(select(Job).where(Job.slug == "job-0042"))).one()
+    assert (before, after) == (0, jobs)
+    assert JobState.model_validate(found.state) == state.model_copy(
+        update={"slug": "job-0042", "client": snapshot}
+    )
+
+
+async def _values_out_of_line(db: Database) -> int:
+    """How many values the jobs table keeps in its TOAST relation."""
+    async with db.engine.connect() as connection:
+        toast = (
+            await connection.exec_driver_sql(
+                "SELECT reltoastrelid::regclass::text FROM pg_class WHERE relname = 'jobs'"
+            )
+        ).scalar_one()
+        return (
+            await connection.exec_driver_sql(f"SELECT count(DISTINCT chunk_id) FROM {toast}")
+        ).scalar_one()
