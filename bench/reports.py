@@ -295,7 +295,8 @@ async def seed(
 
 
 @contextlib.asynccontextmanager
-async def bench_database() -> AsyncIterator[Database]:
+async def bench_database(revision: str = "head") -> AsyncIterator[Database]:
+    """A fresh PostgreSQL database migrated to `revision`, dropped afterwards."""
     import asyncpg
 
     from core.migrate import upgrade
@@ -309,7 +310,7 @@ async def bench_database() -> AsyncIterator[Database]:
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     db = Database(f"{base}/{name}")
     try:
-        await upgrade(db)
+        await upgrade(db, revision)
         yield db
     finally:
         await db.dispose()
