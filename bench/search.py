@@ -9,7 +9,7 @@ titles and client names, a real job's state; VACUUM ANALYZE): one migrated to th
 0017, before the state went out of line. Then times --requests GETs of each search as the office
 over uvicorn against both, one after the other in turn so that whatever else the machine does
 falls on both alike; then again on the head's database after dropping the two trigram indexes on
-jobs (as before migration 0015). Prints p50 / p99 / max per search, and each database's size.
+jobs (as before migration 0015). Prints p50 / p99 per search, and each database's size.
 """
 
 from __future__ import annotations

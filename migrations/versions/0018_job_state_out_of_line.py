@@ -7,7 +7,7 @@ search matching thousands (the trigram index is lossy, each candidate is checked
 `q=rooftop` at 100,000 jobs, 10,000 found: 40 ms of its 65), the board's and the reports' scans.
 
 `toast_tuple_target = 128` (the least PostgreSQL takes) has PostgreSQL move the compressed state
-to the table's TOAST relation whenever it toasts a row (a row over 2 KB as written), leaving ~0.2
+to the table's TOAST relation whenever it toasts a row (a row over 2 KB as written), leaving ~0.4
 KB in the table. Reading a job whole costs one lookup in the TOAST index more; the lists leave
 the state unread (api/jobs/service.py). A row under 2 KB as written (a new lead's) stays whole.
 
