@@ -45,6 +45,7 @@ from pydantic import TypeAdapter
 from sqlmodel import col, select
 from temporalio.client import Client as TemporalClient
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from api.idempotency import HEADER, Idempotency
@@ -56,7 +57,7 @@ from core.settings_store import RESULTING as RESULTING_NAME
 from core.temporal import workflow_id
 from models import events as ev
 from models.outbox import IN_DOUBT
-from models.resulting import ResultingSettings
+from models.resulting import ResultingSettings, resulting_workflow_id
 from models.tables import Client, Job, JobEvent, JobResult, OutboxMessage
 from tests.activities.test_exactly_once import WorkerProcess, worker_processes
 from tests.conftest import migrated_database
@@ -322,9 +323,24 @@ class Held:
         return sum(len(rows) for rows in self.timeline.values())
 
 
+async def result_work_pending(temporal: TemporalClient, slug: str) -> bool:
+    """Whether the job's resulting workflow still has an activity to run: a result PDF or email
+    whose worker was killed waits out its heartbeat timeout (30 s) before it is tried again, and
+    the workflow itself runs on, so only its pending activities say it is done."""
+    handle = temporal.get_workflow_handle(resulting_workflow_id(slug))
+    try:
+        described = await handle.describe()
+    except RPCError as missing:
+        if missing.status == RPCStatusCode.NOT_FOUND:
+            return False  # never resulted
+        raise
+    return bool(described.raw_description.pending_activities)
+
+
 async def settle(db: Database, temporal: TemporalClient, slugs: list[str]) -> float:
-    """Waits (bounded) until no message of these jobs is queued or sending and every job's
-    workflow has completed; returns how long that took."""
+    """Waits (bounded) until no message of these jobs is queued or sending, every job's
+    workflow has completed and its result's workflow has nothing left to do; returns how long
+    that took."""
     started = time.monotonic()
     while True:
         async with db.session() as session:
@@ -342,7 +358,9 @@ async def settle(db: Database, temporal: TemporalClient, slugs: list[str]) -> fl
             if (await temporal.get_workflow_handle(workflow_id(slug)).describe()).status
             == WorkflowExecutionStatus.RUNNING
         ]
-        if (not busy and not running) or time.monotonic() - started > SETTLE_WITHIN_S:
+        resulting = [slug for slug in slugs if await result_work_pending(temporal, slug)]
+        done = not busy and not running and not resulting
+        if done or time.monotonic() - started > SETTLE_WITHIN_S:
             return time.monotonic() - started  # what is left, the checks say
         await asyncio.sleep(1)
 
