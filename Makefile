@@ -21,11 +21,11 @@ dev: $(STAMP)
 	$(BIN)/jobline dev $(ARGS)
 
 # Two passes: the tests on $(TEST_WORKERS) pytest-xdist workers (each its own Temporal dev server,
-# databases and browser), then those marked `serial` (benchmarks, chaos, timing under load)
+# databases and browser), then those marked `serial` (timed benchmarks, chaos, timing under load)
 # alone, so that nothing else shares the 2 cores with them. ARGS go to both passes; a pass that
 # selects no test counts as passed (pytest's exit 5) unless neither ran one. Both passes run even
 # if the first fails, and the first failure's exit code is make's.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 PYTEST := $(BIN)/pytest -q --durations=15
 
 test: $(STAMP)

@@ -9,16 +9,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from tests.bench.run import run_bench
 
-# A benchmark on its own stack of processes: run alone (`make test`'s serial pass).
-pytestmark = pytest.mark.serial
+# A smoke test: it asserts no timing, so it runs in `make test`'s first pass beside the others
+# (the timeout leaves room for a loaded machine) and leaves the serial pass to what is timed.
 
 JOBS = 3
 RECEIPTS = 4
-TIMEOUT_S = 240
+TIMEOUT_S = 300
 
 
 def test_closeout_bench_runs_and_reports_positive_figures(tmp_path: Path) -> None:

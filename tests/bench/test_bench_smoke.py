@@ -9,12 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from tests.bench.run import run_bench
 
-# A benchmark on its own stack of processes: run alone (`make test`'s serial pass).
-pytestmark = pytest.mark.serial
+# A smoke test: it asserts no timing, so it runs in `make test`'s first pass beside the others
+# (the timeout leaves room for a loaded machine) and leaves the serial pass to what is timed.
 
 # Two jobs in flight at once and one unmeasured warm-up each phase: every path of the bench runs.
 JOBS = 3
@@ -34,7 +32,7 @@ def test_bench_runs_and_reports_positive_figures(tmp_path: Path) -> None:
         str(WARMUP),
         "--json",
         str(out),
-        timeout_s=180,
+        timeout_s=300,
     )
     assert "ratio API p50 / raw p50" in stdout
 

@@ -11,12 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from tests.bench.run import run_bench
 
-# A benchmark on its own stack of processes: run alone (`make test`'s serial pass).
-pytestmark = pytest.mark.serial
+# A smoke test: it asserts no timing, so it runs in `make test`'s first pass beside the others
+# (the timeout leaves room for a loaded machine) and leaves the serial pass to what is timed.
 
 JOBS = 4
 EVENTS_PER_JOB = 13
@@ -34,7 +32,7 @@ def test_two_workers_and_two_apis_give_the_same_results(tmp_path: Path) -> None:
         "1",
         "--json",
         str(out),
-        timeout_s=90,
+        timeout_s=300,
     )
     assert "same results: PASS" in stdout, stdout
     assert "throughput B/A:" in stdout, stdout
