@@ -6,12 +6,14 @@ fresh PostgreSQL database per run (dropped at the end), the project's own worker
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import os
 import secrets
 import sys
 import traceback
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -106,6 +108,58 @@ async def migrated_database(backend: str, sqlite_path: Path) -> AsyncIterator[Da
         await db.dispose()
         if dropped:
             await _drop_postgres_database(dropped)
+
+
+@asynccontextmanager
+async def postgres_seeded_once(
+    tmp_path_factory: pytest.TempPathFactory, key: str, seed: Callable[[str], Awaitable[None]]
+) -> AsyncIterator[Database]:
+    """A migrated PostgreSQL database seeded by `seed(url)` once and shared by every xdist worker
+    that is using it at the time, for tests that only read a large seed (seeding one per worker
+    cost 22–63 s each, two to four times a run). A lock file in the run's shared temporary
+    directory orders the workers; the last one out drops the database, and a later user seeds
+    a new one."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # each worker's basetemp is a directory of the run's own
+    record, users = root / f"{key}.database", root / f"{key}.users"
+
+    @asynccontextmanager
+    async def locked() -> AsyncIterator[None]:
+        with (root / f"{key}.lock").open("w") as lock:
+            # In a thread: the wait can last a whole seed, and this worker's loop runs meanwhile.
+            await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    async with locked():
+        if not record.exists():
+            name, url = await _new_postgres_database()
+            try:
+                fresh = Database(url)
+                await upgrade(fresh)
+                await fresh.dispose()
+                await seed(url)
+            except BaseException:
+                await _drop_postgres_database(name)
+                raise
+            record.write_text(url)
+            users.write_text("0")
+        url = record.read_text()
+        users.write_text(str(int(users.read_text()) + 1))
+    db = Database(url)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+        async with locked():
+            left = int(users.read_text()) - 1
+            users.write_text(str(left))
+            if left == 0:
+                await _drop_postgres_database(url.rsplit("/", 1)[1])
+                record.unlink()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

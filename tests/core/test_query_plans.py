@@ -32,7 +32,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -51,7 +50,7 @@ from core.db import Database
 from core.stage_visits import backfill
 from models.lifecycle import Milestone, Stage
 from models.tables import User
-from tests.conftest import migrated_database
+from tests.conftest import postgres_seeded_once
 from tests.models.test_lifecycle_table import reach
 
 JOBS = 20_000
@@ -183,9 +182,8 @@ async def seed(url: str, jobs: int = JOBS) -> None:
 
 @pytest.fixture(scope="module")
 async def seeded(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Database]:
-    path: Path = tmp_path_factory.mktemp("plans") / "unused.db"
-    async with migrated_database("postgresql", path) as db:
-        await seed(db.url)
+    # Every test here only reads (EXPLAIN): the workers share one seed.
+    async with postgres_seeded_once(tmp_path_factory, "query_plans", seed) as db:
         yield db
 
 
