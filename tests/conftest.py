@@ -122,7 +122,7 @@ async def postgres_seeded_once(
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent  # each worker's basetemp is a directory of the run's own
-    record, users = root / f"{key}.database", root / f"{key}.users"
+    record, readers = root / f"{key}.database", root / f"{key}.readers"
 
     @asynccontextmanager
     async def locked() -> AsyncIterator[None]:
@@ -146,17 +146,17 @@ async def postgres_seeded_once(
                 await _drop_postgres_database(name)
                 raise
             record.write_text(url)
-            users.write_text("0")
+            readers.write_text("0")
         url = record.read_text()
-        users.write_text(str(int(users.read_text()) + 1))
+        readers.write_text(str(int(readers.read_text()) + 1))
     db = Database(url)
     try:
         yield db
     finally:
         await db.dispose()
         async with locked():
-            left = int(users.read_text()) - 1
-            users.write_text(str(left))
+            left = int(readers.read_text()) - 1
+            readers.write_text(str(left))
             if left == 0:
                 await _drop_postgres_database(url.rsplit("/", 1)[1])
                 record.unlink()
