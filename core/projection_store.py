@@ -5,16 +5,22 @@ to the worker; the projection activity writes after signals, reminders and when 
 Both go through `write_projection`, which only ever moves a job forward.
 
 "Forward" is ordered by (position, at, seq): position is where in the workflow's history the
-state was made, `at` the time of the workflow task that made it. Since the one-writer patch only
-the workflow writes, with regular activities, which run only for tasks the server kept: writes
-come in history order, and the order only turns away a late retry of an older write. Runs from
-before it also wrote from local activities and the API, so a write could come from a workflow
-task the server later discarded; the next task's write (a later position, or the same one
-later) replaces it, and timeline rows past the job's seq are removed as its leftovers.
+state was made, `at` the time of the workflow task that made it. From the job workflow's
+`answer-first` patch on, two writers write the same views: the API, from the answer of the
+Update it sent (which the server hands back only once the task that took the event is in
+history), and the workflow when the job settles a few seconds later, with a regular activity
+(which runs only for tasks the server kept) that reads first and writes only what is missing.
+Each write carries every timeline record the workflow has not yet seen written, so whichever
+lands last, a write turned away as older has its records in the newer one or already in the
+database. Between one-writer and answer-first only the workflow wrote.
+Runs from before one-writer also wrote from local activities, so a write could come from a
+workflow task the server later discarded; the next task's write (a later position, or the same
+one later) replaces it, and timeline rows past the job's seq are removed as its leftovers.
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,10 +84,19 @@ def timeline_row(slug: str, record: TimelineRecord, stage: str | None = None) ->
 
 async def already_written(session: AsyncSession, input: ProjectionInput) -> bool:
     """Whether the job's row holds exactly this state and its timeline every one of these
-    records (a read: it takes no turn for SQLite's write lock)."""
+    records, or a later write is there, which carried them (a read: it takes no turn for
+    SQLite's write lock)."""
     state = input.state
-    row = (await session.execute(select(Job.seq, Job.state).where(Job.slug == state.slug))).first()
-    if row is None or row.seq != state.seq or row.state != state.model_dump(mode="json"):
+    row = (
+        await session.execute(
+            select(Job.seq, Job.state, Job.position).where(Job.slug == state.slug)
+        )
+    ).first()
+    if row is None:
+        return False
+    if row.position > input.position:
+        return True  # the write would be turned away as older: the newer one has its records
+    if row.seq != state.seq or row.state != state.model_dump(mode="json"):
         return False
     wanted = {(record.seq, record.type) for record in input.records}
     if not wanted:
@@ -94,54 +109,69 @@ async def already_written(session: AsyncSession, input: ProjectionInput) -> bool
     return wanted <= {(seq, type_) for seq, type_ in found.all()}
 
 
+# The two upserts are built once per dialect and run with each write's values as parameters:
+# building them afresh (the column proxies of `excluded` above all) cost more than running them.
+_TIMELINE_REPLACED = (
+    "type",
+    "actor",
+    "actor_role",
+    "at",
+    "summary",
+    "payload",
+    "request_id",
+    "stage",
+)
+
+
+@functools.cache
+def _job_upsert(dialect: str, columns: tuple[str, ...]) -> Any:
+    jobs = Job.__table__  # the table, not the entity: a plain Core statement, no ORM bulk path
+    upsert = insert(dialect, jobs)
+    excluded = upsert.excluded
+    c = jobs.c
+    return upsert.on_conflict_do_update(
+        index_elements=["slug"],
+        set_={k: excluded[k] for k in columns if k != "slug"},
+        # A retried or late write is older and must never move the job back.
+        where=or_(
+            c.position < excluded.position,
+            and_(c.position == excluded.position, c.updated_at < excluded.updated_at),
+            and_(
+                c.position == excluded.position,
+                c.updated_at == excluded.updated_at,
+                c.seq <= excluded.seq,
+            ),
+        ),
+    ).returning(c.slug)
+
+
+@functools.cache
+def _timeline_upsert(dialect: str) -> Any:
+    upsert = insert(dialect, JobEvent.__table__)
+    return upsert.on_conflict_do_update(
+        index_elements=["job_slug", "seq"],
+        set_={name: upsert.excluded[name] for name in _TIMELINE_REPLACED},
+    )
+
+
 async def write_projection(session: AsyncSession, dialect: str, input: ProjectionInput) -> bool:
     """Upsert the job row and its timeline; False if a newer write was already there."""
     state = input.state
     assert state.stage is not None
     at = input.at or (input.records[-1].at if input.records else datetime.now(UTC))
     row = job_row(state, input.position, at, input.next_reminder_at)
-    upsert = insert(dialect, Job).values(**row)
-    excluded = upsert.excluded
-    upsert = upsert.on_conflict_do_update(
-        index_elements=["slug"],
-        set_={k: excluded[k] for k in row if k != "slug"},
-        # A retried or late write is older and must never move the job back.
-        where=or_(
-            Job.position < excluded.position,
-            and_(Job.position == excluded.position, Job.updated_at < excluded.updated_at),
-            and_(
-                Job.position == excluded.position,
-                Job.updated_at == excluded.updated_at,
-                Job.seq <= excluded.seq,
-            ),
-        ),
-    ).returning(Job.slug)
-    if (await session.execute(upsert)).first() is None:
+    upsert = _job_upsert(dialect, tuple(row))
+    if (await session.execute(upsert, row)).first() is None:
         return False  # a newer write is already there, with every record of this one
     if input.records:
-        timeline = insert(dialect, JobEvent).values(
+        await session.execute(
+            _timeline_upsert(dialect),
             [
                 timeline_row(
                     state.slug, record, state.stage.value if record.seq == state.seq else None
                 )
                 for record in input.records
-            ]
-        )
-        replace = {
-            name: timeline.excluded[name]
-            for name in (
-                "type",
-                "actor",
-                "actor_role",
-                "at",
-                "summary",
-                "payload",
-                "request_id",
-                "stage",
-            )
-        }
-        await session.execute(
-            timeline.on_conflict_do_update(index_elements=["job_slug", "seq"], set_=replace)
+            ],
         )
     await session.execute(
         delete(JobEvent).where(JobEvent.job_slug == state.slug, JobEvent.seq > state.seq)
