@@ -3,9 +3,11 @@
 Events arrive as the `apply_event` Update (from the API: refused events are rejected by the
 validator and never enter history) or the `event` Signal (from integrations and
 `temporal workflow signal`). Both go through the same pure rules in `models.lifecycle`. After every
-accepted event the projection is written by the workflow, its one writer, before the Update
-answers (runs from before the one-writer patch: by the API from the Update's result, by the
-workflow after signals, reminders and once a job settles), and the workflow upserts the search
+accepted event the Update answers as soon as the workflow has taken it, with the job view for
+the API to write before its 2xx, and the job settles a few seconds after its last event: an
+activity writes whatever of the view the database misses (the `answer-first` patch; runs from
+before it replay their own ways: the workflow writing before it answered, or the API writing
+and the job settling 15-30 s later). The workflow upserts the search
 attributes and refreshes the Web UI's current details. Messages an event sends go out through
 `workflows/deliveries.py`, with the quote or invoice PDF attached (`workflows/documents.py`).
 A completed job's closeout (receipt, portal, webhook, notification: `workflows/closeout.py`)
@@ -87,6 +89,16 @@ PARALLEL_WRITES_PATCH = "parallel-writes"
 # two side by side replayed in another order than they ran, and the job stopped as
 # nondeterministic once evicted from the worker's cache.
 ONE_LOCAL_ACTIVITY_PATCH = "one-local-activity"
+# From this patch on, an Update answers as soon as the workflow has taken the event and queued its
+# messages (issue 12): the answer carries the job view with every record not yet confirmed
+# written, and the API writes it before its 2xx (read-your-writes). The job then settles:
+# ANSWER_FIRST_QUIET and a share of ANSWER_FIRST_SPREAD after its last Update, an activity reads
+# whether the view is there and writes whatever is missing (the API died, or the database was
+# busy). Two writers are safe because each write carries every record the workflow has not seen
+# written, and a write never moves the job back (core/projection_store.py).
+ANSWER_FIRST_PATCH = "answer-first"
+ANSWER_FIRST_QUIET = timedelta(seconds=2)
+ANSWER_FIRST_SPREAD = timedelta(seconds=2)
 SETTINGS_FRESH = timedelta(minutes=1)
 _UNSET = object()
 JOBLINE = Actor(username="jobline", role=Role.system)
@@ -140,9 +152,13 @@ class JobWorkflow:
         self._closeout_on = workflow.patched(CLOSEOUT_PATCH)
         self._one_writer = workflow.patched(ONE_WRITER_PATCH)
         self._parallel_writes = self._one_writer and workflow.patched(PARALLEL_WRITES_PATCH)
+        self._answer_first = self._parallel_writes and workflow.patched(ANSWER_FIRST_PATCH)
         self._settle_after = SETTLE_AFTER
         self._settle_reads_first = workflow.patched(SPREAD_SETTLE_PATCH)
-        if self._settle_reads_first:
+        if self._answer_first:
+            spread = workflow.random().uniform(0, ANSWER_FIRST_SPREAD.total_seconds())
+            self._settle_after = ANSWER_FIRST_QUIET + timedelta(seconds=spread)
+        elif self._settle_reads_first:
             spread = workflow.random().uniform(0, SETTLE_SPREAD.total_seconds())
             self._settle_after = SETTLE_QUIET + timedelta(seconds=spread)
         # Until the run loop has loaded them, the defaults give a first next-reminder estimate.
@@ -390,6 +406,10 @@ class JobWorkflow:
             )
         )
         if self._one_writer:
+            if self._answer_first:
+                return await self._accept_answering_first(
+                    request, decision_before, closeout, from_update
+                )
             return await self._accept_as_one_writer(request, decision_before, closeout)
         projection: ProjectionInput | None = None
         if not self._reminders_on:
@@ -441,47 +461,20 @@ class JobWorkflow:
         document follow once it is rendered), then the projection is written, all before the
         Update answers, and nothing here waits longer than a bounded retry."""
         state = self.state
-        queueing: list[asyncio.Task[list[int]]] = []
-        for note in notifications.for_event(request.event, before, state):
-            if note.attach is not None:
-                self._deliveries.in_background(self._send_with_document(state, note, request))
-                continue
-            message = QueueMessages(state=state, notification=note, actor=request.actor)
-            queueing.append(self._deliveries.queue_in_background(message, self._not_queued))
+        queueing = self._start_messages(request, before)
         projecting: asyncio.Task[None] | None = None
         if self._parallel_writes:
-            dues = reminders.pending(self.state, self._settings)
-            self._next_reminder_at = dues[0].at if dues else None
+            self._plan_next_reminder()
             # The job view does not depend on the messages: write it while they are queued.
             projecting = asyncio.create_task(self._project())
-        message_ids: list[int] = []
-        if queueing:
-            # The answer names the messages when they are queued in time (usually at once); if
-            # the database is slow they are queued all the same, just after the answer.
-            with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(
-                    lambda: all(task.done() for task in queueing),
-                    timeout=QUEUE_WAIT,
-                    timeout_summary="wait for the event's messages to be queued",
-                )
-            message_ids = [i for task in queueing if task.done() for i in task.result()]
+        message_ids = await self._queued_ids(queueing)
         if projecting is not None:
             await projecting
         else:
-            dues = reminders.pending(self.state, self._settings)
-            self._next_reminder_at = dues[0].at if dues else None
+            self._plan_next_reminder()
             await self._project()
         self._publish()
-        if closeout is not None:
-            self._deliveries.in_background(
-                close_out(state, closeout, self._deliveries, patient=True)
-            )
-        if isinstance(request.event, ev.QuoteSent | ev.JobCanceled) and workflow.patched(
-            RESULTING_CLOCK_PATCH
-        ):
-            # From the event's own time (the stage it entered), not this later task's.
-            assert state.stage_entered_at is not None
-            self._deliveries.in_background(self._start_resulting_clock(state.stage_entered_at))
+        self._start_follow_ons(request, state, closeout)
         assert state.stage is not None
         return EventOutcome(
             seq=state.seq,
@@ -495,6 +488,86 @@ class JobWorkflow:
             else None,
             request_digest=request.request_digest,
         )
+
+    async def _accept_answering_first(
+        self,
+        request: EventRequest,
+        before: JobState,
+        closeout: JobCloseout | None,
+        from_update: bool,
+    ) -> EventOutcome:
+        """The rest of `_accept` from the answer-first patch on: the answer leaves as soon as
+        the job has taken the event and queued its messages, carrying the view for the API to
+        write; the documents follow it, and the job settles a moment later."""
+        state = self.state
+        queueing = self._start_messages(request, before)
+        self._plan_next_reminder()
+        if from_update:
+            # The API writes this view; the job settles once its events have stopped.
+            self._last_update_at = workflow.now()
+            if self._settle_at is None:
+                self._settle_at = self._last_update_at + self._settle_after
+        else:
+            await self._project()  # a signal: no one else writes it
+        # The answer names the messages the event queued (the job's communications show them).
+        message_ids = await self._queued_ids(queueing)
+        self._publish()
+        self._start_follow_ons(request, state, closeout)
+        assert state.stage is not None
+        return EventOutcome(
+            seq=state.seq,
+            stage=state.stage,
+            number=state.number,
+            message_ids=message_ids,
+            projection=self._projection_input(list(self._unprojected)) if from_update else None,
+            request_digest=request.request_digest,
+        )
+
+    def _start_messages(
+        self, request: EventRequest, before: JobState
+    ) -> list[asyncio.Task[list[int]]]:
+        """Queue the event's messages in the background (one with a document waits for it)."""
+        state = self.state
+        queueing: list[asyncio.Task[list[int]]] = []
+        for note in notifications.for_event(request.event, before, state):
+            if note.attach is not None:
+                self._deliveries.in_background(self._send_with_document(state, note, request))
+                continue
+            message = QueueMessages(state=state, notification=note, actor=request.actor)
+            queueing.append(self._deliveries.queue_in_background(message, self._not_queued))
+        return queueing
+
+    async def _queued_ids(self, queueing: list[asyncio.Task[list[int]]]) -> list[int]:
+        """The ids of the messages queued in time (usually at once); if the database is slow
+        they are queued all the same, just after the answer."""
+        if not queueing:
+            return []
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: all(task.done() for task in queueing),
+                timeout=QUEUE_WAIT,
+                timeout_summary="wait for the event's messages to be queued",
+            )
+        return [i for task in queueing if task.done() for i in task.result()]
+
+    def _plan_next_reminder(self) -> None:
+        dues = reminders.pending(self.state, self._settings)
+        self._next_reminder_at = dues[0].at if dues else None
+
+    def _start_follow_ons(
+        self, request: EventRequest, state: JobState, closeout: JobCloseout | None
+    ) -> None:
+        """What an event starts alongside the job: its closeout, its unresulted clock."""
+        if closeout is not None:
+            self._deliveries.in_background(
+                close_out(state, closeout, self._deliveries, patient=True)
+            )
+        if isinstance(request.event, ev.QuoteSent | ev.JobCanceled) and workflow.patched(
+            RESULTING_CLOCK_PATCH
+        ):
+            # From the event's own time (the stage it entered), not this later task's.
+            assert state.stage_entered_at is not None
+            self._deliveries.in_background(self._start_resulting_clock(state.stage_entered_at))
 
     async def _send_with_document(
         self, state: JobState, note: notifications.Notification, request: EventRequest
@@ -755,6 +828,9 @@ class JobWorkflow:
 
     def _alarm_label(self, due: reminders.Due | None) -> str | None:
         """What the next timer is for, as the Web UI shows it ("quote follow-up 2 of 3")."""
+        settling = self._settle_at is not None and (due is None or self._settle_at <= due.at)
+        if self._answer_first and settling:
+            return "settle: check the job view is written"
         if not self._one_writer or due is None:
             return None
         r = self.state.reminders

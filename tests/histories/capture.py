@@ -76,7 +76,7 @@ from tests.fakes.providers import FakeHttpProvider
 from tests.workflows.time_skipping import sleep, time_skipping_env
 from worker import build_worker
 from workflows import search_attributes as sa
-from workflows.job import JobWorkflow
+from workflows.job import ANSWER_FIRST_QUIET, ANSWER_FIRST_SPREAD, JobWorkflow
 from workflows.message_resend import MessageResendWorkflow, resend_workflow_id
 from workflows.resulting import JobResultWorkflow
 from workflows.runner import workflow_runner
@@ -164,6 +164,7 @@ class Job:
         self.refused: list[str] = []
         # Ids of Updates the validator refused: none of them may appear in the history.
         self.rejected_update_ids: list[str] = []
+        self.answered_at = 0.0  # when the last Update was answered (the loop's clock)
 
     async def create(self, actor: Actor, **fields: Any) -> None:
         """As api/jobs/service.py `create_job`: update-with-start, failing on an existing id."""
@@ -186,6 +187,7 @@ class Job:
         assert outcome.seq == 1 and outcome.stage == Stage.lead, outcome
         self.handle = await start.workflow_handle()
         self.updates += 1
+        self.answered_at = asyncio.get_running_loop().time()
         await self._write(outcome)
 
     async def _write(self, outcome: EventOutcome) -> None:
@@ -209,6 +211,7 @@ class Job:
             JobWorkflow.apply_event, await self._request(actor, event(type_, **fields))
         )
         self.updates += 1
+        self.answered_at = asyncio.get_running_loop().time()
         await self._write(outcome)
         return outcome.stage
 
@@ -243,8 +246,11 @@ class Job:
         return (await self.handle.describe()).history_length
 
     async def _quiet_history_length(self) -> int:
-        """The history's length once the job's background work (deliveries) has stopped adding
-        to it for half a second, so that what a refusal adds can be told apart."""
+        """The history's length once the job has settled after its last Update (answer-first)
+        and its background work (deliveries) has stopped adding to it for half a second, so
+        that what a refusal adds can be told apart."""
+        settled = self.answered_at + (ANSWER_FIRST_QUIET + ANSWER_FIRST_SPREAD).total_seconds()
+        await asyncio.sleep(max(0.0, settled + 0.5 - asyncio.get_running_loop().time()))
         length = await self._history_length()
         for _ in range(40):
             await asyncio.sleep(0.5)
@@ -997,6 +1003,17 @@ SCENARIOS.update(
 TIME_SKIPPING.update(
     {f"{name}{ONE_WRITER}": TIME_SKIPPING[name] for name in ("quote_stale", "visit_reminders")}
 )
+# Again under the answer-first patch (issue 12): the Update answers before the job view is
+# written, the API writes it and the workflow writes it right behind.
+ANSWER_FIRST = "_answer_first"
+SCENARIOS.update(
+    {
+        f"{name}{ANSWER_FIRST}": SCENARIOS[name]
+        for name in ("every_event", "closeout", "parts_signal")
+    }
+)
+SHORT_HISTORY[f"continue_as_new{ANSWER_FIRST}"] = SHORT_HISTORY["continue_as_new"]
+TIME_SKIPPING[f"visit_reminders{ANSWER_FIRST}"] = TIME_SKIPPING["visit_reminders"]
 # A message an office resends (workflows/message_resend.py); its histories live in their own
 # folder, tests/histories/message_resend/.
 MESSAGE_RESEND = "message_resend"
@@ -1226,10 +1243,10 @@ async def capture(names: list[str]) -> dict[str, int]:
                             counts[name] = await _message_resend(env.client, db)
                             continue
                         tier, scenario = SCENARIOS[name]
-                        # The database only for the one-writer and one-local-activity
-                        # captures: the others were captured without one, and are kept as
-                        # they are.
-                        with_db = name.endswith((ONE_WRITER, ONE_LOCAL_ACTIVITY))
+                        # The database only for the one-writer, one-local-activity and
+                        # answer-first captures: the others were captured without one, and are
+                        # kept as they are.
+                        with_db = name.endswith((ONE_WRITER, ONE_LOCAL_ACTIVITY, ANSWER_FIRST))
                         db_given = db if with_db else None
                         job = Job(env.client, _slug(name), CLIENTS[tier], db=db_given)
                         if name.startswith("closeout"):

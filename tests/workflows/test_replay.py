@@ -54,12 +54,14 @@ from models.lifecycle import Actor, ClientSnapshot, JobState, Reminders, Role
 from models.messages import EventRequest, JobInput
 from models.tables import Client as ClientRow
 from worker import build_worker
-from workflows.job import JobWorkflow
+from workflows.job import ANSWER_FIRST_QUIET, ANSWER_FIRST_SPREAD, JobWorkflow
 from workflows.message_resend import MessageResendWorkflow
 from workflows.resulting import JobResultWorkflow
 from workflows.runner import workflow_runner
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
+# By then a job has settled after its last Update.
+SETTLED_S = (ANSWER_FIRST_QUIET + ANSWER_FIRST_SPREAD).total_seconds() + 0.5
 # Every lifecycle path that must keep replaying (tests/histories/capture.py SCENARIOS).
 SCENARIOS = (
     "happy_path",
@@ -336,7 +338,9 @@ def _request(actor: Actor, type_: str, **fields: Any) -> EventRequest:
 
 
 async def _quiet_length(handle: WorkflowHandle[Any, Any]) -> int:
-    """The history's length once nothing has been added to it for half a second."""
+    """The history's length once the job has settled after its last Update (answer-first: a
+    timer and a read 2-4 s later) and nothing has been added to it for half a second."""
+    await asyncio.sleep(SETTLED_S)
     length = (await handle.describe()).history_length
     for _ in range(40):
         await asyncio.sleep(0.5)
