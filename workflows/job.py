@@ -473,20 +473,16 @@ class JobWorkflow:
         else:
             self._plan_next_reminder()
             await self._project()
-        self._publish()
-        self._start_follow_ons(request, state, closeout)
-        assert state.stage is not None
-        return EventOutcome(
-            seq=state.seq,
-            stage=state.stage,
-            number=state.number,
-            message_ids=message_ids,
+        return self._outcome(
+            request,
+            state,
+            closeout,
+            message_ids,
             # Only when the write failed (the run loop retries it): the answer shows the job
             # as the event left it all the same.
             unwritten=self._projection_input(list(self._unprojected))
             if self._unprojected
             else None,
-            request_digest=request.request_digest,
         )
 
     async def _accept_answering_first(
@@ -511,6 +507,24 @@ class JobWorkflow:
             await self._project()  # a signal: no one else writes it
         # The answer names the messages the event queued (the job's communications show them).
         message_ids = await self._queued_ids(queueing)
+        return self._outcome(
+            request,
+            state,
+            closeout,
+            message_ids,
+            projection=self._projection_input(list(self._unprojected)) if from_update else None,
+        )
+
+    def _outcome(
+        self,
+        request: EventRequest,
+        state: JobState,
+        closeout: JobCloseout | None,
+        message_ids: list[int],
+        **view: ProjectionInput | None,
+    ) -> EventOutcome:
+        """Publish the job, start what the event starts alongside it, and answer (one-writer
+        and answer-first runs; `view`: the job view the answer carries, if any)."""
         self._publish()
         self._start_follow_ons(request, state, closeout)
         assert state.stage is not None
@@ -519,8 +533,8 @@ class JobWorkflow:
             stage=state.stage,
             number=state.number,
             message_ids=message_ids,
-            projection=self._projection_input(list(self._unprojected)) if from_update else None,
             request_digest=request.request_digest,
+            **view,
         )
 
     def _start_messages(
