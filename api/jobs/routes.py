@@ -97,10 +97,10 @@ async def _answer(
     outcome: EventOutcome | None,
     slug: str,
 ) -> JobView:
-    """The job as the event left it: the state the workflow handed back, which the API has just
-    written (or the workflow could not write: only the timeline and messages are read); runs
-    between the `one-writer` and `answer-first` patches wrote it before answering, and the
-    projection is read."""
+    """The job as the event left it. The workflow handed back its state (from the answer-first
+    patch on, always; between one-writer and it, when its own write failed): that state is
+    shown, and only the timeline and messages are read. Otherwise the workflow wrote the job
+    before answering, and the projection is read."""
     projection = None if outcome is None else outcome.unwritten or outcome.projection
     if projection is None:
         return await _view(session, settings, user, slug, answering_their_event=True)

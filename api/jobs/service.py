@@ -337,8 +337,8 @@ async def _refuse_without_workflow(
 
 async def _write(db: Database, handle: WorkflowHandle[Any, Any], outcome: EventOutcome) -> None:
     """Read-your-writes: the projection the workflow handed back is committed before the API
-    answers (the workflow writes the same right behind, or whatever of it is missing once the
-    job settles in runs from before its `answer-first` patch).
+    answers (when the job settles a few seconds later, the workflow writes whatever of it is
+    missing).
 
     The event is applied by now, so a database too busy to take the write must not become an
     error the client would retry (and apply twice): the workflow is asked to write it instead,

@@ -1004,7 +1004,7 @@ TIME_SKIPPING.update(
     {f"{name}{ONE_WRITER}": TIME_SKIPPING[name] for name in ("quote_stale", "visit_reminders")}
 )
 # Again under the answer-first patch (issue 12): the Update answers before the job view is
-# written, the API writes it and the workflow writes it right behind.
+# written, the API writes it, and the job settles 2-4 s after its last Update.
 ANSWER_FIRST = "_answer_first"
 SCENARIOS.update(
     {

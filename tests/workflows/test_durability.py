@@ -471,6 +471,44 @@ async def test_a_settle_writes_only_what_the_database_misses(database: Database)
     row = await _job_row(database, slug)
     assert row.position == 60 and JobState.model_validate(row.state) == s3
 
+    # Behind a newer write (a later position) a settle writes nothing, records missing or not:
+    # that write carried them, and an older one would be turned away all the same.
+    async with database.session() as session:
+        await session.execute(delete(JobEvent).where(JobEvent.job_slug == slug, JobEvent.seq == 2))
+    await projection.project_job(
+        ProjectionInput(state=s2, records=[r2], position=55, only_if_missing=True)
+    )
+    assert [t[1] for t in await _timeline(database, slug)] == [1, 3]
+    assert (await _job_row(database, slug)).position == 60
+
+
+async def test_an_answered_event_the_api_never_wrote_is_written_when_the_job_settles(
+    temporal_client: Client, tmp_path: Path
+) -> None:
+    """Answer-first: the Update's answer carries the view for the API to write. Here no API
+    writes it (as if it died before its write): a few seconds after the job's last event the
+    settle writes every event, while the job stays open."""
+    db, customer = await _fresh_sqlite(tmp_path / "jobline.db")
+    task_queue = f"durability-settle-{uuid.uuid4().hex[:8]}"
+    job = Job(temporal_client, task_queue, customer)
+    try:
+        async with build_worker(temporal_client, db, task_queue):
+            await job.create()
+            await job.send(OLGA, "owner_assigned", owner="sam")
+            outcome = await job.send(SAM, "lead_qualified")
+            assert outcome.projection is not None  # the view handed to the API
+
+            async def written() -> bool:
+                async with db.session() as session:
+                    row = await session.get(JobRow, job.slug, populate_existing=True)
+                return row is not None and row.seq == outcome.seq
+
+            await wait_until(written, within=30, what="the settle's write of the job view")
+            assert (await job.state()).stage not in lifecycle.FINAL_STAGES
+            await _assert_timeline(db, job)
+    finally:
+        await db.dispose()
+
 
 async def test_concurrent_events_leave_a_true_timeline(
     temporal_client: Client, tmp_path: Path
