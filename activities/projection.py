@@ -29,10 +29,9 @@ class ProjectionActivities:
         ):
             return
 
-        async def write(session: AsyncSession) -> None:
-            await write_projection(session, self.db.dialect, input)
-
-        await self.db.run(write)
+        await self.db.run_in_one_go(
+            lambda session: write_projection(session, self.db.dialect, input)
+        )
 
     @activity.defn(name=ALLOCATE_JOB_NUMBER)
     async def allocate_job_number(self, job_slug: str) -> int:

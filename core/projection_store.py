@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select
+from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import stage_visits
@@ -154,17 +155,20 @@ def _timeline_upsert(dialect: str) -> Any:
     )
 
 
-async def write_projection(session: AsyncSession, dialect: str, input: ProjectionInput) -> bool:
-    """Upsert the job row and its timeline; False if a newer write was already there."""
+def write_projection(session: Session, dialect: str, input: ProjectionInput) -> bool:
+    """Upsert the job row and its timeline; False if a newer write was already there.
+
+    Plain blocking code, for `Database.run_in_one_go`: on SQLite the whole write runs in one
+    thread, holding the write lock only as long as its statements take."""
     state = input.state
     assert state.stage is not None
     at = input.at or (input.records[-1].at if input.records else datetime.now(UTC))
     row = job_row(state, input.position, at, input.next_reminder_at)
     upsert = _job_upsert(dialect, tuple(row))
-    if (await session.execute(upsert, row)).first() is None:
+    if (session.execute(upsert, row)).first() is None:
         return False  # a newer write is already there, with every record of this one
     if input.records:
-        await session.execute(
+        session.execute(
             _timeline_upsert(dialect),
             [
                 timeline_row(
@@ -173,7 +177,7 @@ async def write_projection(session: AsyncSession, dialect: str, input: Projectio
                 for record in input.records
             ],
         )
-    await session.execute(
+    session.execute(
         delete(JobEvent).where(JobEvent.job_slug == state.slug, JobEvent.seq > state.seq)
     )
     stages = {
@@ -181,5 +185,5 @@ async def write_projection(session: AsyncSession, dialect: str, input: Projectio
         for record in input.records
         if (stage := record.stage or (state.stage.value if record.seq == state.seq else None))
     }
-    await stage_visits.record(session, dialect, state.slug, input.records, stages)
+    stage_visits.record(session, dialect, state.slug, input.records, stages)
     return True

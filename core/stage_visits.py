@@ -19,8 +19,7 @@ import math
 from datetime import datetime
 
 from sqlalchemy import Connection, and_, select, text, update
-from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import Session, col
 
 from core.db import insert
 from models.messages import TimelineRecord
@@ -89,8 +88,8 @@ def backfill(connection: Connection) -> int:
             )
 
 
-async def record(
-    session: AsyncSession,
+def record(
+    session: Session,
     dialect: str,
     slug: str,
     records: list[TimelineRecord],
@@ -102,7 +101,7 @@ async def record(
     if not staged:
         return
     previous = (
-        await session.execute(
+        session.execute(
             select(col(JobEvent.stage))
             .where(
                 col(JobEvent.job_slug) == slug,
@@ -117,13 +116,13 @@ async def record(
         stage = stage_of[entry.seq]
         if stage == previous:
             continue
-        await _move(session, dialect, slug, stage, entry.at)
+        _move(session, dialect, slug, stage, entry.at)
         previous = stage
 
 
-async def _move(session: AsyncSession, dialect: str, slug: str, stage: str, at: datetime) -> None:
+def _move(session: Session, dialect: str, slug: str, stage: str, at: datetime) -> None:
     """End the job's open visit (of another stage, begun by now) and begin one of `stage`."""
-    ending = await session.execute(
+    ending = session.execute(
         select(col(JobStageVisit.id), col(JobStageVisit.entered_at)).where(
             and_(
                 col(JobStageVisit.job_slug) == slug,
@@ -135,12 +134,12 @@ async def _move(session: AsyncSession, dialect: str, slug: str, stage: str, at: 
     )
     for visit_id, entered_at in ending.all():
         seconds = (at - entered_at).total_seconds()
-        await session.execute(
+        session.execute(
             update(JobStageVisit)
             .where(col(JobStageVisit.id) == visit_id)
             .values(left_at=at, seconds=seconds, bucket=bucket_of(seconds))
         )
-    await session.execute(
+    session.execute(
         insert(dialect, JobStageVisit)
         .values(job_slug=slug, stage=stage, entered_at=at)
         .on_conflict_do_nothing(index_elements=["job_slug", "entered_at", "stage"])

@@ -347,7 +347,7 @@ async def _write(db: Database, handle: WorkflowHandle[Any, Any], outcome: EventO
     if projection is None:
         return
     try:
-        await db.run(lambda session: write_projection(session, db.dialect, projection))
+        await db.run_in_one_go(lambda session: write_projection(session, db.dialect, projection))
     except DatabaseBusy as busy:
         log.warning("job %s: projection left to the workflow: %s", projection.state.slug, busy)
         await _refresh_projection(handle)

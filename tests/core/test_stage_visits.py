@@ -67,7 +67,7 @@ async def _timeline(db: Database) -> tuple[ClientSnapshot, list[tuple[JobState, 
 
 async def _write(db: Database, state: JobState, records: list[TimelineRecord], n: int) -> None:
     projection = ProjectionInput(state=state, records=records, position=n, at=records[-1].at)
-    assert await db.run(lambda session: write_projection(session, db.dialect, projection))
+    assert await db.run_in_one_go(lambda session: write_projection(session, db.dialect, projection))
 
 
 async def _visits(db: Database, slug: str) -> list[tuple[str, datetime, datetime | None]]:

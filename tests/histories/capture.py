@@ -194,7 +194,9 @@ class Job:
         projection = outcome.projection
         if self.db is not None and projection is not None:
             db = self.db
-            await db.run(lambda session: write_projection(session, db.dialect, projection))
+            await db.run_in_one_go(
+                lambda session: write_projection(session, db.dialect, projection)
+            )
 
     async def _request(self, actor: Actor, body: ev._Event) -> EventRequest:
         """As the API sends it: a `job_completed` carries the receipt fields configured now."""
