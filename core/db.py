@@ -31,7 +31,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy
 from sqlalchemy import event, make_url
@@ -179,7 +179,9 @@ class Database:
 
     async def _attempt_in_one_go(self, work: Callable[[Session], T]) -> T:
         if self.dialect != "sqlite":
-            return await self._attempt(lambda session: session.run_sync(work), write=True)
+            # sqlmodel's AsyncSession runs it on a sqlmodel Session, typed as SQLAlchemy's.
+            in_greenlet = cast(Callable[[sqlalchemy.orm.Session], T], work)
+            return await self._attempt(lambda session: session.run_sync(in_greenlet), write=True)
         if self._blocking is None:
             self._blocking = _BlockingSessions(self.url)
         async with self._turn(write=True):
