@@ -280,8 +280,9 @@ class _BlockingSessions:
         return await loop.run_in_executor(self._thread, self._transaction, work)
 
     def close(self) -> None:
+        # Closed by the thread that used it, after any write still under way, off the event loop.
+        self._thread.submit(self._engine.dispose)
         self._thread.shutdown(wait=False)
-        self._engine.dispose()
 
 
 class _FileTurn:

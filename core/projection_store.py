@@ -165,7 +165,7 @@ def write_projection(session: Session, dialect: str, input: ProjectionInput) -> 
     at = input.at or (input.records[-1].at if input.records else datetime.now(UTC))
     row = job_row(state, input.position, at, input.next_reminder_at)
     upsert = _job_upsert(dialect, tuple(row))
-    if (session.execute(upsert, row)).first() is None:
+    if session.execute(upsert, row).first() is None:
         return False  # a newer write is already there, with every record of this one
     if input.records:
         session.execute(
