@@ -28,7 +28,7 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import update
+from sqlalchemy import orm, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
@@ -157,18 +157,22 @@ async def _attached(session: AsyncSession, refs: list[dict[str, str]]) -> list[A
     return files
 
 
-async def queue_rows(session: AsyncSession, dialect: str, rows: list[OutboxMessage]) -> list[int]:
+def queue_rows(session: orm.Session, dialect: str, rows: list[OutboxMessage]) -> list[int]:
     """Insert each message unless its idempotency key is already there; the ids of the rows
-    (a retried or replayed queueing finds the first attempt's rows and makes none)."""
+    (a retried or replayed queueing finds the first attempt's rows and makes none).
+
+    Plain blocking code, for `Database.run_in_one_go` (or `AsyncSession.run_sync` inside a
+    larger transaction): the inserts are all a queueing writes, and on SQLite a write holds
+    the one write lock every other writer waits for."""
     ids = []
     for row in rows:
         values = row.model_dump(exclude={"id"})
         queued = insert(dialect, OutboxMessage).values(**values)
-        await session.execute(queued.on_conflict_do_nothing(index_elements=["idempotency_key"]))
-        existing = await session.exec(
+        session.execute(queued.on_conflict_do_nothing(index_elements=["idempotency_key"]))
+        existing = session.execute(
             select(OutboxMessage.id).where(OutboxMessage.idempotency_key == row.idempotency_key)
         )
-        ids.append(existing.one())
+        ids.append(existing.scalar_one())
     return [i for i in ids if i is not None]
 
 
@@ -194,103 +198,121 @@ class MessageActivities:
 
     @activity.defn(name=QUEUE_MESSAGES)
     async def queue_messages(self, request: QueueMessages) -> list[int]:
+        # Read and rendered first, then only the inserts are written, in one go: on SQLite this
+        # queueing, its reads inside its write, held the one write lock ~30 ms a message, the
+        # longest of any worker write at concurrency 8 (issue 12).
+        quote_link = await self._quote_link(request.state, request.notification.purpose)
+        rows = await self.db.run(
+            lambda session: self._messages(session, request, quote_link), write=False
+        )
+        if not rows:
+            return []
+        return await self.db.run_in_one_go(
+            lambda session: queue_rows(session, self.db.dialect, rows)
+        )
+
+    async def _messages(
+        self, session: AsyncSession, request: QueueMessages, quote_link: str
+    ) -> list[OutboxMessage]:
+        """The rows to queue for the notification (none stored yet)."""
         note = request.notification
         state = request.state
         slug = state.slug
+        comms = await settings_store.load(session, COMMUNICATIONS, CommunicationSettings)
+        branding = await settings_store.load(session, BRANDING, BrandingSettings)
+        company = Company.of(comms, branding)
+        link = await portal.link_for_job(session, self.settings.secret_key, slug)
+        technician = state.schedule.technician if state.schedule else None
+        text = render(
+            comms.template(note.purpose),
+            message_context(
+                state,
+                comms,
+                currency_symbol=company.currency_symbol,
+                company_name=company.name,
+                technician_name=await display_name_of(session, technician),
+                message=note.message,
+                at=datetime.now(UTC),
+                portal_link=link.url(self.settings.public_url) if link else "",
+                quote_link=quote_link,
+                po_number=note.po_number,
+            ),
+        )
+        text = with_quote_link(text, quote_link)
+        attachments = await _attachments(session, request.document_ids)
+        actor = None
+        if request.actor is not None:
+            actor = (
+                await session.exec(select(User).where(User.username == request.actor.username))
+            ).first()
+        key = f"job-{slug}:{state.seq}:{note.purpose}"
+        rows: list[OutboxMessage] = []
 
-        async def queue(session: AsyncSession) -> list[int]:
-            comms = await settings_store.load(session, COMMUNICATIONS, CommunicationSettings)
-            branding = await settings_store.load(session, BRANDING, BrandingSettings)
-            company = Company.of(comms, branding)
-            link = await portal.link_for_job(session, self.settings.secret_key, slug)
-            quote_link = await self._quote_link(session, state, note.purpose)
-            technician = state.schedule.technician if state.schedule else None
-            text = render(
-                comms.template(note.purpose),
-                message_context(
+        if note.email:
+            if note.to_office:
+                office = await session.exec(select(User.email).where(User.role == "office"))
+                to = sorted(set(office.all()))
+                bcc: list[str] = []
+            else:
+                to, bcc = customer_recipients(
                     state,
                     comms,
-                    currency_symbol=company.currency_symbol,
-                    company_name=company.name,
-                    technician_name=await display_name_of(session, technician),
-                    message=note.message,
-                    at=datetime.now(UTC),
-                    portal_link=link.url(self.settings.public_url) if link else "",
-                    quote_link=quote_link,
-                    po_number=note.po_number,
-                ),
-            )
-            text = with_quote_link(text, quote_link)
-            attachments = await _attachments(session, request.document_ids)
-            actor = None
-            if request.actor is not None:
-                actor = (
-                    await session.exec(select(User).where(User.username == request.actor.username))
-                ).first()
-            key = f"job-{slug}:{state.seq}:{note.purpose}"
-            rows: list[OutboxMessage] = []
-
-            if note.email:
-                if note.to_office:
-                    office = await session.exec(select(User.email).where(User.role == "office"))
-                    to = sorted(set(office.all()))
-                    bcc: list[str] = []
-                else:
-                    to, bcc = customer_recipients(
-                        state,
-                        comms,
-                        to_email=note.to_email,
-                        bcc_email=actor.email if note.bcc_actor and actor else None,
-                    )
-                if to:
-                    rows.append(
-                        OutboxMessage(
-                            idempotency_key=f"{key}:email",
-                            job_slug=slug,
-                            channel="email",
-                            purpose=note.purpose,
-                            to=", ".join(to),
-                            bcc=bcc,
-                            subject=text.subject[:SUBJECT_MAX],
-                            body=text.body,
-                            attachments=attachments,
-                            created_by=request.actor.username if request.actor else "jobline",
-                        )
-                    )
-
-            phone = note.sms_phone or state.client.phone
-            wants_sms = note.sms == "yes" or (note.sms == "if_enabled" and comms.sms_enabled)
-            if wants_sms and phone and text.sms and not note.to_office:
+                    to_email=note.to_email,
+                    bcc_email=actor.email if note.bcc_actor and actor else None,
+                )
+            if to:
                 rows.append(
                     OutboxMessage(
-                        idempotency_key=f"{key}:sms",
+                        idempotency_key=f"{key}:email",
                         job_slug=slug,
-                        channel="sms",
+                        channel="email",
                         purpose=note.purpose,
-                        to=phone,
-                        body=text.sms,
+                        to=", ".join(to),
+                        bcc=bcc,
+                        subject=text.subject[:SUBJECT_MAX],
+                        body=text.body,
+                        attachments=attachments,
                         created_by=request.actor.username if request.actor else "jobline",
                     )
                 )
 
-            return await queue_rows(session, self.db.dialect, rows)
+        phone = note.sms_phone or state.client.phone
+        wants_sms = note.sms == "yes" or (note.sms == "if_enabled" and comms.sms_enabled)
+        if wants_sms and phone and text.sms and not note.to_office:
+            rows.append(
+                OutboxMessage(
+                    idempotency_key=f"{key}:sms",
+                    job_slug=slug,
+                    channel="sms",
+                    purpose=note.purpose,
+                    to=phone,
+                    body=text.sms,
+                    created_by=request.actor.username if request.actor else "jobline",
+                )
+            )
 
-        return await self.db.run(queue)
+        return rows
 
-    async def _quote_link(self, session: AsyncSession, state: JobState, purpose: str) -> str:
+    async def _quote_link(self, state: JobState, purpose: str) -> str:
         """The customer's link to the quote a quote email or follow-up is about (made once per
-        job and version: a retried queueing, and every follow-up, carry the same one)."""
+        job and version, in a transaction of its own: a retried queueing, and every follow-up,
+        carry the same one)."""
         if purpose not in QUOTE_LINK_PURPOSES or state.quote is None:
             return ""
-        settings = await settings_store.load(session, QUOTES, QuoteSettings)
-        link = await quote_links.ensure_link(
-            session,
-            self.settings.secret_key,
-            state.slug,
-            state.quote.version,
-            timedelta(days=settings.link_days),
-        )
-        return link.url(self.settings.public_url)
+        version = state.quote.version
+
+        async def ensure(session: AsyncSession) -> str:
+            settings = await settings_store.load(session, QUOTES, QuoteSettings)
+            link = await quote_links.ensure_link(
+                session,
+                self.settings.secret_key,
+                state.slug,
+                version,
+                timedelta(days=settings.link_days),
+            )
+            return link.url(self.settings.public_url)
+
+        return await self.db.run(ensure)
 
     @activity.defn(name=DELIVER_MESSAGE)
     async def deliver_message(self, message_id: int) -> str:

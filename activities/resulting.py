@@ -232,7 +232,7 @@ class ResultingActivities:
                 attachments=attachments,
                 created_by=revision.submitted_by,
             )
-            return await queue_rows(session, self.db.dialect, [message])
+            return await session.run_sync(queue_rows, self.db.dialect, [message])
 
         return await self.db.run(queue)
 
@@ -292,7 +292,7 @@ class ResultingActivities:
                 body=body,
                 created_by="jobline",
             )
-            return await queue_rows(session, self.db.dialect, [message])
+            return await session.run_sync(queue_rows, self.db.dialect, [message])
 
         return await self.db.run(flag)
 

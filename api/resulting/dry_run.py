@@ -213,7 +213,7 @@ class _Trial:
             backend="outbox",
             created_by=self.user.username,
         )
-        (message_id,) = await queue_rows(self.session, self.db.dialect, [message])
+        (message_id,) = await self.session.run_sync(queue_rows, self.db.dialect, [message])
         self.check(
             f"{label}: the email is written",
             True,

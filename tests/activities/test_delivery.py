@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import fcntl
+import os
 import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import Connection, Engine, event
 from temporalio.testing import ActivityEnvironment
 
 from activities.delivery.base import Email, PermanentFailure, Sms, TransientFailure
@@ -27,7 +30,7 @@ from activities.delivery.twilio import TwilioBackend
 from activities.messages import HEARTBEAT_AFTER, MessageActivities
 from core import documents
 from core.config import Settings
-from core.db import Database
+from core.db import SQLITE_WRITER_LOCK_SUFFIX, Database
 from models.lifecycle import ClientSnapshot, JobState, Stage
 from models.messages import QueueMessages
 from models.notifications import Notification
@@ -537,10 +540,8 @@ async def test_heartbeats_while_the_provider_is_slow(
 # --- queueing: the rows and their keys --------------------------------------------------------
 
 
-async def test_queued_messages_carry_their_idempotency_key(
-    database: Database, sendgrid_server: FakeSendGrid, twilio_server: FakeTwilio
-) -> None:
-    slug = f"k{uuid.uuid4().hex[:10]}"
+def customer_update(slug: str) -> QueueMessages:
+    """An office's update to the customer at the job's seventh event, by email and SMS."""
     state = JobState(
         slug=slug,
         client=ClientSnapshot(id=1, name="Zoë Example", email="zoe@example.com", phone="+15550142"),
@@ -550,12 +551,19 @@ async def test_queued_messages_carry_their_idempotency_key(
         stage_entered_at=datetime(2030, 1, 2, 9, tzinfo=UTC),
         title="No cooling, unit 4",
     )
-    request = QueueMessages(
+    return QueueMessages(
         state=state,
         notification=Notification(
             purpose="customer_update", sms="yes", message="The part arrives Tuesday."
         ),
     )
+
+
+async def test_queued_messages_carry_their_idempotency_key(
+    database: Database, sendgrid_server: FakeSendGrid, twilio_server: FakeTwilio
+) -> None:
+    slug = f"k{uuid.uuid4().hex[:10]}"
+    request = customer_update(slug)
     activities = MessageActivities(
         database, settings(sendgrid=sendgrid_server, twilio=twilio_server)
     )
@@ -587,6 +595,42 @@ async def test_queued_messages_carry_their_idempotency_key(
     assert sms_row.job_slug == slug and sms_row.status == "sent"
 
 
+async def test_a_queueing_holds_the_write_turn_only_for_its_inserts(database: Database) -> None:
+    """Its reads and rendering come before its write turn: on SQLite the turn is the one write
+    lock every writer of every process waits for (issue 12), and a queueing with its reads
+    inside held it the longest of any worker write."""
+    if database.dialect != "sqlite":
+        pytest.skip("the write turn is SQLite's: PostgreSQL's writers do not queue")
+    path = database.engine.url.database
+    assert path is not None
+    probe = os.open(path + SQLITE_WRITER_LOCK_SUFFIX, os.O_RDWR | os.O_CREAT, 0o644)
+    statements: list[tuple[bool, str]] = []  # (run while a writer held the turn, SQL)
+
+    def seen(connection: Connection, cursor: Any, sql: str, *_: Any) -> None:
+        if connection.engine.url.database != path:
+            return
+        try:  # another open file of the turn's lock: refused while the turn is held
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            statements.append((True, sql))
+        else:
+            fcntl.flock(probe, fcntl.LOCK_UN)
+            statements.append((False, sql))
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        ids = await MessageActivities(database, settings()).queue_messages(
+            customer_update(f"t{uuid.uuid4().hex[:10]}")
+        )
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+        os.close(probe)
+    assert len(ids) == 2
+    held = [sql for in_turn, sql in statements if in_turn]
+    assert held and all("outbox_messages" in sql for sql in held), held
+    assert any("FROM settings" in sql for in_turn, sql in statements if not in_turn)
+
+
 # --- the hand-over: the one moment a dead worker can leave a message in doubt --------------------
 
 
@@ -596,7 +640,9 @@ def _email(row: OutboxMessage) -> Email:
 
 async def test_smtp_hands_over_only_at_data(database: Database, smtp_server: FakeSmtp) -> None:
     """Connection and recipients come first; the hand-over is recorded just before DATA."""
-    backend = SmtpBackend(settings(smtp=smtp_server))
+    # Not a test of timeouts: under a busy suite the fake (in this process) can take more than
+    # TIMEOUT to answer a command, which failed the test once with SMTPReadTimeoutError.
+    backend = SmtpBackend(settings(smtp=smtp_server, timeout=5))
     seen: list[tuple[list[str], int]] = []
 
     async def handing_over() -> None:
