@@ -15,11 +15,13 @@ a retry decides exactly as the first attempt did.
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, and_, select, text, update
-from sqlmodel import Session, col
+from sqlalchemy import Connection, bindparam, select, text
+from sqlmodel import Session
 
 from core.db import insert
 from models.messages import TimelineRecord
@@ -100,18 +102,7 @@ def record(
     staged = sorted((r for r in records if r.seq in stage_of), key=lambda r: r.seq)
     if not staged:
         return
-    previous = (
-        session.execute(
-            select(col(JobEvent.stage))
-            .where(
-                col(JobEvent.job_slug) == slug,
-                col(JobEvent.seq) < staged[0].seq,
-                col(JobEvent.stage).is_not(None),
-            )
-            .order_by(col(JobEvent.seq).desc())
-            .limit(1)
-        )
-    ).scalar()
+    previous = session.execute(_STAGE_BEFORE, {"slug": slug, "seq": staged[0].seq}).scalar()
     for entry in staged:
         stage = stage_of[entry.seq]
         if stage == previous:
@@ -120,27 +111,54 @@ def record(
         previous = stage
 
 
-def _move(session: Session, dialect: str, slug: str, stage: str, at: datetime) -> None:
-    """End the job's open visit (of another stage, begun by now) and begin one of `stage`."""
-    ending = session.execute(
-        select(col(JobStageVisit.id), col(JobStageVisit.entered_at)).where(
-            and_(
-                col(JobStageVisit.job_slug) == slug,
-                col(JobStageVisit.left_at).is_(None),
-                col(JobStageVisit.entered_at) <= at,
-                col(JobStageVisit.stage) != stage,
-            )
-        )
+# The statements of every write, built once with their parameters left open (issue 12). Built
+# afresh on each write, against the ORM classes, making them (and their cache keys, and the ORM's
+# bulk-insert path) took more of the API's CPU than anything else in its write of the job view,
+# and on SQLite the write lock is held the while.
+_EVENTS = JobEvent.__table__  # type: ignore[attr-defined]
+_VISITS = JobStageVisit.__table__  # type: ignore[attr-defined]
+_STAGE_BEFORE = (
+    select(_EVENTS.c.stage)
+    .where(
+        _EVENTS.c.job_slug == bindparam("slug"),
+        _EVENTS.c.seq < bindparam("seq"),
+        _EVENTS.c.stage.is_not(None),
     )
-    for visit_id, entered_at in ending.all():
-        seconds = (at - entered_at).total_seconds()
-        session.execute(
-            update(JobStageVisit)
-            .where(col(JobStageVisit.id) == visit_id)
-            .values(left_at=at, seconds=seconds, bucket=bucket_of(seconds))
-        )
-    session.execute(
-        insert(dialect, JobStageVisit)
-        .values(job_slug=slug, stage=stage, entered_at=at)
+    .order_by(_EVENTS.c.seq.desc())
+    .limit(1)
+)
+_OPEN_VISITS = select(_VISITS.c.id, _VISITS.c.entered_at).where(
+    _VISITS.c.job_slug == bindparam("slug"),
+    _VISITS.c.left_at.is_(None),
+    _VISITS.c.entered_at <= bindparam("at"),
+    _VISITS.c.stage != bindparam("stage"),
+)
+# (A SET's parameters may not share its columns' names.)
+_END_VISIT = (
+    _VISITS.update()
+    .where(_VISITS.c.id == bindparam("visit_id"))
+    .values(
+        left_at=bindparam("ended_at"),
+        seconds=bindparam("length"),
+        bucket=bindparam("length_bucket"),
+    )
+)
+
+
+@functools.cache
+def _begin_visit(dialect: str) -> Any:
+    return (
+        insert(dialect, _VISITS)
+        .values(job_slug=bindparam("slug"), stage=bindparam("stage"), entered_at=bindparam("at"))
         .on_conflict_do_nothing(index_elements=["job_slug", "entered_at", "stage"])
     )
+
+
+def _move(session: Session, dialect: str, slug: str, stage: str, at: datetime) -> None:
+    """End the job's open visit (of another stage, begun by now) and begin one of `stage`."""
+    where = {"slug": slug, "stage": stage, "at": at}
+    for visit_id, entered_at in session.execute(_OPEN_VISITS, where).all():
+        seconds = (at - entered_at).total_seconds()
+        ended = {"ended_at": at, "length": seconds, "length_bucket": bucket_of(seconds)}
+        session.execute(_END_VISIT, {"visit_id": visit_id, **ended})
+    session.execute(_begin_visit(dialect), where)
