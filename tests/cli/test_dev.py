@@ -85,6 +85,17 @@ class DevProcess:
             assert time.monotonic() < deadline, self.output
         return self.output
 
+    def kill(self) -> None:
+        """SIGKILL it and all it started: `jobline dev` killed alone leaves its Temporal server,
+        worker and API running (a failed start once left them for the rest of a CI run)."""
+        with contextlib.suppress(psutil.Error):
+            children = psutil.Process(self.process.pid).children(recursive=True)
+            self.process.kill()
+            for child in children:
+                with contextlib.suppress(psutil.Error):
+                    child.kill()
+        self.process.wait()
+
     def stop(self) -> None:
         children = psutil.Process(self.process.pid).children(recursive=True)
         self.process.send_signal(signal.SIGINT)
@@ -101,7 +112,7 @@ def test_dev_starts_restarts_and_keeps_jobs(tmp_path: Path) -> None:
         banner = first.wait_until_running()
     finally:
         if first.process.poll() is None and "Ctrl-C" not in first.output:
-            first.process.kill()
+            first.kill()
     try:
         assert f"Demo data    {DEMO_COUNT} jobs" in banner
         users = re.findall(r"^\s+\w+\s+(\w+)\s+(\S+)\s+(jl_demo_\w+)$", banner, re.M)
