@@ -162,8 +162,8 @@ def queue_rows(session: orm.Session, dialect: str, rows: list[OutboxMessage]) ->
     (a retried or replayed queueing finds the first attempt's rows and makes none).
 
     Plain blocking code, for `Database.run_in_one_go` (or `AsyncSession.run_sync` inside a
-    larger transaction): the inserts are all a queueing writes, and on SQLite a write holds
-    the one write lock every other writer waits for."""
+    larger transaction): these inserts are all a queueing writes, and on SQLite a write holds
+    the one write lock that every other writer waits for."""
     ids = []
     for row in rows:
         values = row.model_dump(exclude={"id"})

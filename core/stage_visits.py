@@ -27,6 +27,9 @@ from core.db import insert
 from models.messages import TimelineRecord
 from models.tables import JobEvent, JobStageVisit
 
+_EVENTS = JobEvent.__table__  # type: ignore[attr-defined]
+_VISITS = JobStageVisit.__table__  # type: ignore[attr-defined]
+
 # Every stage change of every timeline, as visits (the inner LAG finds the changes, the outer
 # LEAD ends each visit at the next change). Plain SQL: SQLite (3.25+) and PostgreSQL alike.
 VISITS_OF_TIMELINES = """
@@ -72,11 +75,10 @@ def backfill(connection: Connection) -> int:
             )
         )
         return made
-    visits = JobStageVisit.__table__  # type: ignore[attr-defined]
     while True:  # SQLite may have no ln(): the lengths are measured here, a batch at a time
         ended = connection.execute(
-            select(visits.c.id, visits.c.entered_at, visits.c.left_at)
-            .where(visits.c.left_at.is_not(None), visits.c.seconds.is_(None))
+            select(_VISITS.c.id, _VISITS.c.entered_at, _VISITS.c.left_at)
+            .where(_VISITS.c.left_at.is_not(None), _VISITS.c.seconds.is_(None))
             .limit(BACKFILL_BATCH)
         ).all()
         if not ended:
@@ -84,8 +86,8 @@ def backfill(connection: Connection) -> int:
         for visit_id, entered_at, left_at in ended:
             seconds = (left_at - entered_at).total_seconds()
             connection.execute(
-                visits.update()
-                .where(visits.c.id == visit_id)
+                _VISITS.update()
+                .where(_VISITS.c.id == visit_id)
                 .values(seconds=seconds, bucket=bucket_of(seconds))
             )
 
@@ -115,8 +117,6 @@ def record(
 # afresh on each write, against the ORM classes, making them (and their cache keys, and the ORM's
 # bulk-insert path) took more of the API's CPU than anything else in its write of the job view,
 # and on SQLite the write lock is held the while.
-_EVENTS = JobEvent.__table__  # type: ignore[attr-defined]
-_VISITS = JobStageVisit.__table__  # type: ignore[attr-defined]
 _STAGE_BEFORE = (
     select(_EVENTS.c.stage)
     .where(
