@@ -23,9 +23,11 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import functools
 import logging
 import multiprocessing
 import os
+import re
 import signal
 import sys
 import threading
@@ -34,7 +36,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from weasyprint import HTML
+from weasyprint import CSS, HTML
+from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 log = logging.getLogger("jobline.documents")
@@ -74,11 +77,74 @@ class PdfResult:
 
 def render_pdf_sync(html: str, logo: Logo | None = None) -> PdfResult:
     """HTML to PDF in this thread (blocking). No base URL: nothing relative resolves, and every
-    absolute URL goes to the memory-only fetcher."""
+    absolute URL goes to the memory-only fetcher.
+
+    A document in Jobline's own shape (one plain `<style>` holding no URL, import, font or
+    escape) is rendered with its stylesheet parsed once per process and this thread's fonts
+    kept from one render to the next; anything else, as WeasyPrint renders it on its own."""
     fetcher = MemoryOnlyFetcher(logo)
-    pdf = HTML(string=html, base_url=None, url_fetcher=fetcher).write_pdf()
+    body, stylesheet = _own_stylesheet(html)
+    document = HTML(string=body, base_url=None, url_fetcher=fetcher)
+    if stylesheet is None:
+        pdf = document.write_pdf()
+    else:
+        pdf = document.write_pdf(stylesheets=[stylesheet], font_config=_kept_fonts())
     assert pdf is not None
     return PdfResult(pdf=pdf, refused=fetcher.refused)
+
+
+# Every document is a template filled with a job and the branding, so a process sees the same
+# few stylesheets again and again. Measured on the work receipt (bench/closeout.py's), 2-core
+# machine: 143-157 ms a render as WeasyPrint does it alone, 84-93 ms with the stylesheet parsed
+# once and the fonts kept, the same PDF byte for byte; and a process grew 100 MiB over 400 renders
+# before, 9 MiB after (each render's font configuration was left behind).
+_ONE_PLAIN_STYLE = re.compile(r"<style>(.*?)</style>", re.DOTALL)
+# Any other author stylesheet (a second <style>, a <link>) would outrank the user stylesheet the
+# one <style> becomes: such a document takes the ordinary path.
+_AUTHOR_STYLESHEETS = re.compile(r"<style|<link", re.IGNORECASE)
+# What would make a parsed stylesheet depend on more than its text (a fetch, a font, a counter
+# style collected at parse time) or hide one behind a CSS escape, and `!important`, which ranks
+# a user stylesheet above the document's own style attributes.
+_PARSED_EACH_TIME = (
+    "url(",
+    "@import",
+    "@font-face",
+    "@counter-style",
+    "@color-profile",
+    "\\",
+    "important",  # `!important`, spaced or not
+)
+
+
+def _own_stylesheet(html: str) -> tuple[str, CSS | None]:
+    """The HTML without its one plain `<style>`, and that stylesheet parsed (once per process),
+    when the document is in Jobline's shape; else the HTML as it is and None.
+
+    The stylesheet is then given to WeasyPrint as a user stylesheet: with no author stylesheet
+    left beside it, it still overrides only the browser defaults, as it did."""
+    if len(_AUTHOR_STYLESHEETS.findall(html)) != 1:
+        return html, None
+    found = _ONE_PLAIN_STYLE.search(html)
+    if found is None or any(token in found.group(1) for token in _PARSED_EACH_TIME):
+        return html, None
+    return html[: found.start()] + html[found.end() :], _parsed(found.group(1))
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed(css: str) -> CSS:
+    # Read-only once parsed (cssselect2's matcher, the @page rules), so threads share it.
+    return CSS(string=css, base_url=None, url_fetcher=MemoryOnlyFetcher())
+
+
+_per_thread = threading.local()
+
+
+def _kept_fonts() -> FontConfiguration:
+    """This thread's font configuration (Pango's font map is not shared across threads)."""
+    fonts: FontConfiguration | None = getattr(_per_thread, "fonts", None)
+    if fonts is None:
+        fonts = _per_thread.fonts = FontConfiguration()
+    return fonts
 
 
 # Rendering processes yield the CPU to the ones that answer people (the API, the worker's event
@@ -113,11 +179,12 @@ def _warm() -> int:
     return os.getpid()
 
 
-# A rendering process grows ~0.23 MiB with every render and never gives it back (measured: 57 ->
-# 157 MiB after 400 renders; 560 MiB each after a scale run's thousands of documents). A pool is
-# retired after this many renders, once those in flight are done, and the next render starts a
-# fresh one: the fonts load again (~1 s of CPU, a few % of the renders'), and each process stays
-# near 100 MiB.
+# A rendering process used to grow ~0.23 MiB with every render and never give it back (57 -> 157
+# MiB after 400 renders; 560 MiB each after a scale run's thousands of documents): each render's
+# font configuration was left behind. Since the fonts are kept (above), 400 renders grow it ~9
+# MiB; a pool is still retired after this many renders, for documents off that path and whatever
+# else a long run leaves behind: once those in flight are done, the next render starts a fresh
+# one, and the fonts load again (~1 s of CPU, a few % of the renders').
 RENDERS_PER_POOL = 400
 
 # And a pool with nothing to render for `idle_seconds` is retired too (the worker sets it from
