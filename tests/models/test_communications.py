@@ -27,6 +27,7 @@ from models.communications import (
     CommunicationSettings,
     MessageTemplate,
     QuietHours,
+    _compiled,
     customer_recipients,
     message_context,
     render,
@@ -221,6 +222,21 @@ def test_render_does_not_autoescape() -> None:
     template = MessageTemplate(email_subject="{{ job_title }}", email_body="{{ message }}")
     rendered = render(template, {"job_title": "R&D <lab>", "message": "Tom & Jerry's"})
     assert rendered.subject == "R&D <lab>" and rendered.body == "Tom & Jerry's"
+
+
+def test_a_template_is_compiled_once_and_an_edit_is_compiled_afresh() -> None:
+    """The same text renders each message's own values from one compiled template; an edited
+    template is its own text, so the next message uses the edit."""
+    template = MessageTemplate(email_subject="Job {{ job_title }}", email_body="{{ message }}")
+    before = _compiled.cache_info()
+    first = render(template, {"job_title": "Boiler", "message": "one"})
+    second = render(template, {"job_title": "Roof", "message": ""})
+    assert (first.subject, first.body) == ("Job Boiler", "one")
+    assert (second.subject, second.body) == ("Job Roof", "")
+    after = _compiled.cache_info()
+    assert after.hits - before.hits >= 2  # the second message compiled neither part
+    edited = template.model_copy(update={"email_subject": "Your job: {{ job_title }}"})
+    assert render(edited, {"job_title": "Roof"}).subject == "Your job: Roof"
 
 
 CLIENT = ClientSnapshot(id=7, name="Example Client", email="client@example.com", phone="555-0101")
