@@ -12,8 +12,9 @@ Rendering runs in a small pool of spawned worker processes. Measured on this mac
 `asyncio.to_thread` renders one at a time at bare speed, but many at once no faster than bare
 (WeasyPrint holds the GIL) and stalls the event loop up to ~200 ms, while the process pool keeps
 the loop's longest stall under 10 ms. `bench/closeout.py` measures it on the work receipt
-(~65 ms bare): 24 at once, the pool renders 28-31 a second against 13-15 bare, about 2x; one at
-a time, bare speed. Its cost is a one-off ~0.6 s to start the processes and load the fonts
+(146 ms in bare WeasyPrint on a slow 2-core machine): 24 at once, the pool renders 18.4 a second
+against 6.8 bare; one at a time 12.0, faster than bare because each process parses a stylesheet
+once and keeps its fonts (`render_pdf_sync`). Its cost is a one-off ~0.6 s to start the processes and load the fonts
 (`PdfRenderer.warm`, which the worker calls as it starts).
 `PdfRenderer(mode="thread")` remains for callers that must not start processes.
 """
@@ -181,11 +182,12 @@ def _warm() -> int:
 
 # A rendering process used to grow ~0.23 MiB with every render and never give it back (57 -> 157
 # MiB after 400 renders; 560 MiB each after a scale run's thousands of documents): each render's
-# font configuration was left behind. Since the fonts are kept (above), 400 renders grow it ~9
-# MiB; a pool is still retired after this many renders, for documents off that path and whatever
-# else a long run leaves behind: once those in flight are done, the next render starts a fresh
-# one, and the fonts load again (~1 s of CPU, a few % of the renders').
-RENDERS_PER_POOL = 400
+# font configuration was left behind, so a pool was retired every 400 renders. Since the fonts are
+# kept (above) it levels off: 1,500 renders of the three kinds with varied text grew a process
+# 15.5 MiB by the 100th and 16.3 MiB by the last. A pool is still retired after this many
+# renders, for documents off that path and whatever else a long run leaves behind: once those in
+# flight are done, the next render starts a fresh one, and the fonts load again (~1 s of CPU).
+RENDERS_PER_POOL = 5000
 
 # And a pool with nothing to render for `idle_seconds` is retired too (the worker sets it from
 # JOBLINE_WORKER_PDF_IDLE_SECONDS, 120 by default): its processes hold ~70 MiB each of fonts and
