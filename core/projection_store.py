@@ -24,7 +24,7 @@ import functools
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -110,8 +110,9 @@ async def already_written(session: AsyncSession, input: ProjectionInput) -> bool
     return wanted <= {(seq, type_) for seq, type_ in found.all()}
 
 
-# The two upserts are built once per dialect and run with each write's values as parameters:
-# building them afresh (the column proxies of `excluded` above all) cost more than running them.
+# The write's statements are built once (the upserts once per dialect) and run with each write's
+# values as parameters: building them afresh (the column proxies of `excluded` above all, and the
+# ORM's bulk-delete path) cost more than running them.
 _TIMELINE_REPLACED = (
     "type",
     "actor",
@@ -146,6 +147,12 @@ def _job_upsert(dialect: str, columns: tuple[str, ...]) -> Any:
     ).returning(c.slug)
 
 
+_EVENTS = JobEvent.__table__
+_EVENTS_AFTER = _EVENTS.delete().where(
+    _EVENTS.c.job_slug == bindparam("slug"), _EVENTS.c.seq > bindparam("seq")
+)
+
+
 @functools.cache
 def _timeline_upsert(dialect: str) -> Any:
     upsert = insert(dialect, JobEvent.__table__)
@@ -177,9 +184,8 @@ def write_projection(session: Session, dialect: str, input: ProjectionInput) -> 
                 for record in input.records
             ],
         )
-    session.execute(
-        delete(JobEvent).where(JobEvent.job_slug == state.slug, JobEvent.seq > state.seq)
-    )
+    # Rows past this seq were written by a workflow task the server discarded.
+    session.execute(_EVENTS_AFTER, {"slug": state.slug, "seq": state.seq})
     stages = {
         record.seq: stage
         for record in input.records

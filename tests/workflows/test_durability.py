@@ -432,6 +432,28 @@ async def test_projection_is_sequence_guarded_and_idempotent(database: Database)
     assert (await _timeline(database, slug))[:3] == timeline
 
 
+async def test_a_replayed_write_removes_the_rows_of_a_discarded_task(database: Database) -> None:
+    """A workflow task the server discarded may have written an event the replayed task never
+    takes: the next write, from a later position at a lower seq, removes that job's rows past
+    its seq, and only that job's."""
+    customer = await _new_client(database)
+    slug, neighbour = (f"proj-{uuid.uuid4().hex[:10]}" for _ in range(2))
+    (s1, r1), (s2, r2), (s3, r3), (s4, r4) = _states(customer, slug)
+    projection = ProjectionActivities(database)
+    others = _states(customer, neighbour)
+    await projection.project_job(
+        ProjectionInput(state=others[-1][0], records=[record for _, record in others])
+    )
+    await projection.project_job(ProjectionInput(state=s4, records=[r1, r2, r3, r4], position=10))
+    assert [t[1] for t in await _timeline(database, slug)] == [1, 2, 3, 4]
+
+    await projection.project_job(ProjectionInput(state=s3, records=[r3], position=20))
+    row = await _job_row(database, slug)
+    assert row.seq == 3 and JobState.model_validate(row.state) == s3
+    assert [t[1] for t in await _timeline(database, slug)] == [1, 2, 3]
+    assert [t[1] for t in await _timeline(database, neighbour)] == [1, 2, 3, 4]
+
+
 async def test_a_settle_writes_only_what_the_database_misses(database: Database) -> None:
     """A settle (`only_if_missing`) is a read when the API wrote everything, and a write when it
     did not: a record missing, or a state that is not the one stored."""
