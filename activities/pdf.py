@@ -14,8 +14,8 @@ Rendering runs in a small pool of spawned worker processes. Measured on this mac
 the loop's longest stall under 10 ms. `bench/closeout.py` measures it on the work receipt
 (146 ms in bare WeasyPrint on a slow 2-core machine): 24 at once, the pool renders 18.4 a second
 against 6.8 bare; one at a time 12.0, faster than bare because each process parses a stylesheet
-once and keeps its fonts (`render_pdf_sync`). Its cost is a one-off ~0.6 s to start the processes and load the fonts
-(`PdfRenderer.warm`, which the worker calls as it starts).
+once and keeps its fonts (`render_pdf_sync`). Its cost is a one-off ~0.6 s to start the
+processes and load the fonts (`PdfRenderer.warm`, which the worker calls as it starts).
 `PdfRenderer(mode="thread")` remains for callers that must not start processes.
 """
 
