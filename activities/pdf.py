@@ -80,9 +80,10 @@ def render_pdf_sync(html: str, logo: Logo | None = None) -> PdfResult:
     """HTML to PDF in this thread (blocking). No base URL: nothing relative resolves, and every
     absolute URL goes to the memory-only fetcher.
 
-    A document in Jobline's own shape (one plain `<style>` holding no URL, import, font or
-    escape) is rendered with its stylesheet parsed once per process and this thread's fonts
-    kept from one render to the next; anything else, as WeasyPrint renders it on its own."""
+    A document in Jobline's own shape (one plain `<style>`, no other stylesheet, and nothing in
+    it that a parse would fetch or that would rank differently: `_PARSED_EACH_TIME`) is rendered
+    with that stylesheet parsed once per process and this thread's fonts kept from one render to
+    the next; anything else, as WeasyPrint renders it on its own."""
     fetcher = MemoryOnlyFetcher(logo)
     body, stylesheet = _own_stylesheet(html)
     document = HTML(string=body, base_url=None, url_fetcher=fetcher)
