@@ -58,6 +58,8 @@ from workflows.deliveries import DELIVERY_OPTIONS
 
 RATE = 5.0
 MESSAGES = 16
+# How much later than another one a busy machine may commit a message's `sending` (seconds).
+COMMIT_LATE = 0.3
 CHANNELS = ["email", "sms"]
 
 
@@ -199,9 +201,12 @@ async def test_concurrent_deliveries_keep_to_the_rate(
     assert len(times) == MESSAGES and len(fake.requests) == MESSAGES
     # Turns are spaced 1/R apart (a burst of one: R + 1 in a closed 1 s window); between a turn
     # and its request is the commit of `sending`, whose time varies on a busy machine and may
-    # shift one more request into a window, never a burst.
-    assert most_in_one_second(times) <= RATE + 2, sorted(b - times[0] for b in times)
-    assert (len(times) - 1) / (max(times) - min(times)) <= RATE * 1.05
+    # shift one more request into a window, never a burst. The first and the last request are
+    # 15 turns apart, less what the first turn's commit was late by more than the last one's (CI
+    # saw the first commit 0.2 s late: 2.79 s from first to last, 5.4 a second).
+    spaced = sorted(b - times[0] for b in times)
+    assert most_in_one_second(times) <= RATE + 2, spaced
+    assert max(times) - min(times) >= (MESSAGES - 1) / RATE - COMMIT_LATE, spaced
     assert took >= (MESSAGES - 1) / RATE - 0.05
     # Each exactly once.
     keys = [key_of(r, channel) for r in fake.accepted]
