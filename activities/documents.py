@@ -292,11 +292,12 @@ class DocumentActivities:
             existing = await documents.id_for_key(session, key)
             if existing is not None:
                 return existing
-            branding = await settings_store.load(session, BRANDING, BrandingSettings)
-            comms = await settings_store.load(session, COMMUNICATIONS, CommunicationSettings)
+            stored_settings = await settings_store.stored(session, BRANDING, COMMUNICATIONS, QUOTES)
+            branding = settings_store.parsed(stored_settings, BRANDING, BrandingSettings)
+            comms = settings_store.parsed(stored_settings, COMMUNICATIONS, CommunicationSettings)
+            quotes = settings_store.parsed(stored_settings, QUOTES, QuoteSettings)
             # Customers read the technician's display name, not their username.
             technician = await display_name_of(session, technician_of(request.state))
-            quotes = await settings_store.load(session, QUOTES, QuoteSettings)
             logo = await load_logo(session, branding)
             return branding, comms, logo, technician, quotes.tax_label
 

@@ -218,10 +218,17 @@ class MessageActivities:
         note = request.notification
         state = request.state
         slug = state.slug
-        comms = await settings_store.load(session, COMMUNICATIONS, CommunicationSettings)
-        branding = await settings_store.load(session, BRANDING, BrandingSettings)
+        stored_settings = await settings_store.stored(session, COMMUNICATIONS, BRANDING)
+        comms = settings_store.parsed(stored_settings, COMMUNICATIONS, CommunicationSettings)
+        branding = settings_store.parsed(stored_settings, BRANDING, BrandingSettings)
         company = Company.of(comms, branding)
-        link = await portal.link_for_job(session, self.settings.secret_key, slug)
+        # Reads only what the message can use: a portal link exists once the job is completed
+        # (its closeout makes it), and the actor's address only goes in as a bcc.
+        link = (
+            await portal.link_for_job(session, self.settings.secret_key, slug)
+            if state.completion is not None
+            else None
+        )
         technician = state.schedule.technician if state.schedule else None
         text = render(
             comms.template(note.purpose),
@@ -241,7 +248,7 @@ class MessageActivities:
         text = with_quote_link(text, quote_link)
         attachments = await _attachments(session, request.document_ids)
         actor = None
-        if request.actor is not None:
+        if request.actor is not None and note.bcc_actor:
             actor = (
                 await session.exec(select(User).where(User.username == request.actor.username))
             ).first()
@@ -258,7 +265,7 @@ class MessageActivities:
                     state,
                     comms,
                     to_email=note.to_email,
-                    bcc_email=actor.email if note.bcc_actor and actor else None,
+                    bcc_email=actor.email if actor else None,
                 )
             if to:
                 rows.append(

@@ -140,8 +140,9 @@ class ResultingActivities:
             if existing is not None:
                 return existing
             state = await _job_state(session, recorded.slug)
-            branding = await settings_store.load(session, BRANDING, BrandingSettings)
-            comms = await settings_store.load(session, COMMUNICATIONS, CommunicationSettings)
+            stored_settings = await settings_store.stored(session, BRANDING, COMMUNICATIONS)
+            branding = settings_store.parsed(stored_settings, BRANDING, BrandingSettings)
+            comms = settings_store.parsed(stored_settings, COMMUNICATIONS, CommunicationSettings)
             return (
                 state,
                 branding,
@@ -201,8 +202,9 @@ class ResultingActivities:
 
         async def queue(session: AsyncSession) -> list[int]:
             state = await _job_state(session, recorded.slug)
-            comms = await settings_store.load(session, COMMUNICATIONS, CommunicationSettings)
-            branding = await settings_store.load(session, BRANDING, BrandingSettings)
+            stored_settings = await settings_store.stored(session, COMMUNICATIONS, BRANDING)
+            comms = settings_store.parsed(stored_settings, COMMUNICATIONS, CommunicationSettings)
+            branding = settings_store.parsed(stored_settings, BRANDING, BrandingSettings)
             subject, body = result_email(
                 revision,
                 state,

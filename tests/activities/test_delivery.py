@@ -31,10 +31,10 @@ from activities.messages import HEARTBEAT_AFTER, MessageActivities
 from core import documents
 from core.config import Settings
 from core.db import SQLITE_WRITER_LOCK_SUFFIX, Database
-from models.lifecycle import ClientSnapshot, JobState, Stage
+from models.lifecycle import Actor, ClientSnapshot, JobState, Role, Stage
 from models.messages import QueueMessages
 from models.notifications import Notification
-from models.tables import OutboxMessage
+from models.tables import OutboxMessage, User
 from tests.fakes.providers import (  # noqa: F401  (pytest fixtures)
     FakeSendGrid,
     FakeSmtp,
@@ -629,6 +629,53 @@ async def test_a_queueing_holds_the_write_turn_only_for_its_inserts(database: Da
     held = [sql for in_turn, sql in statements if in_turn]
     assert held and all("outbox_messages" in sql for sql in held), held
     assert any("FROM settings" in sql for in_turn, sql in statements if not in_turn)
+
+
+async def test_a_queueing_reads_only_what_its_message_uses(database: Database) -> None:
+    """The settings in one read; the portal link only once the job is completed (its closeout
+    makes the link), the sender only when they asked for a copy (issue 12: every event with a
+    message waits for this queueing)."""
+    statements: list[str] = []
+    activities = MessageActivities(database, settings())
+
+    def seen(connection: Connection, cursor: Any, sql: str, *_: Any) -> None:
+        if connection.engine.url == database.engine.url:
+            statements.append(sql)
+
+    async def queued_reading(request: QueueMessages) -> tuple[list[OutboxMessage], list[str]]:
+        statements.clear()
+        event.listen(Engine, "before_cursor_execute", seen)
+        try:
+            ids = await activities.queue_messages(request)
+        finally:
+            event.remove(Engine, "before_cursor_execute", seen)
+        async with database.session() as session:
+            rows = [await session.get(OutboxMessage, i) for i in ids]
+        return [row for row in rows if row is not None], list(statements)
+
+    def reads_of(table: str, sql: list[str]) -> int:
+        return sum(1 for s in sql if s.lstrip().upper().startswith("SELECT") and table in s)
+
+    request = customer_update(f"t{uuid.uuid4().hex[:10]}")
+    rows, sql = await queued_reading(request)
+    assert [r.channel for r in rows] == ["email", "sms"] and rows[0].bcc == []
+    assert reads_of("FROM settings", sql) == 1, sql
+    assert reads_of("portal_links", sql) == 0 and reads_of("FROM users", sql) == 0, sql
+
+    # The same update with a copy to the office person who sent it: their address is read.
+    username = f"o{uuid.uuid4().hex[:10]}"
+    async with database.session() as session:
+        session.add(User(username=username, email=f"{username}@office.example", role="office"))
+    copied = request.model_copy(
+        update={
+            "state": request.state.model_copy(update={"seq": 8}),
+            "notification": request.notification.model_copy(update={"bcc_actor": True}),
+            "actor": Actor(username=username, role=Role.office),
+        }
+    )
+    rows, sql = await queued_reading(copied)
+    assert rows[0].bcc == [f"{username}@office.example"]
+    assert reads_of("FROM users", sql) == 1 and reads_of("portal_links", sql) == 0, sql
 
 
 # --- the hand-over: the one moment a dead worker can leave a message in doubt --------------------
