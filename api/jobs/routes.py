@@ -12,9 +12,9 @@ from api.idempotency import IdempotencyDep
 from api.jobs import send, service
 from api.jobs.schemas import JobPage, JobView, SendPreview, SendRequest, SendResult
 from api.jobs.views import (
-    PortalLinkView,
     job_view,
     list_item,
+    portal_link_view,
     quote_link_view,
     state_of,
     view_of_state,
@@ -24,7 +24,6 @@ from api.outbox.schemas import public as outbox_public
 from api.resulting import service as resulting
 from api.text import NoNul
 from api.users.service import actor_of
-from core import portal
 from core.config import Settings
 from models import events as ev
 from models.bounds import IdParam
@@ -38,11 +37,6 @@ Slug = Annotated[str, Path(min_length=4, max_length=32, pattern=r"^[a-z0-9-]+$")
 _EVENT_ERRORS = error_responses(409, 413, 422)
 
 
-async def _portal(session: SessionDep, settings: Settings, slug: str) -> PortalLinkView | None:
-    link = await portal.link_for_job(session, settings.secret_key, slug)
-    return PortalLinkView(link.url(settings.public_url), link.expires_at) if link else None
-
-
 async def _view(
     session: SessionDep,
     settings: Settings,
@@ -52,16 +46,18 @@ async def _view(
     answering_their_event: bool = False,
 ) -> JobView:
     row = await service.get_row(session, user, slug, answering_their_event=answering_their_event)
+    state = state_of(row)
     return job_view(
         row,
         await service.timeline(session, slug),
         await outbox.for_job(session, slug),
         actor_of(user),
-        await _portal(session, settings, slug),
+        await portal_link_view(session, settings.secret_key, settings.public_url, slug, state),
         result=await resulting.current_result(session, slug),
         quote_link=await quote_link_view(
-            session, settings.secret_key, settings.public_url, slug, state_of(row)
+            session, settings.secret_key, settings.public_url, slug, state
         ),
+        state=state,
     )
 
 
@@ -111,7 +107,9 @@ async def _answer(
         actor_of(user),
         next_reminder_at=projection.next_reminder_at,
         updated_at=projection.at or datetime.now(UTC),
-        portal=await _portal(session, settings, slug),
+        portal=await portal_link_view(
+            session, settings.secret_key, settings.public_url, slug, projection.state
+        ),
         result=await resulting.current_result(session, slug),
         quote_link=await quote_link_view(
             session, settings.secret_key, settings.public_url, slug, projection.state

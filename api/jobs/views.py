@@ -9,7 +9,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.outbox.schemas import public as outbox_public
-from core import quote_links
+from core import portal, quote_links
 from models import lifecycle
 from models.lifecycle import Actor, JobState
 from models.outbox import IN_DOUBT
@@ -29,10 +29,22 @@ async def quote_link_view(
     session: AsyncSession, secret_key: str, public_url: str, slug: str, state: JobState
 ) -> PortalLinkView | None:
     """The customer's link to the job's current quote version, while it opens."""
+    if state.quote is None:  # no quote, no link: nothing to read
+        return None
     link = await quote_links.latest_link(session, secret_key, slug)
-    if link is None or state.quote is None or link.version != state.quote.version:
+    if link is None or link.version != state.quote.version:
         return None
     return PortalLinkView(link.url(public_url), link.expires_at)
+
+
+async def portal_link_view(
+    session: AsyncSession, secret_key: str, public_url: str, slug: str, state: JobState
+) -> PortalLinkView | None:
+    """The customer's closeout portal link, while it opens."""
+    if state.completion is None:  # the job's closeout makes the link: nothing to read before
+        return None
+    link = await portal.link_for_job(session, secret_key, slug)
+    return PortalLinkView(link.url(public_url), link.expires_at) if link else None
 
 
 def state_of(row: Job) -> JobState:
@@ -47,9 +59,11 @@ def job_view(
     portal: PortalLinkView | None = None,
     result: dict[str, Any] | None = None,
     quote_link: PortalLinkView | None = None,
+    state: JobState | None = None,
 ) -> JobView:
+    """`state`: the row's, when the caller has already parsed it."""
     return view_of_state(
-        state_of(row),
+        state or state_of(row),
         timeline,
         communications,
         actor,

@@ -30,15 +30,16 @@ from api.errors import EventRefused, Invalid, NotFound, NotPermitted, Unavailabl
 from api.idempotency import Idempotency
 from api.jobs import send, service
 from api.jobs.schemas import JobView
-from api.jobs.views import PortalLinkView, job_view, quote_link_view, state_of
+from api.jobs.views import job_view, portal_link_view, quote_link_view, state_of
 from api.outbox import service as outbox
 from api.pricebook import service as pricebook
 from api.users.service import actor_of, people
 from api.web import event_forms as forms
 from api.web import result_form
 from api.web.pages import SignedIn, Viewer, page_router, render, see_other
-from core import documents, portal, settings_store
+from core import documents, settings_store
 from core.company import Company
+from core.settings_store import CLOSEOUT, COMMUNICATIONS
 from models import events as ev
 from models import lifecycle, reminders
 from models.closeout import CloseoutSettings
@@ -148,21 +149,21 @@ async def _load(
     quote builder prices."""
     user = viewer.user
     row = await service.get_row(session, user, slug)  # another technician's job: not found
-    link = await portal.link_for_job(session, settings.secret_key, slug)
+    state = state_of(row)
+    secret_key, public_url = settings.secret_key, settings.public_url
     view = job_view(
         row,
         await service.timeline(session, slug),
         await outbox.for_job(session, slug),
         actor_of(user),
-        PortalLinkView(link.url(settings.public_url), link.expires_at) if link else None,
-        quote_link=await quote_link_view(
-            session, settings.secret_key, settings.public_url, slug, state_of(row)
-        ),
+        await portal_link_view(session, secret_key, public_url, slug, state),
+        quote_link=await quote_link_view(session, secret_key, public_url, slug, state),
+        state=state,
     )
     everyone = await people(session)
-    closeout = await settings_store.load(session, settings_store.CLOSEOUT, CloseoutSettings)
-    comms = await settings_store.load(session, settings_store.COMMUNICATIONS, CommunicationSettings)
-    state = state_of(row)
+    stored_settings = await settings_store.stored(session, CLOSEOUT, COMMUNICATIONS)
+    closeout = settings_store.parsed(stored_settings, CLOSEOUT, CloseoutSettings)
+    comms = settings_store.parsed(stored_settings, COMMUNICATIONS, CommunicationSettings)
     ctx = forms.Context(
         state=state,
         zone=viewer.company.zone,

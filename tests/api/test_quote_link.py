@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+from sqlalchemy import Connection, Engine, event
 from sqlmodel import select
 
 from api.quotes.routes import NOT_FOUND_BODY
@@ -408,3 +409,34 @@ async def test_a_canceled_jobs_link_says_it_is_no_longer_open(stack: Stack) -> N
     assert refused.status_code == 409, refused.text
     assert "This job is no longer open. Nothing was changed." in refused.text
     assert (await job_view(stack, slug))["seq"] == before["seq"]
+
+
+async def test_a_job_view_reads_only_the_links_its_job_can_have(stack: Stack) -> None:
+    """The quote link is read once the job has a quote, the portal link once it is completed
+    (its closeout makes it): before that, an event's answer and the job view read neither
+    (issue 12: every answer reads what it shows)."""
+    statements: list[str] = []
+
+    def seen(connection: Connection, cursor: Any, sql: str, *_: Any) -> None:
+        if connection.engine.url == stack.db.engine.url:
+            statements.append(sql)
+
+    def reads_of(table: str) -> list[str]:
+        return [s for s in statements if table in s]
+
+    lead = (await stack.new_job())["slug"]
+    quoted = await quote_sent(stack)
+    path = await link_from_email(stack, quoted)  # the quote's email has made its link
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        answered = await stack.event("olga", lead, "owner_assigned", owner="sam")
+        assert answered.status_code == 200, answered.text
+        assert (await job_view(stack, lead))["quote_url"] is None
+        assert answered.json()["quote_url"] is None and answered.json()["portal_url"] is None
+        assert reads_of("quote_links") == [] and reads_of("portal_links") == [], statements
+
+        view = await job_view(stack, quoted)
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+    assert view["quote_url"] and view["quote_url"].endswith(path)
+    assert reads_of("quote_links") and reads_of("portal_links") == []
