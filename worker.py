@@ -74,7 +74,7 @@ def build_worker(
         task_queue=task_queue,
         workflows=[JobWorkflow, MessageResendWorkflow, JobResultWorkflow],
         activities=activities_for(db, settings),
-        workflow_runner=workflow_runner(),
+        workflow_runner=workflow_runner(settings.worker_sandbox),
         # Nearly every activity holds a database connection for a moment. Running more at once
         # than the pool has connections only queues them inside the worker, where their
         # timeouts run out (issue 13): the rest wait in Temporal's task queue instead.

@@ -332,11 +332,13 @@ class Stack:
         pycache: Path | None = None,
         users: dict[str, str] | None = None,
         database_url: str = "",
+        worker_sandbox: bool = True,
     ) -> None:
         self.root = root
         self.pycache = pycache
         # Empty: the embedded SQLite file in the data dir.
         self.database_url = database_url
+        self.worker_sandbox = worker_sandbox
         # {role: username}, each added with `jobline user add`; `tokens` holds theirs by role.
         self.users = USERS if users is None else users
         self.data_dir = root / "data"
@@ -360,6 +362,8 @@ class Stack:
         env["JOBLINE_DATA_DIR"] = str(self.data_dir)
         if self.database_url:
             env["JOBLINE_DATABASE_URL"] = self.database_url
+        if not self.worker_sandbox:
+            env["JOBLINE_WORKER_SANDBOX"] = "false"
         env["PYTHONUNBUFFERED"] = "1"
         if self.pycache is not None:
             env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -719,6 +723,7 @@ def figures(args: argparse.Namespace, stack: Stack, api: Phase, raw: Phase) -> d
             "cpus": os.cpu_count(),
             "load_average_1m_at_end": os.getloadavg()[0],
             "bytecode_cache": not args.no_pycache,
+            "worker_sandbox": not args.unsandboxed,
             "python": sys.version.split()[0],
         },
         "api": {
@@ -771,7 +776,8 @@ def report(f: dict[str, Any]) -> str:
         f"Jobline event benchmark: {c['jobs']} jobs x {c['events_per_job']} events, "
         f"concurrency {c['concurrency']}, warm-up {c['warmup']} lifecycle(s) per phase",
         f"machine: {c['cpus']} CPUs, load average {c['load_average_1m_at_end']:.2f} (1 min, at "
-        f"the end), Python {c['python']}, bytecode cache {'on' if c['bytecode_cache'] else 'off'}",
+        f"the end), Python {c['python']}, bytecode cache {'on' if c['bytecode_cache'] else 'off'}, "
+        f"worker sandbox {'on' if c.get('worker_sandbox', True) else 'off'}",
         "",
         row.format("latency", "n", "p50 ms", "p90 ms", "p99 ms", "mean ms", "max ms"),
     ]
@@ -883,6 +889,12 @@ def add_stack_options(parser: argparse.ArgumentParser) -> None:
         "default: the embedded SQLite file in the temp data dir",
     )
     parser.add_argument(
+        "--unsandboxed",
+        action="store_true",
+        help="run the stack's worker with JOBLINE_WORKER_SANDBOX=false (workflows outside "
+        "Temporal's sandbox)",
+    )
+    parser.add_argument(
         "--keep-data", action="store_true", help="keep the temporary data dir and logs"
     )
     parser.add_argument(
@@ -946,7 +958,7 @@ def run_on_stack(
         pycache = root / "pycache"
         sys.pycache_prefix = str(pycache)
         sys.dont_write_bytecode = False
-    stack = Stack(root, pycache, users, args.database_url)
+    stack = Stack(root, pycache, users, args.database_url, worker_sandbox=not args.unsandboxed)
     failed = False
     try:
         print(

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     # Seconds the worker's PDF processes may sit with nothing to render before they stop (the
     # next document starts them again, ~0.6 s on that one); 0 keeps them up. See activities/pdf.py.
     worker_pdf_idle_seconds: float = Field(default=120.0, ge=0)
+    # Run the workflows in Temporal's sandbox, which stops a non-deterministic call (the clock,
+    # randomness, I/O) when it happens and re-imports the workflow modules for every run. Off,
+    # the worker uses ~13% less CPU (bench/events.py, deploy/README.md "Sizing workers"); the
+    # test suite and the replay of kept histories always run sandboxed, which is where such a
+    # call is caught before it ships.
+    worker_sandbox: bool = True
     # host:port for the worker's Prometheus endpoint (Temporal SDK metrics); empty: none.
     worker_metrics_address: str = ""
     # Request bodies (api/body_guard.py): the most bytes a JSON route reads (the logo upload has

@@ -9,6 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from bench.events import Stack
+from core.config import Settings
 from tests.bench.run import run_bench
 
 # A smoke test: it asserts no timing, so it runs in `make test`'s first pass beside the others
@@ -46,6 +50,7 @@ def test_bench_runs_and_reports_positive_figures(tmp_path: Path) -> None:
     assert figures["api"]["lifecycles_per_s"] > 0
     assert figures["raw"]["workflows_per_s"] > 0
     assert figures["ratio_p50"] > 0
+    assert figures["config"]["worker_sandbox"] is True and "worker sandbox on" in stdout
     assert set(figures["peak_rss_mib"]) == {"worker", "api", "temporal"}
     assert all(mib > 0 for mib in figures["peak_rss_mib"].values())
 
@@ -58,3 +63,15 @@ def test_bench_runs_and_reports_positive_figures(tmp_path: Path) -> None:
     assert figures["api"]["documents"] == 3 * JOBS
     assert figures["api"]["with_documents_s"] >= figures["api"]["wall_s"]
     assert "each type's p90 within" in stdout
+
+
+def test_an_unsandboxed_stack_runs_its_worker_without_the_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--unsandboxed` reaches the stack's worker as JOBLINE_WORKER_SANDBOX=false, which its
+    settings read (tests/workflows/test_unsandboxed_worker.py: what the worker does with it)."""
+    env = Stack(tmp_path, worker_sandbox=False)._env()
+    assert env["JOBLINE_WORKER_SANDBOX"] == "false"
+    assert "JOBLINE_WORKER_SANDBOX" not in Stack(tmp_path)._env()
+    monkeypatch.setenv("JOBLINE_WORKER_SANDBOX", env["JOBLINE_WORKER_SANDBOX"])
+    assert Settings(_env_file=None).worker_sandbox is False  # type: ignore[call-arg]
