@@ -77,6 +77,7 @@ READS: dict[str, tuple[str, ...]] = {
         "log_level",
         "worker_workflow_cache",
         "worker_pdf_idle_seconds",
+        "worker_sandbox",
         "worker_metrics_address",
     ),
     "migrate": _vars(*_BASE, *_DATABASE),
